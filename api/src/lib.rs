@@ -1,0 +1,31 @@
+//! # cupcake-api
+//!
+//! The types every part of CUPCAKE shares, and nothing else: no IO.
+//!
+//! - [`crd`]: the custom resources DirectUpdate, ScheduledUpdate and UpdateSchedule;
+//! - [`fleet`]: fleet-repo manifests (`ClusterVersion`, `UpdateSchedule`, `VersionCatalog`);
+//! - [`schedule`]: the maintenance-schedule model;
+//! - [`snapshot`]: the observed cluster the planner reads;
+//! - [`plan`]: the plan, findings and decision the planner and the policy gate produce;
+//! - [`labels`]: label and annotation keys on nodes and CRs.
+//!
+//! ```
+//! use cupcake_api::KubeVersion;
+//! let v: KubeVersion = "v1.34.2".parse().unwrap();
+//! assert_eq!(v.to_string(), "1.34.2");
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod common;
+pub mod crd;
+pub mod fleet;
+pub mod labels;
+pub mod plan;
+pub mod schedule;
+pub mod snapshot;
+pub mod version;
+
+pub use version::{KubeVersion, VersionError};
+
+/// API group of every CUPCAKE resource.
+pub const GROUP: &str = "cupcake.ricardomolendijk.com";

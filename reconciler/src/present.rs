@@ -1,0 +1,168 @@
+//! The result of `cupcake plan` and how it is shown: the JSON contract, a
+//! readable text summary, and Markdown fit for a pull-request comment.
+
+use std::fmt::Write as _;
+
+use cupcake_api::KubeVersion;
+use cupcake_api::common::GoDuration;
+use cupcake_api::crd::DirectUpdate;
+use cupcake_api::plan::{CurrentVersions, Decision, Plan, Severity, Stage, Verdict};
+use serde::Serialize;
+
+/// `cupcake plan -o json`. Tests and CI tools depend on these keys.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanReport {
+    pub cluster: String,
+    /// Fleet commit, when the fleet is a git checkout.
+    pub revision: Option<String>,
+    pub target: KubeVersion,
+    pub up_to_date: bool,
+    pub current: CurrentVersions,
+    pub plan: Plan,
+    pub decision: Decision,
+    /// The DirectUpdate that would be applied; null when up to date or denied.
+    pub direct_update: Option<DirectUpdate>,
+}
+
+impl PlanReport {
+    /// Process exit code: 0 allowed or up to date, 2 denied, 3 deferred.
+    pub fn exit_code(&self) -> u8 {
+        match self.decision.verdict {
+            Verdict::Allow => 0,
+            Verdict::Deny => 2,
+            Verdict::Defer => 3,
+        }
+    }
+}
+
+/// How many batches of a stage are listed before "… N more".
+const BATCHES_SHOWN: usize = 3;
+/// How many nodes of a batch are listed before "… N more".
+const NODES_SHOWN: usize = 6;
+
+fn batch_text(b: &[String]) -> String {
+    let mut s = b.iter().take(NODES_SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if b.len() > NODES_SHOWN {
+        let _ = write!(s, ", … {} more", b.len() - NODES_SHOWN);
+    }
+    format!("[{s}]")
+}
+
+fn stage_text(s: &Stage) -> String {
+    let nodes: usize = s.batches.iter().map(Vec::len).sum();
+    let shown: Vec<String> = s.batches.iter().take(BATCHES_SHOWN).map(|b| batch_text(b)).collect();
+    let mut t = shown.join(" ");
+    if s.batches.len() > BATCHES_SHOWN {
+        let rest: usize = s.batches[BATCHES_SHOWN..].iter().map(Vec::len).sum();
+        let _ = write!(t, " … {} more batches ({rest} nodes)", s.batches.len() - BATCHES_SHOWN);
+    }
+    format!("{} node(s) in {} batch(es): {t}", nodes, s.batches.len())
+}
+
+fn duration(secs: u64) -> String {
+    GoDuration::from_secs(secs).to_string()
+}
+
+fn severity_tag(sev: Severity, forced: bool) -> &'static str {
+    match (sev, forced) {
+        (Severity::Deny, true) => "FORCED",
+        (Severity::Deny, false) => "DENY",
+        (Severity::Defer, _) => "DEFER",
+        (Severity::Warn, _) => "WARN",
+    }
+}
+
+fn current_text(c: &CurrentVersions) -> (String, String) {
+    let cp = c.control_plane.as_ref().map_or("unknown".to_string(), ToString::to_string);
+    let apis: Vec<String> = c.apiservers.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    let kubelets: Vec<String> = c.kubelets.iter().map(|(v, n)| format!("{v} ×{n}")).collect();
+    (format!("{cp} ({})", apis.join(", ")), kubelets.join(", "))
+}
+
+fn verdict_line(r: &PlanReport) -> String {
+    let mut s = match (r.up_to_date, r.decision.verdict) {
+        (true, Verdict::Allow) => "UP TO DATE".to_string(),
+        (_, Verdict::Allow) => "ALLOWED".to_string(),
+        (_, Verdict::Deny) => "DENIED".to_string(),
+        (_, Verdict::Defer) => "DEFERRED".to_string(),
+    };
+    if let Some(t) = r.decision.defer_until {
+        let _ = write!(s, " until {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    s
+}
+
+/// The human-readable summary.
+pub fn text(r: &PlanReport) -> String {
+    let mut o = String::new();
+    let cp = r.current.control_plane.as_ref().map_or("unknown".to_string(), ToString::to_string);
+    let _ = writeln!(o, "Cluster {}: {} → {}", r.cluster, cp, r.target);
+    if let Some(rev) = &r.revision {
+        let _ = writeln!(o, "Revision: {rev}");
+    }
+    let _ = writeln!(o, "Verdict: {}", verdict_line(r));
+    let (apis, kubelets) = current_text(&r.current);
+    let _ = writeln!(o, "Control plane: {apis}");
+    let _ = writeln!(o, "Kubelets: {kubelets}");
+    if !r.plan.hops.is_empty() {
+        let hops: Vec<String> = r.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect();
+        let _ = writeln!(o, "Hops: {}", hops.join(", "));
+    }
+    if !r.plan.stages.is_empty() {
+        let _ = writeln!(o, "Plan (estimate {}):", duration(r.plan.estimate.seconds));
+        for (i, s) in r.plan.stages.iter().enumerate() {
+            let _ = writeln!(o, "  {:>2}. {:<13} {:<10} {}", i + 1, s.kind.as_str(), s.version.to_string(), stage_text(s));
+        }
+    }
+    if r.decision.findings.is_empty() {
+        let _ = writeln!(o, "Findings: none");
+    } else {
+        let _ = writeln!(o, "Findings:");
+        for f in &r.decision.findings {
+            let _ = writeln!(o, "  {:<6} {} ({}): {}", severity_tag(f.severity, f.forced), f.rule, f.source, f.message);
+        }
+    }
+    if let Some(du) = &r.direct_update {
+        let _ = writeln!(o, "DirectUpdate: {}", du.metadata.name.as_deref().unwrap_or_default());
+    }
+    o
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Markdown for a pull-request comment: verdict first, then plan and findings.
+pub fn markdown(r: &PlanReport) -> String {
+    let mut o = String::new();
+    let icon = match r.decision.verdict {
+        Verdict::Allow => "✅",
+        Verdict::Deny => "⛔",
+        Verdict::Defer => "⏸️",
+    };
+    let cp = r.current.control_plane.as_ref().map_or("unknown".to_string(), ToString::to_string);
+    let _ = writeln!(o, "### {icon} CUPCAKE plan for `{}`: **{}**\n", r.cluster, verdict_line(r));
+    let _ = writeln!(o, "`{cp}` → `{}`{}\n", r.target, r.revision.as_ref().map(|v| format!(" at `{v}`")).unwrap_or_default());
+    if !r.decision.findings.is_empty() {
+        let _ = writeln!(o, "| severity | rule | message | source |\n|---|---|---|---|");
+        for f in &r.decision.findings {
+            let _ = writeln!(o, "| {} | `{}` | {} | {} |", severity_tag(f.severity, f.forced), f.rule, md_escape(&f.message), f.source);
+        }
+        o.push('\n');
+    }
+    if !r.plan.stages.is_empty() {
+        let _ = writeln!(o, "**Plan** (estimate {}):\n", duration(r.plan.estimate.seconds));
+        let _ = writeln!(o, "| # | stage | version | nodes |\n|---|---|---|---|");
+        for (i, s) in r.plan.stages.iter().enumerate() {
+            let _ = writeln!(o, "| {} | {} | {} | {} |", i + 1, s.kind.as_str(), s.version, md_escape(&stage_text(s)));
+        }
+        o.push('\n');
+    }
+    let (apis, kubelets) = current_text(&r.current);
+    let _ = writeln!(o, "<details><summary>Current versions</summary>\n\n- control plane: {apis}\n- kubelets: {kubelets}\n</details>");
+    if let Some(du) = &r.direct_update {
+        let _ = writeln!(o, "\nDirectUpdate: `{}`", du.metadata.name.as_deref().unwrap_or_default());
+    }
+    o
+}

@@ -1,0 +1,338 @@
+//! Read a cluster snapshot from the output of
+//! `kubectl get nodes,pods,pdb -A -o yaml` (or `-o json`): a `v1 List`.
+//!
+//! Only the fields the planner needs are decoded; everything else in
+//! kubectl's output is skipped without being built, which keeps a
+//! 5,000-node snapshot fast to read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cupcake_api::KubeVersion;
+use cupcake_api::labels::{ROLE_CONTROL_PLANE, ROLE_MASTER};
+use cupcake_api::snapshot::{
+    ClusterSnapshot, ControlPlaneComponents, IntOrString, LabelSelector, Node, Pdb, PdbStatus, Pod, Role, Taint,
+};
+use serde::Deserialize;
+
+/// A snapshot that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid { origin: origin.to_string(), message: message.into() }
+}
+
+#[derive(Deserialize)]
+struct RawList {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    items: Option<Vec<RawObject>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawObject {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: RawMeta,
+    spec: RawSpec,
+    status: RawStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    labels: BTreeMap<String, String>,
+    #[serde(rename = "ownerReferences")]
+    owner_references: Vec<RawOwner>,
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawOwner {
+    kind: String,
+    controller: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawSpec {
+    // Node
+    unschedulable: Option<bool>,
+    taints: Vec<Taint>,
+    // Pod
+    #[serde(rename = "nodeName")]
+    node_name: Option<String>,
+    containers: Vec<RawContainer>,
+    // PDB
+    selector: Option<RawSelector>,
+    #[serde(rename = "minAvailable")]
+    min_available: Option<IntOrString>,
+    #[serde(rename = "maxUnavailable")]
+    max_unavailable: Option<IntOrString>,
+}
+
+/// A PDB's selector; other kinds (Services) use a plain map we don't need.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSelector {
+    Selector(LabelSelector),
+    #[allow(dead_code)]
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawContainer {
+    name: String,
+    image: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawStatus {
+    // Node
+    #[serde(rename = "nodeInfo")]
+    node_info: Option<RawNodeInfo>,
+    conditions: Vec<RawCondition>,
+    // Pod
+    phase: Option<String>,
+    // PDB
+    #[serde(rename = "disruptionsAllowed")]
+    disruptions_allowed: Option<i64>,
+    #[serde(rename = "currentHealthy")]
+    current_healthy: Option<i64>,
+    #[serde(rename = "desiredHealthy")]
+    desired_healthy: Option<i64>,
+    #[serde(rename = "expectedPods")]
+    expected_pods: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawNodeInfo {
+    #[serde(rename = "kubeletVersion")]
+    kubelet_version: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawCondition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+}
+
+/// Read a snapshot file (YAML or JSON).
+pub fn read_file(path: &Path) -> Result<ClusterSnapshot, SnapshotError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SnapshotError::Io { path: path.to_path_buf(), source })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parse snapshot text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<ClusterSnapshot, SnapshotError> {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(invalid(origin, "empty snapshot: expected the output of `kubectl get nodes,pods,pdb -A -o yaml`"));
+    }
+    let list: RawList = if trimmed.starts_with('{') {
+        serde_json::from_str(text).map_err(|e| {
+            let hint = if e.is_eof() { " (the file looks truncated)" } else { "" };
+            invalid(origin, format!("line {} column {}: {e}{hint}", e.line(), e.column()))
+        })?
+    } else {
+        yaml_serde::from_str(text).map_err(|e| invalid(origin, yaml_message(&e)))?
+    };
+    from_list(list, origin)
+}
+
+fn yaml_message(e: &yaml_serde::Error) -> String {
+    match e.location() {
+        Some(l) => {
+            let mut msg = e.to_string();
+            if let Some(i) = msg.find(" at line ") {
+                msg.truncate(i);
+            }
+            format!("line {} column {}: {msg}", l.line(), l.column())
+        }
+        None => e.to_string(),
+    }
+}
+
+const LIST_HINT: &str = "expected the output of `kubectl get nodes,pods,pdb -A -o yaml` (apiVersion: v1, kind: List)";
+
+fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotError> {
+    // kubectl prints `kind: List` after `items`, so a file cut short loses it.
+    let kind = list.kind.ok_or_else(|| {
+        invalid(origin, format!("no `kind` at the top level: the file looks truncated or is not a kubectl list; {LIST_HINT}"))
+    })?;
+    if !kind.ends_with("List") {
+        return Err(invalid(origin, format!("kind {kind:?} is not a list; {LIST_HINT}")));
+    }
+    if list.api_version.as_deref() != Some("v1") && kind == "List" {
+        return Err(invalid(origin, format!("apiVersion {:?} where \"v1\" was expected; {LIST_HINT}", list.api_version)));
+    }
+    let items = list.items.ok_or_else(|| invalid(origin, format!("no `items`; {LIST_HINT}")))?;
+    let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
+
+    let mut nodes = Vec::new();
+    let mut pods = Vec::new();
+    let mut pdbs = Vec::new();
+    // (pod index, image) of control-plane static pods.
+    let mut cp_images = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let k = item.kind.clone().or_else(|| item.kind.clone().or(item_kind.clone()));
+        let name = item.metadata.name.clone().ok_or_else(|| invalid(origin, format!("items[{i}]: metadata.name missing")))?;
+        let at = |what: &str| format!("items[{i}] ({} {name})", what);
+        match k.as_deref() {
+            Some("Node") => nodes.push(node(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Node"))))?),
+            Some("Pod") => {
+                let (p, image) = pod(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Pod"))))?;
+                if let Some(image) = image {
+                    cp_images.push((pods.len(), image));
+                }
+                pods.push(p);
+            }
+            Some("PodDisruptionBudget") => {
+                if item.api_version.as_deref().is_some_and(|v| v != "policy/v1") {
+                    return Err(invalid(origin, format!("{}: apiVersion {:?} is not supported, use policy/v1", at("PodDisruptionBudget"), item.api_version)));
+                }
+                pdbs.push(pdb(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("PodDisruptionBudget"))))?)
+            }
+            // Other kinds (a user may add deployments or services) do not matter to the planner.
+            Some(_) => {}
+            None => return Err(invalid(origin, format!("items[{i}] ({name}): kind missing"))),
+        }
+    }
+    if nodes.is_empty() {
+        return Err(invalid(origin, format!("the snapshot holds no Node; {LIST_HINT}")));
+    }
+    attach_control_plane(&mut nodes, &pods, &cp_images);
+    Ok(ClusterSnapshot { nodes, pods, pdbs })
+}
+
+fn node(item: RawObject, name: &str) -> Result<Node, String> {
+    let kv = item
+        .status
+        .node_info
+        .and_then(|n| n.kubelet_version)
+        .ok_or("status.nodeInfo.kubeletVersion missing (was the node written without its status?)")?;
+    let kubelet_version = KubeVersion::parse(&kv).map_err(|e| format!("status.nodeInfo.kubeletVersion: {e}"))?;
+    let labels = item.metadata.labels;
+    let role = if labels.contains_key(ROLE_CONTROL_PLANE) || labels.contains_key(ROLE_MASTER) {
+        Role::ControlPlane
+    } else {
+        Role::Worker
+    };
+    let ready = item.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    Ok(Node {
+        name: name.to_string(),
+        labels,
+        role,
+        kubelet_version,
+        ready,
+        unschedulable: item.spec.unschedulable.unwrap_or(false),
+        taints: item.spec.taints,
+        control_plane: None,
+    })
+}
+
+fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
+    let namespace = item.metadata.namespace.ok_or("metadata.namespace missing")?;
+    let owner_kind = item
+        .metadata
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or(item.metadata.owner_references.first())
+        .map(|o| o.kind.clone())
+        // Mirror pods of static manifests carry this annotation.
+        .or_else(|| item.metadata.annotations.contains_key("kubernetes.io/config.mirror").then(|| "Node".to_string()));
+    let pod = Pod {
+        namespace,
+        name: name.to_string(),
+        node: item.spec.node_name.unwrap_or_default(),
+        labels: item.metadata.labels,
+        owner_kind,
+        phase: item.status.phase.unwrap_or_default(),
+    };
+    let image = (pod.namespace == "kube-system")
+        .then(|| component_of(&pod))
+        .flatten()
+        .and_then(|c| item.spec.containers.iter().find(|x| x.name == c).or(item.spec.containers.first()))
+        .and_then(|x| x.image.clone());
+    Ok((pod, image))
+}
+
+fn component_of(p: &Pod) -> Option<&'static str> {
+    const COMPONENTS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
+    let by_label = p.labels.get("component").and_then(|c| COMPONENTS.iter().find(|x| *x == c).copied());
+    by_label.or_else(|| COMPONENTS.iter().find(|c| p.name.starts_with(&format!("{c}-"))).copied())
+}
+
+fn attach_control_plane(nodes: &mut [Node], pods: &[Pod], images: &[(usize, String)]) {
+    let mut by_node: BTreeMap<&str, ControlPlaneComponents> = BTreeMap::new();
+    for (i, image) in images {
+        let p = &pods[*i];
+        let Some(c) = component_of(p) else { continue };
+        if p.node.is_empty() {
+            continue;
+        }
+        let entry = by_node.entry(p.node.as_str()).or_default();
+        match c {
+            "kube-apiserver" => entry.apiserver = KubeVersion::from_image(image),
+            "kube-controller-manager" => entry.controller_manager = KubeVersion::from_image(image),
+            "kube-scheduler" => entry.scheduler = KubeVersion::from_image(image),
+            _ => entry.etcd = image.rsplit_once(':').map(|(_, t)| t.split('@').next().unwrap_or(t).to_string()),
+        }
+    }
+    for n in nodes.iter_mut() {
+        if let Some(c) = by_node.remove(n.name.as_str()) {
+            n.control_plane = Some(c);
+        }
+    }
+}
+
+fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
+    let namespace = item.metadata.namespace.ok_or("metadata.namespace missing")?;
+    let s = &item.status;
+    let status = s.disruptions_allowed.map(|d| PdbStatus {
+        disruptions_allowed: d,
+        current_healthy: s.current_healthy.unwrap_or(0),
+        desired_healthy: s.desired_healthy.unwrap_or(0),
+        expected_pods: s.expected_pods.unwrap_or(0),
+    });
+    let selector = match item.spec.selector {
+        Some(RawSelector::Selector(sel)) => Some(sel),
+        Some(RawSelector::Other(_)) => return Err("spec.selector is not a label selector".into()),
+        None => None,
+    };
+    if item.spec.min_available.is_some() && item.spec.max_unavailable.is_some() {
+        return Err("spec sets both minAvailable and maxUnavailable".into());
+    }
+    Ok(Pdb {
+        namespace,
+        name: name.to_string(),
+        selector,
+        min_available: item.spec.min_available,
+        max_unavailable: item.spec.max_unavailable,
+        status,
+    })
+}
+

@@ -1,0 +1,142 @@
+//! Find the line and column of a field path (`spec.windows[0].schedule`) in
+//! YAML text, for errors found after deserialization (the YAML parser only
+//! knows positions while it parses).
+//!
+//! This is a line scanner for block-style YAML, which is what people write in
+//! fleet repos; for flow style it falls back to the nearest enclosing key.
+
+/// One segment of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Parse `spec.windows[0].schedule` into segments.
+pub fn parse_path(path: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                out.push(Seg::Key(rest[..i].to_string()));
+            }
+            rest = &rest[i..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let Some(end) = stripped.find(']') else { break };
+                if let Ok(n) = stripped[..end].parse() {
+                    out.push(Seg::Index(n));
+                }
+                rest = &stripped[end + 1..];
+            }
+        } else if !rest.is_empty() {
+            out.push(Seg::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
+struct Line<'a> {
+    /// Indentation of the content, counting a leading `- ` as indentation.
+    indent: usize,
+    /// Whether the line starts a list item (`- `).
+    item: bool,
+    /// Indentation of the `-` for list items.
+    dash_indent: usize,
+    content: &'a str,
+}
+
+fn scan(text: &str) -> Vec<Option<Line<'_>>> {
+    text.lines()
+        .map(|raw| {
+            let trimmed = raw.trim_start_matches(' ');
+            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+                return None;
+            }
+            let lead = raw.len() - trimmed.len();
+            if let Some(after) = trimmed.strip_prefix("- ").or_else(|| (trimmed == "-").then_some("")) {
+                let extra = after.len() - after.trim_start_matches(' ').len();
+                Some(Line { indent: lead + 2 + extra, item: true, dash_indent: lead, content: after.trim_start_matches(' ') })
+            } else {
+                Some(Line { indent: lead, item: false, dash_indent: lead, content: trimmed })
+            }
+        })
+        .collect()
+}
+
+fn key_of(content: &str) -> Option<&str> {
+    let (k, _) = content.split_once(':')?;
+    Some(k.trim().trim_matches('"').trim_matches('\''))
+}
+
+/// 1-based (line, column) of the path's last segment that could be found.
+pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    let lines = scan(text);
+    let mut range = 0..lines.len();
+    let mut found: Option<(usize, usize)> = None;
+    let mut parent_indent: Option<usize> = None;
+    for seg in path {
+        // The indentation of this block's children: the first content line in range.
+        let child = range.clone().find_map(|i| lines[i].as_ref().map(|l| (i, l)));
+        let Some((_, first)) = child else { break };
+        let hit = match seg {
+            Seg::Key(k) => {
+                let ind = first.indent;
+                range.clone().find(|&i| {
+                    lines[i].as_ref().is_some_and(|l| l.indent == ind && key_of(l.content) == Some(k.as_str()))
+                })
+            }
+            Seg::Index(n) => {
+                let dash = first.dash_indent;
+                range
+                    .clone()
+                    .filter(|&i| lines[i].as_ref().is_some_and(|l| l.item && l.dash_indent == dash))
+                    .nth(*n)
+            }
+        };
+        let Some(i) = hit else { break };
+        let l = lines[i].as_ref()?;
+        found = Some((i + 1, if matches!(seg, Seg::Index(_)) { l.dash_indent + 1 } else { l.indent + 1 }));
+        // The block of this node: following lines indented deeper than its own start.
+        let own = match seg {
+            Seg::Key(_) => l.indent,
+            Seg::Index(_) => l.dash_indent,
+        };
+        let end = (i + 1..lines.len())
+            .find(|&j| lines[j].as_ref().is_some_and(|m| (if m.item { m.dash_indent } else { m.indent }) <= own))
+            .unwrap_or(lines.len());
+        range = match seg {
+            // A list item's first key sits on the item's own line.
+            Seg::Index(_) => i..end,
+            Seg::Key(_) => i + 1..end,
+        };
+        parent_indent = Some(own);
+    }
+    let _ = parent_indent;
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "apiVersion: x\nkind: UpdateSchedule\nspec:\n  windows:\n    - schedule: \"0 2 * * 6\"\n      duration: 4h\n    - days: [Sat]\n      startTime: \"01:00\"\n      timeZone: Mars/Base\n  suspended: false\n";
+
+    #[test]
+    fn finds_nested_fields() {
+        let cases = [
+            ("spec", Some((3, 1))),
+            ("spec.windows", Some((4, 3))),
+            ("spec.windows[0].schedule", Some((5, 7))),
+            ("spec.windows[0].duration", Some((6, 7))),
+            ("spec.windows[1]", Some((7, 5))),
+            ("spec.windows[1].timeZone", Some((9, 7))),
+            ("spec.suspended", Some((10, 3))),
+            ("kind", Some((2, 1))),
+            ("spec.nothing", Some((3, 1))),
+        ];
+        for (path, want) in cases {
+            assert_eq!(locate(DOC, &parse_path(path)), want, "{path}");
+        }
+    }
+}
