@@ -106,8 +106,28 @@ fn read(path: &Path) -> Result<String, LoadError> {
 
 /// Deserialize one manifest, mapping serde errors to file:line:col + field path.
 pub fn parse_manifest<S: DeserializeOwned>(file: &Path, text: &str, kind: &str) -> Result<Manifest<S>, LoadError> {
-    if text.trim().is_empty() {
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
         return Err(LoadError::invalid(file, text, "", format!("empty file: expected a {kind} manifest")));
+    }
+    // Check what the file claims to be before judging its fields by that claim.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "apiVersion")]
+        api_version: Option<String>,
+        kind: Option<String>,
+    }
+    if let Ok(h) = yaml_serde::from_str::<Header>(text) {
+        if let Some(v) = h.api_version.as_deref().filter(|v| *v != API_VERSION) {
+            return Err(LoadError::invalid(
+                file,
+                text,
+                "apiVersion",
+                format!("unsupported apiVersion {v:?}: expected {API_VERSION:?}"),
+            ));
+        }
+        if let Some(k) = h.kind.as_deref().filter(|k| *k != kind) {
+            return Err(LoadError::invalid(file, text, "kind", format!("kind {k:?} where {kind:?} was expected")));
+        }
     }
     let de = yaml_serde::Deserializer::from_str(text);
     let parsed: Result<Manifest<S>, _> = serde_path_to_error::deserialize(de);
@@ -123,9 +143,18 @@ pub fn parse_manifest<S: DeserializeOwned>(file: &Path, text: &str, kind: &str) 
             if let Some(i) = msg.find(" at line ") {
                 msg.truncate(i);
             }
-            let (line, column) = match loc {
-                Some(l) => (Some(l.line()), Some(l.column())),
-                None => {
+            // yaml also prefixes its own (coarser) path; ours is more precise.
+            if let Some((prefix, rest)) = msg.split_once(": ") {
+                if !prefix.contains(' ') && field.starts_with(prefix) {
+                    msg = rest.to_string();
+                }
+            }
+            // Our locator knows exactly where a field is; yaml knows where parsing stopped.
+            let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field)).filter(|p| p.2 && !field.is_empty());
+            let (line, column) = match (exact, loc) {
+                (Some((l, c, _)), _) => (Some(l), Some(c)),
+                (None, Some(l)) => (Some(l.line()), Some(l.column())),
+                (None, None) => {
                     let p = yamlpos::locate(text, &yamlpos::parse_path(&field));
                     (p.map(|p| p.0), p.map(|p| p.1))
                 }

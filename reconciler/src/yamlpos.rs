@@ -71,6 +71,12 @@ fn key_of(content: &str) -> Option<&str> {
 
 /// 1-based (line, column) of the path's last segment that could be found.
 pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    locate_exact(text, path).map(|(l, c, _)| (l, c))
+}
+
+/// Like [`locate`], and whether every segment of the path was found.
+pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
+    let mut matched = 0;
     let lines = scan(text);
     let mut range = 0..lines.len();
     let mut found: Option<(usize, usize)> = None;
@@ -95,6 +101,7 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
             }
         };
         let Some(i) = hit else { break };
+        matched += 1;
         let l = lines[i].as_ref()?;
         found = Some((i + 1, if matches!(seg, Seg::Index(_)) { l.dash_indent + 1 } else { l.indent + 1 }));
         // The block of this node: following lines indented deeper than its own start.
@@ -113,7 +120,7 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
         parent_indent = Some(own);
     }
     let _ = parent_indent;
-    found
+    found.map(|(l, c)| (l, c, matched == path.len()))
 }
 
 #[cfg(test)]
