@@ -186,7 +186,7 @@ replace (
 ${replaces})
 "
   # Keep go.mod/go.sum when unchanged, so a warm rebuild does not re-resolve anything.
-  if [[ ! -f "$dir/go.mod.in" || "$(cat "$dir/go.mod.in")" != "$newmod" || ! -f "$dir/go.sum" ]]; then
+  if [[ ! -f "$dir/go.mod.in" || "$(cat "$dir/go.mod.in")" != "$(printf '%s' "$newmod")" || ! -f "$dir/go.sum" ]]; then
     printf '%s' "$newmod" >"$dir/go.mod.in"
     printf '%s' "$newmod" >"$dir/go.mod"
     rm -f "$dir/go.sum"
@@ -225,7 +225,11 @@ build_k8s_cmd() {
   (cd "$K8S_MOD_DIR" && go build -p "$GO_P" -trimpath -tags "$GO_TAGS" -ldflags "$K8S_LDFLAGS" \
     -o "$tmp" "k8s.io/kubernetes/cmd/$name") || return 1
   local v
-  v="$("$tmp" --version 2>&1 || true)"
+  if [[ "$name" == kubectl ]]; then
+    v="$("$tmp" version --client 2>&1 || true)"
+  else
+    v="$("$tmp" --version 2>&1 || true)"
+  fi
   [[ "$v" == *"$K8S_VERSION"* ]] || { echo "$name --version says '$v', expected $K8S_VERSION" >&2; return 1; }
   install_bin "$name" "$tmp"
 }
