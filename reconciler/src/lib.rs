@@ -13,9 +13,11 @@
 pub mod artefacts;
 pub mod cli;
 pub mod load;
+pub mod observe;
 pub mod plan;
 pub mod present;
 pub mod render;
 pub mod schedule;
 pub mod snapshot;
+pub mod synth;
 pub mod yamlpos;

@@ -30,12 +30,39 @@ pub enum Format {
     Yaml,
 }
 
+/// Output formats of `cupcake snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnapshotFormat {
+    Yaml,
+    Json,
+}
+
+/// Run a future on a fresh single-threaded runtime (the CLI is otherwise synchronous).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(f))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Plan the upgrade of one cluster of a fleet repo and show the verdict.
     ///
     /// Exit codes: 0 allowed or up to date, 2 denied, 3 deferred, 1 error.
     Plan(PlanArgs),
+    /// Write the live cluster's nodes, pods and PDBs as a snapshot for `cupcake plan --snapshot`.
+    ///
+    /// The output is the same `v1 List` that `kubectl get nodes,pods,pdb -A -o yaml` prints.
+    Snapshot {
+        /// kubeconfig to use (default: in-cluster, then $KUBECONFIG, then ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Write to this file instead of stdout.
+        #[arg(long = "out", short = 'f')]
+        out: Option<PathBuf>,
+        /// yaml or json.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = SnapshotFormat::Yaml)]
+        output: SnapshotFormat,
+    },
     /// Write the generated CRDs (crds/) and JSON Schemas (schemas/) from the Rust types.
     Gen {
         /// Only check: exit 1 and name the files that are stale.
@@ -62,6 +89,27 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
+        Command::Snapshot { kubeconfig, out, output } => {
+            let json = block_on(async {
+                let client = crate::observe::client(kubeconfig.as_deref()).await?;
+                crate::observe::snapshot_json(&client).await
+            })??;
+            let text = match output {
+                SnapshotFormat::Json => json + "\n",
+                SnapshotFormat::Yaml => {
+                    let v: serde_json::Value = serde_json::from_str(&json)?;
+                    yaml_serde::to_string(&v)?
+                }
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(0)
+        }
         Command::Gen { check, root } => {
             use crate::artefacts;
             if check {

@@ -10,7 +10,7 @@ use cupcake_api::plan::{Decision, Verdict};
 use super::Format;
 use crate::present::{self, PlanReport};
 use crate::render::{self, Provenance};
-use crate::{load, plan, snapshot};
+use crate::{load, observe, plan, snapshot};
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
@@ -21,8 +21,11 @@ pub struct PlanArgs {
     pub cluster: String,
     /// Observed cluster state: the output of `kubectl get nodes,pods,pdb -A -o yaml` (or -o json).
     /// Default: clusters/NAME/snapshot.yaml.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubeconfig")]
     pub snapshot: Option<PathBuf>,
+    /// Plan against the live cluster of this kubeconfig instead of a snapshot file.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// Evaluate as of this time (RFC 3339); default now.
     #[arg(long)]
     pub now: Option<DateTime<Utc>>,
@@ -52,17 +55,28 @@ fn git_provenance(fleet: &Path, rel: &Path) -> Provenance {
 pub fn plan_report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
     let fleet = load::load_cluster(&args.fleet, &args.cluster)?;
     let def = &fleet.clusters[&args.cluster];
-    let snap_path = args
-        .snapshot
-        .clone()
-        .unwrap_or_else(|| args.fleet.join("clusters").join(&args.cluster).join("snapshot.yaml"));
-    if !snap_path.is_file() {
-        anyhow::bail!(
-            "no snapshot at {}: pass --snapshot FILE (the output of `kubectl get nodes,pods,pdb -A -o yaml`)",
-            snap_path.display()
-        );
-    }
-    let snapshot = snapshot::read_file(&snap_path)?;
+    let snapshot = match &args.kubeconfig {
+        Some(kubeconfig) => {
+            let json = super::block_on(async {
+                let client = observe::client(Some(kubeconfig)).await?;
+                observe::snapshot_json(&client).await
+            })??;
+            snapshot::parse(&json, &format!("live cluster ({})", kubeconfig.display()))?
+        }
+        None => {
+            let snap_path = args
+                .snapshot
+                .clone()
+                .unwrap_or_else(|| args.fleet.join("clusters").join(&args.cluster).join("snapshot.yaml"));
+            if !snap_path.is_file() {
+                anyhow::bail!(
+                    "no snapshot at {}: pass --snapshot FILE (the output of `kubectl get nodes,pods,pdb -A -o yaml`) or --kubeconfig",
+                    snap_path.display()
+                );
+            }
+            snapshot::read_file(&snap_path)?
+        }
+    };
     let spec = &def.version.spec;
     let outcome = plan::plan(plan::PlanInput { spec, catalog: fleet.catalog_spec(), snapshot: &snapshot });
     let _now = args.now.unwrap_or_else(Utc::now);
