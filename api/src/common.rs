@@ -17,7 +17,9 @@ pub struct GoDuration(pub std::time::Duration);
 
 /// Why a string is not a duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected a number followed by a unit (ms, s, m, h, d), e.g. 90s, 30m, 1h30m")]
+#[error(
+    "invalid duration {0:?}: expected a number followed by a unit (ms, s, m, h, d), e.g. 90s, 30m, 1h30m"
+)]
 pub struct DurationError(pub String);
 
 impl GoDuration {
@@ -59,7 +61,9 @@ impl FromStr for GoDuration {
                 return Err(err());
             };
             rest = &rest[len..];
-            total_ms = total_ms.checked_add(n.checked_mul(unit_ms).ok_or_else(err)?).ok_or_else(err)?;
+            total_ms = total_ms
+                .checked_add(n.checked_mul(unit_ms).ok_or_else(err)?)
+                .ok_or_else(err)?;
         }
         let ms = u64::try_from(total_ms).map_err(|_| err())?;
         Ok(Self(std::time::Duration::from_millis(ms)))
@@ -169,7 +173,9 @@ impl<'de> Deserialize<'de> for IntOrPercent {
                 if v == 0 {
                     return Err(E::custom("must be at least 1"));
                 }
-                u32::try_from(v).map(IntOrPercent::Int).map_err(|_| E::custom("too large"))
+                u32::try_from(v)
+                    .map(IntOrPercent::Int)
+                    .map_err(|_| E::custom("too large"))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 if v < 1 {
@@ -179,14 +185,20 @@ impl<'de> Deserialize<'de> for IntOrPercent {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 if let Some(p) = v.strip_suffix('%') {
-                    let n: u32 = p.parse().map_err(|_| E::custom(format!("invalid percentage {v:?}")))?;
+                    let n: u32 = p
+                        .parse()
+                        .map_err(|_| E::custom(format!("invalid percentage {v:?}")))?;
                     if n == 0 || n > 100 {
-                        return Err(E::custom(format!("percentage {v:?} must be between 1% and 100%")));
+                        return Err(E::custom(format!(
+                            "percentage {v:?} must be between 1% and 100%"
+                        )));
                     }
                     Ok(IntOrPercent::Percent(n))
                 } else {
                     let n: i64 = v.parse().map_err(|_| {
-                        E::custom(format!("invalid value {v:?}: expected an integer or a percentage like \"25%\""))
+                        E::custom(format!(
+                            "invalid value {v:?}: expected an integer or a percentage like \"25%\""
+                        ))
                     })?;
                     self.visit_i64(n)
                 }
@@ -229,7 +241,9 @@ pub enum Strategy {
 }
 
 /// A host component the agent upgrades.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Component {
     Kubeadm,
@@ -337,18 +351,37 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        let cases = [("90s", Some(90)), ("30m", Some(1800)), ("1h30m", Some(5400)), ("2d", Some(172800)),
-            ("4h", Some(14400)), ("", None), ("h", None), ("10", None), ("1x", None), ("-5m", None)];
+        let cases = [
+            ("90s", Some(90)),
+            ("30m", Some(1800)),
+            ("1h30m", Some(5400)),
+            ("2d", Some(172800)),
+            ("4h", Some(14400)),
+            ("", None),
+            ("h", None),
+            ("10", None),
+            ("1x", None),
+            ("-5m", None),
+        ];
         for (s, want) in cases {
-            assert_eq!(s.parse::<GoDuration>().ok().map(|d| d.as_secs()), want, "{s}");
+            assert_eq!(
+                s.parse::<GoDuration>().ok().map(|d| d.as_secs()),
+                want,
+                "{s}"
+            );
         }
         assert_eq!("5400s".parse::<GoDuration>().unwrap().to_string(), "1h30m");
     }
 
     #[test]
     fn percentages_round_down_to_at_least_one() {
-        let cases = [(IntOrPercent::Percent(25), 10, 2), (IntOrPercent::Percent(10), 5, 1),
-            (IntOrPercent::Percent(100), 7, 7), (IntOrPercent::Int(3), 2, 3), (IntOrPercent::Percent(33), 9, 2)];
+        let cases = [
+            (IntOrPercent::Percent(25), 10, 2),
+            (IntOrPercent::Percent(10), 5, 1),
+            (IntOrPercent::Percent(100), 7, 7),
+            (IntOrPercent::Int(3), 2, 3),
+            (IntOrPercent::Percent(33), 9, 2),
+        ];
         for (v, total, want) in cases {
             assert_eq!(v.resolve(total), want, "{v} of {total}");
         }
@@ -359,7 +392,13 @@ mod tests {
         for bad in ["0", "-1", "\"0%\"", "\"150%\"", "\"abc\""] {
             assert!(serde_json::from_str::<IntOrPercent>(bad).is_err(), "{bad}");
         }
-        assert_eq!(serde_json::from_str::<IntOrPercent>("\"25%\"").unwrap(), IntOrPercent::Percent(25));
-        assert_eq!(serde_json::from_str::<IntOrPercent>("4").unwrap(), IntOrPercent::Int(4));
+        assert_eq!(
+            serde_json::from_str::<IntOrPercent>("\"25%\"").unwrap(),
+            IntOrPercent::Percent(25)
+        );
+        assert_eq!(
+            serde_json::from_str::<IntOrPercent>("4").unwrap(),
+            IntOrPercent::Int(4)
+        );
     }
 }

@@ -11,10 +11,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::KubeVersion;
 use crate::common::{CanarySpec, Component, DrainSpec, GoDuration, Strategy, default_components};
 use crate::plan::Stage;
 use crate::schedule::UpdateScheduleSpec;
-use crate::KubeVersion;
 
 /// Upgrade a cluster's nodes to one Kubernetes version, now.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

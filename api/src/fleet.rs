@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{AllowPrerelease, CanarySpec, Component, DrainSpec, GoDuration, IntOrPercent, Strategy, default_components};
-use crate::schedule::UpdateScheduleSpec;
 use crate::KubeVersion;
+use crate::common::{
+    AllowPrerelease, CanarySpec, Component, DrainSpec, GoDuration, IntOrPercent, Strategy,
+    default_components,
+};
+use crate::schedule::UpdateScheduleSpec;
 
 /// `apiVersion` of every CUPCAKE manifest.
 pub const API_VERSION: &str = "cupcake.ricardomolendijk.com/v1";
@@ -107,7 +110,10 @@ pub struct BackupSpec {
 
 impl Default for BackupSpec {
     fn default() -> Self {
-        Self { etcd: true, store: None }
+        Self {
+            etcd: true,
+            store: None,
+        }
     }
 }
 
@@ -138,7 +144,11 @@ fn d_worker() -> GoDuration {
 
 impl Default for StepEstimates {
     fn default() -> Self {
-        Self { backup: d_backup(), control_plane_node: d_cp(), worker_batch: d_worker() }
+        Self {
+            backup: d_backup(),
+            control_plane_node: d_cp(),
+            worker_batch: d_worker(),
+        }
     }
 }
 
@@ -152,7 +162,12 @@ pub struct VersionCatalogSpec {
 
 impl VersionCatalogSpec {
     /// The newest release of `major.minor` that `allow` permits.
-    pub fn latest_patch(&self, major: u64, minor: u64, allow: AllowPrerelease) -> Option<&KubeVersion> {
+    pub fn latest_patch(
+        &self,
+        major: u64,
+        minor: u64,
+        allow: AllowPrerelease,
+    ) -> Option<&KubeVersion> {
         self.versions
             .iter()
             .filter(|v| v.major == major && v.minor == minor && allow.permits(v))

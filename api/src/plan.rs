@@ -19,7 +19,9 @@ pub struct Hop {
 }
 
 /// What a stage does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum StageKind {
     /// Take and verify an etcd snapshot (on the listed control-plane node) before a control-plane hop.
@@ -80,7 +82,9 @@ pub struct Plan {
 }
 
 /// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Blocks the plan unless forced (when forceable).
@@ -114,7 +118,12 @@ pub struct Finding {
 
 impl Finding {
     /// A finding raised by the planner itself.
-    pub fn planner(rule: &str, severity: Severity, forceable: bool, message: impl Into<String>) -> Self {
+    pub fn planner(
+        rule: &str,
+        severity: Severity,
+        forceable: bool,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             rule: rule.to_string(),
             severity,
@@ -161,14 +170,22 @@ pub struct Decision {
 impl Decision {
     /// Deny if any deny is not forced, else defer if any defer, else allow.
     /// Marks forceable denies whose rule is in `force` as forced.
-    pub fn from_findings(mut findings: Vec<Finding>, force: &[String], defer_until: Option<DateTime<Utc>>) -> Self {
+    pub fn from_findings(
+        mut findings: Vec<Finding>,
+        force: &[String],
+        defer_until: Option<DateTime<Utc>>,
+    ) -> Self {
         for f in &mut findings {
             if f.severity == Severity::Deny && f.forceable && force.iter().any(|r| r == &f.rule) {
                 f.forced = true;
             }
         }
-        findings.sort_by(|a, b| (a.severity, a.forced, &a.rule).cmp(&(b.severity, b.forced, &b.rule)));
-        let verdict = if findings.iter().any(|f| f.severity == Severity::Deny && !f.forced) {
+        findings
+            .sort_by(|a, b| (a.severity, a.forced, &a.rule).cmp(&(b.severity, b.forced, &b.rule)));
+        let verdict = if findings
+            .iter()
+            .any(|f| f.severity == Severity::Deny && !f.forced)
+        {
             Verdict::Deny
         } else if findings.iter().any(|f| f.severity == Severity::Defer) {
             Verdict::Defer
@@ -180,7 +197,11 @@ impl Decision {
         } else {
             None
         };
-        Self { verdict, defer_until, findings }
+        Self {
+            verdict,
+            defer_until,
+            findings,
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::KubeVersion;
 
 /// A node's role in a kubeadm cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     ControlPlane,
@@ -111,7 +113,9 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Kubernetes semantics: all requirements must hold; an empty selector matches everything.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|r| {
                 let got = labels.get(&r.key);
                 match r.operator.as_str() {

@@ -27,7 +27,9 @@ pub struct KubeVersion {
 
 /// Why a string is not a Kubernetes version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid Kubernetes version {input:?}: {reason} (expected MAJOR.MINOR.PATCH, e.g. 1.34.2 or v1.34.2)")]
+#[error(
+    "invalid Kubernetes version {input:?}: {reason} (expected MAJOR.MINOR.PATCH, e.g. 1.34.2 or v1.34.2)"
+)]
 pub struct VersionError {
     pub input: String,
     pub reason: &'static str,
@@ -44,14 +46,22 @@ pub enum PrereleaseKind {
 
 impl KubeVersion {
     pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
-        Self { major, minor, patch, pre: None }
+        Self {
+            major,
+            minor,
+            patch,
+            pre: None,
+        }
     }
 
     /// Parse a version as Kubernetes prints it. Build metadata (`+k3s1`) and the
     /// vendor suffixes kubelets sometimes report after a `-` that does not start a
     /// SemVer pre-release are kept as pre-release text only when they look like one.
     pub fn parse(input: &str) -> Result<Self, VersionError> {
-        let err = |reason| VersionError { input: input.to_string(), reason };
+        let err = |reason| VersionError {
+            input: input.to_string(),
+            reason,
+        };
         let s = input.trim();
         let s = s.strip_prefix('v').unwrap_or(s);
         // Build metadata never affects ordering.
@@ -89,7 +99,12 @@ impl KubeVersion {
             }
             Some(_) => return Err(err("malformed pre-release")),
         };
-        Ok(Self { major, minor, patch, pre })
+        Ok(Self {
+            major,
+            minor,
+            patch,
+            pre,
+        })
     }
 
     /// Parse the tag of a container image (`registry.k8s.io/kube-apiserver:v1.33.4@sha256:…`).
@@ -109,7 +124,11 @@ impl KubeVersion {
     /// The kind of pre-release, if this is one.
     pub fn prerelease_kind(&self) -> Option<PrereleaseKind> {
         self.pre.as_deref().map(|p| {
-            if p.starts_with("rc") { PrereleaseKind::Rc } else { PrereleaseKind::Other }
+            if p.starts_with("rc") {
+                PrereleaseKind::Rc
+            } else {
+                PrereleaseKind::Other
+            }
         })
     }
 
@@ -122,7 +141,11 @@ impl KubeVersion {
     pub fn minor_distance(&self, other: &Self) -> i64 {
         if self.major != other.major {
             // Kubernetes has had one major since 2015; treat another major as far away.
-            return if self.major > other.major { 1000 } else { -1000 };
+            return if self.major > other.major {
+                1000
+            } else {
+                -1000
+            };
         }
         self.minor as i64 - other.minor as i64
     }
@@ -247,8 +270,11 @@ mod tests {
             ("one.two.three", None),
         ];
         for (input, want) in cases {
-            let got = KubeVersion::parse(input).ok().map(|v| (v.major, v.minor, v.patch, v.pre));
-            let want = want.map(|(a, b, c, p): (u64, u64, u64, Option<&str>)| (a, b, c, p.map(String::from)));
+            let got = KubeVersion::parse(input)
+                .ok()
+                .map(|v| (v.major, v.minor, v.patch, v.pre));
+            let want = want
+                .map(|(a, b, c, p): (u64, u64, u64, Option<&str>)| (a, b, c, p.map(String::from)));
             assert_eq!(got, want, "{input}");
         }
     }
@@ -267,12 +293,21 @@ mod tests {
     fn reads_image_tags() {
         let cases = [
             ("registry.k8s.io/kube-apiserver:v1.33.4", Some("1.33.4")),
-            ("localhost:5000/kube-apiserver:v1.33.4@sha256:abc", Some("1.33.4")),
+            (
+                "localhost:5000/kube-apiserver:v1.33.4@sha256:abc",
+                Some("1.33.4"),
+            ),
             ("localhost:5000/kube-apiserver", None),
             ("kube-apiserver:latest", None),
         ];
         for (image, want) in cases {
-            assert_eq!(KubeVersion::from_image(image).map(|v| v.to_string()).as_deref(), want, "{image}");
+            assert_eq!(
+                KubeVersion::from_image(image)
+                    .map(|v| v.to_string())
+                    .as_deref(),
+                want,
+                "{image}"
+            );
         }
     }
 }

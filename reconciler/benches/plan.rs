@@ -23,19 +23,37 @@ fn bench(c: &mut Criterion) {
             let v: serde_json::Value = serde_json::from_str(&json).expect("json");
             yaml_serde::to_string(&v).expect("yaml")
         };
-        eprintln!("{nodes} nodes: {} MB JSON, {} MB YAML", json.len() / 1_000_000, yaml.len() / 1_000_000);
+        eprintln!(
+            "{nodes} nodes: {} MB JSON, {} MB YAML",
+            json.len() / 1_000_000,
+            yaml.len() / 1_000_000
+        );
         let snap = snapshot::parse(&json, "bench").expect("parse");
         let mut g = c.benchmark_group(format!("{nodes}-nodes"));
         g.sample_size(20);
-        g.bench_function("parse-json", |b| b.iter(|| snapshot::parse(black_box(&json), "bench").expect("parse")));
-        g.bench_function("parse-yaml", |b| b.iter(|| snapshot::parse(black_box(&yaml), "bench").expect("parse")));
+        g.bench_function("parse-json", |b| {
+            b.iter(|| snapshot::parse(black_box(&json), "bench").expect("parse"))
+        });
+        g.bench_function("parse-yaml", |b| {
+            b.iter(|| snapshot::parse(black_box(&yaml), "bench").expect("parse"))
+        });
         g.bench_function("plan", |b| {
-            b.iter(|| plan::plan(plan::PlanInput { spec: &spec, catalog: None, snapshot: black_box(&snap) }))
+            b.iter(|| {
+                plan::plan(plan::PlanInput {
+                    spec: &spec,
+                    catalog: None,
+                    snapshot: black_box(&snap),
+                })
+            })
         });
         g.bench_function("parse-json+plan+render", |b| {
             b.iter(|| {
                 let snap = snapshot::parse(black_box(&json), "bench").expect("parse");
-                let o = plan::plan(plan::PlanInput { spec: &spec, catalog: None, snapshot: &snap });
+                let o = plan::plan(plan::PlanInput {
+                    spec: &spec,
+                    catalog: None,
+                    snapshot: &snap,
+                });
                 direct_update("bench", &spec, &o, &Provenance::default())
             })
         });

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use cupcake_api::common::CanarySpec;
 use cupcake_api::fleet::{
-    API_VERSION, ClusterVersion, ClusterVersionSpec, Manifest, UpdateScheduleManifest, VersionCatalog,
-    VersionCatalogSpec,
+    API_VERSION, ClusterVersion, ClusterVersionSpec, Manifest, UpdateScheduleManifest,
+    VersionCatalog, VersionCatalogSpec,
 };
 use cupcake_api::schedule::UpdateScheduleSpec;
 use serde::de::DeserializeOwned;
@@ -31,7 +31,11 @@ pub enum LoadError {
     #[error("{0}")]
     Invalid(Box<Invalid>),
     #[error("cluster {name:?} not found: no {} (clusters in this fleet: {known})", path.display())]
-    UnknownCluster { name: String, path: PathBuf, known: String },
+    UnknownCluster {
+        name: String,
+        path: PathBuf,
+        known: String,
+    },
 }
 
 /// A validation error with its position.
@@ -101,13 +105,28 @@ impl Fleet {
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Deserialize one manifest, mapping serde errors to file:line:col + field path.
-pub fn parse_manifest<S: DeserializeOwned>(file: &Path, text: &str, kind: &str) -> Result<Manifest<S>, LoadError> {
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
-        return Err(LoadError::invalid(file, text, "", format!("empty file: expected a {kind} manifest")));
+pub fn parse_manifest<S: DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    kind: &str,
+) -> Result<Manifest<S>, LoadError> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
+    {
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "",
+            format!("empty file: expected a {kind} manifest"),
+        ));
     }
     // Check what the file claims to be before judging its fields by that claim.
     #[derive(serde::Deserialize)]
@@ -126,7 +145,12 @@ pub fn parse_manifest<S: DeserializeOwned>(file: &Path, text: &str, kind: &str) 
             ));
         }
         if let Some(k) = h.kind.as_deref().filter(|k| *k != kind) {
-            return Err(LoadError::invalid(file, text, "kind", format!("kind {k:?} where {kind:?} was expected")));
+            return Err(LoadError::invalid(
+                file,
+                text,
+                "kind",
+                format!("kind {k:?} where {kind:?} was expected"),
+            ));
         }
     }
     let de = yaml_serde::Deserializer::from_str(text);
@@ -150,7 +174,8 @@ pub fn parse_manifest<S: DeserializeOwned>(file: &Path, text: &str, kind: &str) 
                 }
             }
             // Our locator knows exactly where a field is; yaml knows where parsing stopped.
-            let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field)).filter(|p| p.2 && !field.is_empty());
+            let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field))
+                .filter(|p| p.2 && !field.is_empty());
             let (line, column) = match (exact, loc) {
                 (Some((l, c, _)), _) => (Some(l), Some(c)),
                 (None, Some(l)) => (Some(l.line()), Some(l.column())),
@@ -173,20 +198,37 @@ pub fn parse_manifest<S: DeserializeOwned>(file: &Path, text: &str, kind: &str) 
             file,
             text,
             "apiVersion",
-            format!("unsupported apiVersion {:?}: expected {API_VERSION:?}", m.api_version),
+            format!(
+                "unsupported apiVersion {:?}: expected {API_VERSION:?}",
+                m.api_version
+            ),
         ));
     }
     if m.kind != kind {
-        return Err(LoadError::invalid(file, text, "kind", format!("kind {:?} where {kind:?} was expected", m.kind)));
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "kind",
+            format!("kind {:?} where {kind:?} was expected", m.kind),
+        ));
     }
     if m.metadata.name.trim().is_empty() {
-        return Err(LoadError::invalid(file, text, "metadata.name", "must not be empty"));
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "metadata.name",
+            "must not be empty",
+        ));
     }
     Ok(m)
 }
 
 /// Semantic checks of a ClusterVersion beyond its schema.
-pub fn validate_cluster(file: &Path, text: &str, spec: &ClusterVersionSpec) -> Result<(), LoadError> {
+pub fn validate_cluster(
+    file: &Path,
+    text: &str,
+    spec: &ClusterVersionSpec,
+) -> Result<(), LoadError> {
     if spec.concurrency.is_some() && spec.max_unavailable.is_some() {
         return Err(LoadError::invalid(
             file,
@@ -195,7 +237,12 @@ pub fn validate_cluster(file: &Path, text: &str, spec: &ClusterVersionSpec) -> R
             "set either concurrency or maxUnavailable, not both",
         ));
     }
-    let CanarySpec { enabled, nodes, selector, count } = &spec.canary;
+    let CanarySpec {
+        enabled,
+        nodes,
+        selector,
+        count,
+    } = &spec.canary;
     if *enabled && nodes.is_empty() && selector.is_none() {
         return Err(LoadError::invalid(
             file,
@@ -205,19 +252,38 @@ pub fn validate_cluster(file: &Path, text: &str, spec: &ClusterVersionSpec) -> R
         ));
     }
     if count.is_some() && selector.is_none() {
-        return Err(LoadError::invalid(file, text, "spec.canary.count", "count needs a selector"));
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "spec.canary.count",
+            "count needs a selector",
+        ));
     }
     if let Some(i) = spec.force.iter().position(|f| f.trim().is_empty()) {
-        return Err(LoadError::invalid(file, text, &format!("spec.force[{i}]"), "empty rule id"));
+        return Err(LoadError::invalid(
+            file,
+            text,
+            &format!("spec.force[{i}]"),
+            "empty rule id",
+        ));
     }
     if spec.components.is_empty() {
-        return Err(LoadError::invalid(file, text, "spec.components", "must list at least one component"));
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "spec.components",
+            "must list at least one component",
+        ));
     }
     Ok(())
 }
 
 /// Semantic checks of an UpdateSchedule: cron strings, time zones, window forms, exclusions.
-pub fn validate_schedule(file: &Path, text: &str, spec: &UpdateScheduleSpec) -> Result<(), LoadError> {
+pub fn validate_schedule(
+    file: &Path,
+    text: &str,
+    spec: &UpdateScheduleSpec,
+) -> Result<(), LoadError> {
     schedule::validate(spec).map_err(|e| LoadError::invalid(file, text, &e.field, e.message))
 }
 
@@ -225,7 +291,11 @@ fn load_cluster_dir(root: &Path, name: &str) -> Result<ClusterDef, LoadError> {
     let rel = PathBuf::from("clusters").join(name).join("cluster.yaml");
     let file = root.join(&rel);
     if !file.is_file() {
-        return Err(LoadError::UnknownCluster { name: name.to_string(), path: file, known: known_clusters(root).join(", ") });
+        return Err(LoadError::UnknownCluster {
+            name: name.to_string(),
+            path: file,
+            known: known_clusters(root).join(", "),
+        });
     }
     let text = read(&file)?;
     let version: ClusterVersion = parse_manifest(&file, &text, "ClusterVersion")?;
@@ -239,7 +309,12 @@ fn load_cluster_dir(root: &Path, name: &str) -> Result<ClusterDef, LoadError> {
     } else {
         None
     };
-    Ok(ClusterDef { name: name.to_string(), path: rel, version, schedule })
+    Ok(ClusterDef {
+        name: name.to_string(),
+        path: rel,
+        version,
+        schedule,
+    })
 }
 
 fn known_clusters(root: &Path) -> Vec<String> {
@@ -271,7 +346,11 @@ fn load_catalog(root: &Path) -> Result<Option<VersionCatalog>, LoadError> {
 pub fn load_cluster(root: &Path, name: &str) -> Result<Fleet, LoadError> {
     let catalog = load_catalog(root)?;
     let def = load_cluster_dir(root, name)?;
-    Ok(Fleet { root: root.to_path_buf(), clusters: BTreeMap::from([(name.to_string(), def)]), catalog })
+    Ok(Fleet {
+        root: root.to_path_buf(),
+        clusters: BTreeMap::from([(name.to_string(), def)]),
+        catalog,
+    })
 }
 
 /// Load every cluster of the fleet at `root`; the first invalid file fails the whole load.
@@ -282,5 +361,9 @@ pub fn load_fleet(root: &Path) -> Result<Fleet, LoadError> {
         let def = load_cluster_dir(root, &name)?;
         clusters.insert(name, def);
     }
-    Ok(Fleet { root: root.to_path_buf(), clusters, catalog })
+    Ok(Fleet {
+        root: root.to_path_buf(),
+        clusters,
+        catalog,
+    })
 }

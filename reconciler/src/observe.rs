@@ -39,19 +39,34 @@ pub enum ObserveError {
 }
 
 /// A client from a kubeconfig file, or inferred (in-cluster, then $KUBECONFIG / ~/.kube/config).
+///
+/// kube's client retries 429/503/504 answers with backoff (up to 15 times);
+/// that suits reads, but an eviction blocked by a PDB also answers 429 — code
+/// that must see a refusal (drains) builds its client with [`config`] and
+/// `default_retry = false`.
 pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ObserveError> {
+    Client::try_from(config(kubeconfig).await?).map_err(ObserveError::Client)
+}
+
+/// The client configuration [`client`] uses.
+pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ObserveError> {
     install_crypto_provider();
     let config = match kubeconfig {
         Some(p) => {
-            let kc = Kubeconfig::read_from(p)
-                .map_err(|source| ObserveError::Kubeconfig { path: p.display().to_string(), source })?;
+            let kc = Kubeconfig::read_from(p).map_err(|source| ObserveError::Kubeconfig {
+                path: p.display().to_string(),
+                source,
+            })?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|source| ObserveError::Kubeconfig { path: p.display().to_string(), source })?
+                .map_err(|source| ObserveError::Kubeconfig {
+                    path: p.display().to_string(),
+                    source,
+                })?
         }
         None => Config::infer().await.map_err(ObserveError::Infer)?,
     };
-    Client::try_from(config).map_err(ObserveError::Client)
+    Ok(config)
 }
 
 /// Use aws-lc-rs for TLS everywhere (one crypto provider in the process).
@@ -67,7 +82,10 @@ where
     let mut out = Vec::new();
     let mut params = ListParams::default().limit(PAGE);
     loop {
-        let page = api.list(&params).await.map_err(|source| ObserveError::List { what, source })?;
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|source| ObserveError::List { what, source })?;
         out.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
@@ -89,7 +107,11 @@ struct List {
 pub async fn snapshot_json(client: &Client) -> Result<String, ObserveError> {
     let nodes = list_all(Api::<Node>::all(client.clone()), "nodes").await?;
     let pods = list_all(Api::<Pod>::all(client.clone()), "pods").await?;
-    let pdbs = list_all(Api::<PodDisruptionBudget>::all(client.clone()), "poddisruptionbudgets").await?;
+    let pdbs = list_all(
+        Api::<PodDisruptionBudget>::all(client.clone()),
+        "poddisruptionbudgets",
+    )
+    .await?;
     let mut items = Vec::with_capacity(nodes.len() + pods.len() + pdbs.len());
     // k8s-openapi writes apiVersion and kind for every object, as kubectl does.
     for n in &nodes {

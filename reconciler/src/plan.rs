@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use cupcake_api::KubeVersion;
 use cupcake_api::common::{AllowPrerelease, IntOrPercent, Strategy};
 use cupcake_api::fleet::{ClusterVersionSpec, VersionCatalogSpec};
-use cupcake_api::plan::{CurrentVersions, Estimate, Finding, Hop, Plan, Severity, Stage, StageKind};
+use cupcake_api::plan::{
+    CurrentVersions, Estimate, Finding, Hop, Plan, Severity, Stage, StageKind,
+};
 use cupcake_api::snapshot::{ClusterSnapshot, IntOrString, Node, Role};
 
 /// Everything the planner reads.
@@ -114,7 +116,11 @@ fn resolve_int_or_string(v: &IntOrString, total: i64, round_up: bool) -> i64 {
         IntOrString::Int(n) => *n,
         IntOrString::String(s) => {
             let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            if round_up { (total * p + 99) / 100 } else { total * p / 100 }
+            if round_up {
+                (total * p + 99) / 100
+            } else {
+                total * p / 100
+            }
         }
     }
 }
@@ -128,13 +134,23 @@ impl PdbIndex {
         let mut matched = vec![0i64; snapshot.pdbs.len()];
         let mut per_node: HashMap<String, HashMap<usize, i64>> = HashMap::new();
         for pod in &snapshot.pods {
-            let Some(cands) = by_ns.get(pod.namespace.as_str()) else { continue };
+            let Some(cands) = by_ns.get(pod.namespace.as_str()) else {
+                continue;
+            };
             for &i in cands {
                 let pdb = &snapshot.pdbs[i];
-                if pdb.selector.as_ref().is_some_and(|s| s.matches(&pod.labels)) {
+                if pdb
+                    .selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(&pod.labels))
+                {
                     matched[i] += 1;
                     if pod.evictable() && !pod.node.is_empty() {
-                        *per_node.entry(pod.node.clone()).or_default().entry(i).or_default() += 1;
+                        *per_node
+                            .entry(pod.node.clone())
+                            .or_default()
+                            .entry(i)
+                            .or_default() += 1;
                     }
                 }
             }
@@ -158,7 +174,11 @@ impl PdbIndex {
                 }
             })
             .collect();
-        let names = snapshot.pdbs.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+        let names = snapshot
+            .pdbs
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .collect();
         let per_node = per_node
             .into_iter()
             .map(|(n, m)| {
@@ -167,7 +187,11 @@ impl PdbIndex {
                 (n, v)
             })
             .collect();
-        Self { budget, names, per_node }
+        Self {
+            budget,
+            names,
+            per_node,
+        }
     }
 
     fn pods_on(&self, node: &str) -> &[(usize, i64)] {
@@ -192,7 +216,9 @@ fn batch(nodes: &[String], limit: Option<usize>, pdbs: &PdbIndex) -> Vec<Vec<Str
                 break;
             }
             let pods = pdbs.pods_on(node);
-            let fits = pods.iter().all(|(p, n)| used.get(p).copied().unwrap_or(0) + n <= pdbs.budget[*p]);
+            let fits = pods
+                .iter()
+                .all(|(p, n)| used.get(p).copied().unwrap_or(0) + n <= pdbs.budget[*p]);
             if fits || current.is_empty() {
                 for (p, n) in pods {
                     *used.entry(*p).or_default() += n;
@@ -217,20 +243,36 @@ fn batch(nodes: &[String], limit: Option<usize>, pdbs: &PdbIndex) -> Vec<Vec<Str
 
 /// Compute the plan.
 pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
-    let PlanInput { spec, catalog, snapshot } = input;
+    let PlanInput {
+        spec,
+        catalog,
+        snapshot,
+    } = input;
     let target = spec.kubernetes_version.clone();
     let mut findings = Vec::new();
 
     let in_scope = |n: &Node| {
-        n.role == Role::ControlPlane || spec.node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+        n.role == Role::ControlPlane
+            || spec
+                .node_selector
+                .iter()
+                .all(|(k, v)| n.labels.get(k) == Some(v))
     };
     let cp_nodes: Vec<&Node> = {
-        let mut v: Vec<&Node> = snapshot.nodes.iter().filter(|n| n.role == Role::ControlPlane).collect();
+        let mut v: Vec<&Node> = snapshot
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::ControlPlane)
+            .collect();
         v.sort_by(|a, b| natural_cmp(&a.name, &b.name));
         v
     };
     let workers: Vec<&Node> = {
-        let mut v: Vec<&Node> = snapshot.nodes.iter().filter(|n| n.role == Role::Worker && in_scope(n)).collect();
+        let mut v: Vec<&Node> = snapshot
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Worker && in_scope(n))
+            .collect();
         v.sort_by(|a, b| natural_cmp(&a.name, &b.name));
         v
     };
@@ -239,7 +281,13 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
     // Current versions.
     let mut apiservers: BTreeMap<String, KubeVersion> = cp_nodes
         .iter()
-        .filter_map(|n| n.control_plane.as_ref()?.apiserver.clone().map(|v| (n.name.clone(), v)))
+        .filter_map(|n| {
+            n.control_plane
+                .as_ref()?
+                .apiserver
+                .clone()
+                .map(|v| (n.name.clone(), v))
+        })
         .collect();
     if apiservers.is_empty() && !cp_nodes.is_empty() {
         findings.push(Finding::planner(
@@ -248,14 +296,21 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             false,
             "no kube-apiserver static pods found in kube-system; the control-plane nodes' kubelet versions stand in for the apiserver versions",
         ));
-        apiservers = cp_nodes.iter().map(|n| (n.name.clone(), n.kubelet_version.clone())).collect();
+        apiservers = cp_nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.kubelet_version.clone()))
+            .collect();
     }
     let mut kubelets: BTreeMap<String, usize> = BTreeMap::new();
     for n in &snapshot.nodes {
         *kubelets.entry(n.kubelet_version.to_string()).or_default() += 1;
     }
     let control_plane = apiservers.values().min().cloned();
-    let current = CurrentVersions { control_plane: control_plane.clone(), apiservers: apiservers.clone(), kubelets };
+    let current = CurrentVersions {
+        control_plane: control_plane.clone(),
+        apiservers: apiservers.clone(),
+        kubelets,
+    };
 
     let empty = |findings: Vec<Finding>, current: CurrentVersions| PlanOutcome {
         current,
@@ -308,7 +363,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             format!("target {target} is older than the control plane ({cp}); patch downgrades are possible but unusual: add planner.patch-downgrade to force in cluster.yaml if you mean it"),
         ));
     }
-    let newest_api = apiservers.values().max().cloned().unwrap_or_else(|| cp.clone());
+    let newest_api = apiservers
+        .values()
+        .max()
+        .cloned()
+        .unwrap_or_else(|| cp.clone());
     if newest_api.minor_distance(&cp) > 1 {
         findings.push(Finding::planner(
             "planner.apiserver-skew",
@@ -323,12 +382,20 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             false,
             format!(
                 "kube-apiservers run different versions ({}); planning from the oldest, {cp}",
-                apiservers.iter().map(|(n, v)| format!("{n} {v}")).collect::<Vec<_>>().join(", ")
+                apiservers
+                    .iter()
+                    .map(|(n, v)| format!("{n} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
     if newest_api > target && !downgrade {
-        let ahead: Vec<&String> = apiservers.iter().filter(|(_, v)| **v > target).map(|(n, _)| n).collect();
+        let ahead: Vec<&String> = apiservers
+            .iter()
+            .filter(|(_, v)| **v > target)
+            .map(|(n, _)| n)
+            .collect();
         findings.push(Finding::planner(
             "planner.apiserver-newer-than-target",
             Severity::Deny,
@@ -338,7 +405,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
     }
 
     // Readiness.
-    let cp_not_ready: Vec<&str> = cp_nodes.iter().filter(|n| !n.ready).map(|n| n.name.as_str()).collect();
+    let cp_not_ready: Vec<&str> = cp_nodes
+        .iter()
+        .filter(|n| !n.ready)
+        .map(|n| n.name.as_str())
+        .collect();
     if !cp_not_ready.is_empty() {
         findings.push(Finding::planner(
             "planner.control-plane-not-ready",
@@ -347,7 +418,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             format!("control-plane node(s) {} are NotReady; upgrading another control-plane node now risks etcd quorum. Fix them first", list_names(&cp_not_ready)),
         ));
     }
-    let w_not_ready: Vec<&str> = workers.iter().filter(|n| !n.ready).map(|n| n.name.as_str()).collect();
+    let w_not_ready: Vec<&str> = workers
+        .iter()
+        .filter(|n| !n.ready)
+        .map(|n| n.name.as_str())
+        .collect();
     if !w_not_ready.is_empty() {
         findings.push(Finding::planner(
             "planner.node-not-ready",
@@ -361,8 +436,14 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
     let mut newer_than_target = Vec::new();
     let mut newer_than_api = Vec::new();
     let mut out_of_skew = Vec::new();
-    for n in snapshot.nodes.iter().filter(|n| in_scope(n) && n.role == Role::Worker) {
-        if n.kubelet_version.minor_distance(&target) > 0 || (!downgrade && n.kubelet_version > target) {
+    for n in snapshot
+        .nodes
+        .iter()
+        .filter(|n| in_scope(n) && n.role == Role::Worker)
+    {
+        if n.kubelet_version.minor_distance(&target) > 0
+            || (!downgrade && n.kubelet_version > target)
+        {
             newer_than_target.push(n.name.as_str());
         } else if n.kubelet_version.minor_distance(&cp) > 0 {
             newer_than_api.push(n.name.as_str());
@@ -413,7 +494,10 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
     let cp_needs_hop = apiservers.values().any(|v| *v != target);
     if target.same_minor(&cp) || downgrade {
         if cp_needs_hop {
-            hops.push(Hop { from: cp.clone(), to: target.clone() });
+            hops.push(Hop {
+                from: cp.clone(),
+                to: target.clone(),
+            });
         }
     } else {
         let mut from = cp.clone();
@@ -431,7 +515,10 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
                     }
                 }
             };
-            hops.push(Hop { from: from.clone(), to: to.clone() });
+            hops.push(Hop {
+                from: from.clone(),
+                to: to.clone(),
+            });
             from = to;
         }
         if !missing.is_empty() {
@@ -454,14 +541,20 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
     let canaries: Vec<String> = if !canary_on {
         Vec::new()
     } else if !spec.canary.nodes.is_empty() {
-        let (found, missing): (Vec<&String>, Vec<&String>) =
-            spec.canary.nodes.iter().partition(|n| worker_names.contains(n.as_str()));
+        let (found, missing): (Vec<&String>, Vec<&String>) = spec
+            .canary
+            .nodes
+            .iter()
+            .partition(|n| worker_names.contains(n.as_str()));
         if !missing.is_empty() {
             findings.push(Finding::planner(
                 "planner.canary-missing",
                 Severity::Warn,
                 false,
-                format!("canary node(s) {} are not in-scope workers of this cluster and are ignored", list_names(&missing)),
+                format!(
+                    "canary node(s) {} are not in-scope workers of this cluster and are ignored",
+                    list_names(&missing)
+                ),
             ));
         }
         found.into_iter().cloned().collect()
@@ -474,7 +567,10 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             .map(|n| n.name.clone())
             .collect()
     } else {
-        workers.first().map(|n| vec![n.name.clone()]).unwrap_or_default()
+        workers
+            .first()
+            .map(|n| vec![n.name.clone()])
+            .unwrap_or_default()
     };
     if canary_on && canaries.is_empty() && !workers.is_empty() {
         findings.push(Finding::planner(
@@ -496,25 +592,39 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
 
     // Stages.
     let mut stages: Vec<Stage> = Vec::new();
-    let mut worker_ver: Vec<(String, KubeVersion)> =
-        workers.iter().map(|n| (n.name.clone(), n.kubelet_version.clone())).collect();
+    let mut worker_ver: Vec<(String, KubeVersion)> = workers
+        .iter()
+        .map(|n| (n.name.clone(), n.kubelet_version.clone()))
+        .collect();
     let mut cp_state: Vec<(String, KubeVersion, KubeVersion)> = cp_nodes
         .iter()
         .map(|n| {
-            let api = apiservers.get(&n.name).cloned().unwrap_or_else(|| n.kubelet_version.clone());
+            let api = apiservers
+                .get(&n.name)
+                .cloned()
+                .unwrap_or_else(|| n.kubelet_version.clone());
             (n.name.clone(), api, n.kubelet_version.clone())
         })
         .collect();
     let needs = |v: &KubeVersion, to: &KubeVersion| if downgrade { v > to } else { v < to };
 
     let worker_pass = |stages: &mut Vec<Stage>, names: Vec<String>, version: &KubeVersion| {
-        let (canary, rest): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| canaries.contains(n));
+        let (canary, rest): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|n| canaries.contains(n));
         if !canary.is_empty() {
             let limit = Some(canary.len());
-            stages.push(Stage { kind: StageKind::Canary, version: version.clone(), batches: batch(&canary, limit, &pdbs) });
+            stages.push(Stage {
+                kind: StageKind::Canary,
+                version: version.clone(),
+                batches: batch(&canary, limit, &pdbs),
+            });
         }
         if !rest.is_empty() {
-            stages.push(Stage { kind: StageKind::Workers, version: version.clone(), batches: batch(&rest, batch_size, &pdbs) });
+            stages.push(Stage {
+                kind: StageKind::Workers,
+                version: version.clone(),
+                batches: batch(&rest, batch_size, &pdbs),
+            });
         }
     };
 
@@ -542,7 +652,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             .collect();
         if spec.backup.etcd {
             if let Some(first) = movers.first().or(cp_state.first().map(|c| &c.0)) {
-                stages.push(Stage { kind: StageKind::Backup, version: hop.to.clone(), batches: vec![vec![first.clone()]] });
+                stages.push(Stage {
+                    kind: StageKind::Backup,
+                    version: hop.to.clone(),
+                    batches: vec![vec![first.clone()]],
+                });
             }
         }
         if !movers.is_empty() {
@@ -561,8 +675,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
         cp_ver = hop.to.clone();
     }
     // Control-plane kubelets left behind without a hop (the apiservers are already at the target).
-    let cp_kubelets: Vec<String> =
-        cp_state.iter().filter(|(_, _, k)| needs(k, &target)).map(|(n, _, _)| n.clone()).collect();
+    let cp_kubelets: Vec<String> = cp_state
+        .iter()
+        .filter(|(_, _, k)| needs(k, &target))
+        .map(|(n, _, _)| n.clone())
+        .collect();
     if !cp_kubelets.is_empty() {
         stages.push(Stage {
             kind: StageKind::ControlPlane,
@@ -570,13 +687,21 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             batches: cp_kubelets.iter().map(|n| vec![n.clone()]).collect(),
         });
     }
-    let last: Vec<String> = worker_ver.iter().filter(|(_, k)| needs(k, &target)).map(|(n, _)| n.clone()).collect();
+    let last: Vec<String> = worker_ver
+        .iter()
+        .filter(|(_, k)| needs(k, &target))
+        .map(|(n, _)| n.clone())
+        .collect();
     if !last.is_empty() {
         worker_pass(&mut stages, last, &target);
     }
 
     // PDBs that allow no disruption but cover pods on nodes the plan drains.
-    let drained: BTreeSet<&String> = stages.iter().filter(|s| s.kind != StageKind::Backup).flat_map(|s| s.nodes()).collect();
+    let drained: BTreeSet<&String> = stages
+        .iter()
+        .filter(|s| s.kind != StageKind::Backup)
+        .flat_map(|s| s.nodes())
+        .collect();
     let mut blocked: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for node in &drained {
         for (p, _) in pdbs.pods_on(node) {
@@ -619,7 +744,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
         current,
         target,
         up_to_date,
-        plan: Plan { hops, stages, estimate: Estimate { seconds } },
+        plan: Plan {
+            hops,
+            stages,
+            estimate: Estimate { seconds },
+        },
         canaries,
         batch_size,
         findings,

@@ -42,7 +42,12 @@ const BATCHES_SHOWN: usize = 3;
 const NODES_SHOWN: usize = 6;
 
 fn batch_text(b: &[String]) -> String {
-    let mut s = b.iter().take(NODES_SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = b
+        .iter()
+        .take(NODES_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if b.len() > NODES_SHOWN {
         let _ = write!(s, ", … {} more", b.len() - NODES_SHOWN);
     }
@@ -51,11 +56,20 @@ fn batch_text(b: &[String]) -> String {
 
 fn stage_text(s: &Stage) -> String {
     let nodes: usize = s.batches.iter().map(Vec::len).sum();
-    let shown: Vec<String> = s.batches.iter().take(BATCHES_SHOWN).map(|b| batch_text(b)).collect();
+    let shown: Vec<String> = s
+        .batches
+        .iter()
+        .take(BATCHES_SHOWN)
+        .map(|b| batch_text(b))
+        .collect();
     let mut t = shown.join(" ");
     if s.batches.len() > BATCHES_SHOWN {
         let rest: usize = s.batches[BATCHES_SHOWN..].iter().map(Vec::len).sum();
-        let _ = write!(t, " … {} more batches ({rest} nodes)", s.batches.len() - BATCHES_SHOWN);
+        let _ = write!(
+            t,
+            " … {} more batches ({rest} nodes)",
+            s.batches.len() - BATCHES_SHOWN
+        );
     }
     format!("{} node(s) in {} batch(es): {t}", nodes, s.batches.len())
 }
@@ -74,9 +88,20 @@ fn severity_tag(sev: Severity, forced: bool) -> &'static str {
 }
 
 fn current_text(c: &CurrentVersions) -> (String, String) {
-    let cp = c.control_plane.as_ref().map_or("unknown".to_string(), ToString::to_string);
-    let apis: Vec<String> = c.apiservers.iter().map(|(n, v)| format!("{n} {v}")).collect();
-    let kubelets: Vec<String> = c.kubelets.iter().map(|(v, n)| format!("{v} ×{n}")).collect();
+    let cp = c
+        .control_plane
+        .as_ref()
+        .map_or("unknown".to_string(), ToString::to_string);
+    let apis: Vec<String> = c
+        .apiservers
+        .iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    let kubelets: Vec<String> = c
+        .kubelets
+        .iter()
+        .map(|(v, n)| format!("{v} ×{n}"))
+        .collect();
     (format!("{cp} ({})", apis.join(", ")), kubelets.join(", "))
 }
 
@@ -88,7 +113,11 @@ fn verdict_line(r: &PlanReport) -> String {
         (_, Verdict::Defer) => "DEFERRED".to_string(),
     };
     if let Some(t) = r.decision.defer_until {
-        let _ = write!(s, " until {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let _ = write!(
+            s,
+            " until {}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
     }
     s
 }
@@ -96,7 +125,11 @@ fn verdict_line(r: &PlanReport) -> String {
 /// The human-readable summary.
 pub fn text(r: &PlanReport) -> String {
     let mut o = String::new();
-    let cp = r.current.control_plane.as_ref().map_or("unknown".to_string(), ToString::to_string);
+    let cp = r
+        .current
+        .control_plane
+        .as_ref()
+        .map_or("unknown".to_string(), ToString::to_string);
     let _ = writeln!(o, "Cluster {}: {} → {}", r.cluster, cp, r.target);
     if let Some(rev) = &r.revision {
         let _ = writeln!(o, "Revision: {rev}");
@@ -106,13 +139,25 @@ pub fn text(r: &PlanReport) -> String {
     let _ = writeln!(o, "Control plane: {apis}");
     let _ = writeln!(o, "Kubelets: {kubelets}");
     if !r.plan.hops.is_empty() {
-        let hops: Vec<String> = r.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect();
+        let hops: Vec<String> = r
+            .plan
+            .hops
+            .iter()
+            .map(|h| format!("{} → {}", h.from, h.to))
+            .collect();
         let _ = writeln!(o, "Hops: {}", hops.join(", "));
     }
     if !r.plan.stages.is_empty() {
         let _ = writeln!(o, "Plan (estimate {}):", duration(r.plan.estimate.seconds));
         for (i, s) in r.plan.stages.iter().enumerate() {
-            let _ = writeln!(o, "  {:>2}. {:<13} {:<10} {}", i + 1, s.kind.as_str(), s.version.to_string(), stage_text(s));
+            let _ = writeln!(
+                o,
+                "  {:>2}. {:<13} {:<10} {}",
+                i + 1,
+                s.kind.as_str(),
+                s.version.to_string(),
+                stage_text(s)
+            );
         }
     }
     if r.decision.findings.is_empty() {
@@ -120,11 +165,22 @@ pub fn text(r: &PlanReport) -> String {
     } else {
         let _ = writeln!(o, "Findings:");
         for f in &r.decision.findings {
-            let _ = writeln!(o, "  {:<6} {} ({}): {}", severity_tag(f.severity, f.forced), f.rule, f.source, f.message);
+            let _ = writeln!(
+                o,
+                "  {:<6} {} ({}): {}",
+                severity_tag(f.severity, f.forced),
+                f.rule,
+                f.source,
+                f.message
+            );
         }
     }
     if let Some(du) = &r.direct_update {
-        let _ = writeln!(o, "DirectUpdate: {}", du.metadata.name.as_deref().unwrap_or_default());
+        let _ = writeln!(
+            o,
+            "DirectUpdate: {}",
+            du.metadata.name.as_deref().unwrap_or_default()
+        );
     }
     o
 }
@@ -141,28 +197,73 @@ pub fn markdown(r: &PlanReport) -> String {
         Verdict::Deny => "⛔",
         Verdict::Defer => "⏸️",
     };
-    let cp = r.current.control_plane.as_ref().map_or("unknown".to_string(), ToString::to_string);
-    let _ = writeln!(o, "### {icon} CUPCAKE plan for `{}`: **{}**\n", r.cluster, verdict_line(r));
-    let _ = writeln!(o, "`{cp}` → `{}`{}\n", r.target, r.revision.as_ref().map(|v| format!(" at `{v}`")).unwrap_or_default());
+    let cp = r
+        .current
+        .control_plane
+        .as_ref()
+        .map_or("unknown".to_string(), ToString::to_string);
+    let _ = writeln!(
+        o,
+        "### {icon} CUPCAKE plan for `{}`: **{}**\n",
+        r.cluster,
+        verdict_line(r)
+    );
+    let _ = writeln!(
+        o,
+        "`{cp}` → `{}`{}\n",
+        r.target,
+        r.revision
+            .as_ref()
+            .map(|v| format!(" at `{v}`"))
+            .unwrap_or_default()
+    );
     if !r.decision.findings.is_empty() {
-        let _ = writeln!(o, "| severity | rule | message | source |\n|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| severity | rule | message | source |\n|---|---|---|---|"
+        );
         for f in &r.decision.findings {
-            let _ = writeln!(o, "| {} | `{}` | {} | {} |", severity_tag(f.severity, f.forced), f.rule, md_escape(&f.message), f.source);
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | {} | {} |",
+                severity_tag(f.severity, f.forced),
+                f.rule,
+                md_escape(&f.message),
+                f.source
+            );
         }
         o.push('\n');
     }
     if !r.plan.stages.is_empty() {
-        let _ = writeln!(o, "**Plan** (estimate {}):\n", duration(r.plan.estimate.seconds));
+        let _ = writeln!(
+            o,
+            "**Plan** (estimate {}):\n",
+            duration(r.plan.estimate.seconds)
+        );
         let _ = writeln!(o, "| # | stage | version | nodes |\n|---|---|---|---|");
         for (i, s) in r.plan.stages.iter().enumerate() {
-            let _ = writeln!(o, "| {} | {} | {} | {} |", i + 1, s.kind.as_str(), s.version, md_escape(&stage_text(s)));
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                i + 1,
+                s.kind.as_str(),
+                s.version,
+                md_escape(&stage_text(s))
+            );
         }
         o.push('\n');
     }
     let (apis, kubelets) = current_text(&r.current);
-    let _ = writeln!(o, "<details><summary>Current versions</summary>\n\n- control plane: {apis}\n- kubelets: {kubelets}\n</details>");
+    let _ = writeln!(
+        o,
+        "<details><summary>Current versions</summary>\n\n- control plane: {apis}\n- kubelets: {kubelets}\n</details>"
+    );
     if let Some(du) = &r.direct_update {
-        let _ = writeln!(o, "\nDirectUpdate: `{}`", du.metadata.name.as_deref().unwrap_or_default());
+        let _ = writeln!(
+            o,
+            "\nDirectUpdate: `{}`",
+            du.metadata.name.as_deref().unwrap_or_default()
+        );
     }
     o
 }

@@ -30,7 +30,8 @@ pub fn plan_hash(cluster: &str, outcome: &PlanOutcome) -> String {
     h.update(outcome.target.to_string().as_bytes());
     h.update(b"\0");
     // serde_json of our own types cannot fail; fall back to Debug to stay total.
-    let stages = serde_json::to_vec(&outcome.plan.stages).unwrap_or_else(|_| format!("{:?}", outcome.plan.stages).into_bytes());
+    let stages = serde_json::to_vec(&outcome.plan.stages)
+        .unwrap_or_else(|_| format!("{:?}", outcome.plan.stages).into_bytes());
     h.update(&stages);
     let digest = h.finalize();
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
@@ -41,20 +42,44 @@ fn dns_label(s: &str) -> String {
     let mut out: String = s
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     out = out.trim_matches('-').to_string();
     out.truncate(40);
-    if out.is_empty() { "cluster".to_string() } else { out }
+    if out.is_empty() {
+        "cluster".to_string()
+    } else {
+        out
+    }
 }
 
 /// Deterministic DirectUpdate name: `<cluster>-<target>-<hash>`.
 pub fn name(cluster: &str, outcome: &PlanOutcome) -> String {
-    format!("{}-{}-{}", dns_label(cluster), outcome.target.to_string().replace(['.', '+'], "-").to_ascii_lowercase(), plan_hash(cluster, outcome))
+    format!(
+        "{}-{}-{}",
+        dns_label(cluster),
+        outcome
+            .target
+            .to_string()
+            .replace(['.', '+'], "-")
+            .to_ascii_lowercase(),
+        plan_hash(cluster, outcome)
+    )
 }
 
 /// The DirectUpdate for a plan.
-pub fn direct_update(cluster: &str, spec: &ClusterVersionSpec, outcome: &PlanOutcome, source: &Provenance) -> DirectUpdate {
+pub fn direct_update(
+    cluster: &str,
+    spec: &ClusterVersionSpec,
+    outcome: &PlanOutcome,
+    source: &Provenance,
+) -> DirectUpdate {
     let plan: &Plan = &outcome.plan;
     let hash = plan_hash(cluster, outcome);
     let mut labels_map = BTreeMap::from([
@@ -82,13 +107,23 @@ pub fn direct_update(cluster: &str, spec: &ClusterVersionSpec, outcome: &PlanOut
     let concurrency = match outcome.batch_size {
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
         // Parallel: as many nodes as the largest batch.
-        None => plan.stages.iter().flat_map(|s| s.batches.iter().map(Vec::len)).max().unwrap_or(1) as u32,
+        None => plan
+            .stages
+            .iter()
+            .flat_map(|s| s.batches.iter().map(Vec::len))
+            .max()
+            .unwrap_or(1) as u32,
     };
-    let has_source = source.repository.is_some() || source.revision.is_some() || source.path.is_some();
+    let has_source =
+        source.repository.is_some() || source.revision.is_some() || source.path.is_some();
     let du_spec = DirectUpdateSpec {
         target_version: outcome.target.clone(),
         components: spec.components.clone(),
-        strategy: if canary.is_some() && spec.strategy == Strategy::Rolling { Strategy::Canary } else { spec.strategy },
+        strategy: if canary.is_some() && spec.strategy == Strategy::Rolling {
+            Strategy::Canary
+        } else {
+            spec.strategy
+        },
         concurrency: concurrency.max(1),
         canary,
         node_selector: spec.node_selector.clone(),
@@ -100,7 +135,10 @@ pub fn direct_update(cluster: &str, spec: &ClusterVersionSpec, outcome: &PlanOut
         paused: false,
         upgrade_path: plan.hops.iter().map(|h| h.to.clone()).collect(),
         stages: plan.stages.clone(),
-        backup: Some(BackupRef { etcd: spec.backup.etcd, store_ref: spec.backup.store.clone() }),
+        backup: Some(BackupRef {
+            etcd: spec.backup.etcd,
+            store_ref: spec.backup.store.clone(),
+        }),
         drain: Some(spec.drain.clone()),
         source: has_source.then(|| SourceRef {
             repository: source.repository.clone(),

@@ -1,11 +1,30 @@
-//! Maintenance schedules: validation now; evaluation against `now` (active
-//! window, next window, active exclusions) is pure and lives here too.
+//! Maintenance schedules: validation, and evaluation against `now` (active
+//! window, next window, active exclusions) as a pure function of the spec and
+//! the instant.
+//!
+//! Semantics, pinned by the tests below:
+//! - crontab windows follow POSIX crontab (croner): 5 fields, Sunday is 0 or
+//!   7, and when both day fields are restricted a day matches if either does
+//!   (`0 0 1 * MON` opens on the 1st *and* on every Monday);
+//! - a crontab window opens at each fire time in its time zone and stays open
+//!   for `duration` of elapsed time (so a 4h window spanning a DST change is
+//!   still four real hours);
+//! - a days window opens at `startTime` local time on each listed day and
+//!   closes at `endTime` local time, the next day when `endTime` ≤
+//!   `startTime`; a local time that does not exist (the spring-forward gap)
+//!   moves to the first instant after the gap, an ambiguous one (fall back)
+//!   takes the earlier instant;
+//! - the seed's `maintenanceWindow` is a days window on every day;
+//! - an active exclusion beats any window; no windows at all means always open.
 
 use std::str::FromStr;
 
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use cupcake_api::schedule::{UpdateScheduleSpec, Window};
+use cupcake_api::schedule::{ExclusionScope, UpdateScheduleSpec, Weekday, Window};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// A schedule field that is wrong, with its path for error positions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +35,10 @@ pub struct ScheduleError {
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ScheduleError {
-    ScheduleError { field: field.into(), message: message.into() }
+    ScheduleError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Parse a POSIX crontab string: exactly 5 fields (minute hour day-of-month
@@ -26,7 +48,11 @@ pub fn parse_cron(s: &str) -> Result<Cron, String> {
     if !s.trim_start().starts_with('@') && fields != 5 {
         return Err(format!(
             "invalid crontab {s:?}: expected 5 fields (minute hour day-of-month month day-of-week), got {fields}{}",
-            if fields == 6 { " (a seconds field is not supported)" } else { "" }
+            if fields == 6 {
+                " (a seconds field is not supported)"
+            } else {
+                ""
+            }
         ));
     }
     Cron::from_str(s).map_err(|e| format!("invalid crontab {s:?}: {e}"))
@@ -36,7 +62,11 @@ pub fn parse_cron(s: &str) -> Result<Cron, String> {
 pub fn parse_tz(s: Option<&str>) -> Result<Tz, String> {
     match s {
         None => Ok(Tz::UTC),
-        Some(name) => name.parse::<Tz>().map_err(|_| format!("unknown time zone {name:?}: expected an IANA name like Europe/Amsterdam or UTC")),
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            format!(
+                "unknown time zone {name:?}: expected an IANA name like Europe/Amsterdam or UTC"
+            )
+        }),
     }
 }
 
@@ -66,22 +96,42 @@ fn validate_window(i: usize, w: &Window) -> Result<(), ScheduleError> {
         ));
     }
     if cron_form {
-        let s = w.schedule.as_deref().ok_or_else(|| err(at("schedule"), "a window with a duration needs a schedule"))?;
+        let s = w
+            .schedule
+            .as_deref()
+            .ok_or_else(|| err(at("schedule"), "a window with a duration needs a schedule"))?;
         parse_cron(s).map_err(|m| err(at("schedule"), m))?;
-        let d = w.duration.ok_or_else(|| err(at("duration"), "a window with a schedule needs a duration (e.g. 4h)"))?;
+        let d = w.duration.ok_or_else(|| {
+            err(
+                at("duration"),
+                "a window with a schedule needs a duration (e.g. 4h)",
+            )
+        })?;
         if d.as_secs() == 0 {
             return Err(err(at("duration"), "must be longer than 0s"));
         }
     } else if days_form {
         if w.days.is_empty() {
-            return Err(err(at("days"), "a window with startTime/endTime needs days (e.g. [Sat, Sun])"));
+            return Err(err(
+                at("days"),
+                "a window with startTime/endTime needs days (e.g. [Sat, Sun])",
+            ));
         }
-        let start = w.start_time.as_deref().ok_or_else(|| err(at("startTime"), "missing startTime (HH:MM)"))?;
-        let end = w.end_time.as_deref().ok_or_else(|| err(at("endTime"), "missing endTime (HH:MM)"))?;
+        let start = w
+            .start_time
+            .as_deref()
+            .ok_or_else(|| err(at("startTime"), "missing startTime (HH:MM)"))?;
+        let end = w
+            .end_time
+            .as_deref()
+            .ok_or_else(|| err(at("endTime"), "missing endTime (HH:MM)"))?;
         let s = parse_time_of_day(start).map_err(|m| err(at("startTime"), m))?;
         let e = parse_time_of_day(end).map_err(|m| err(at("endTime"), m))?;
         if s == e {
-            return Err(err(at("endTime"), "endTime equals startTime: the window would be empty"));
+            return Err(err(
+                at("endTime"),
+                "endTime equals startTime: the window would be empty",
+            ));
         }
     } else {
         return Err(err(
@@ -100,7 +150,10 @@ pub fn validate(spec: &UpdateScheduleSpec) -> Result<(), ScheduleError> {
     }
     for (i, x) in spec.exclusions.iter().enumerate() {
         if x.end <= x.start {
-            return Err(err(format!("spec.exclusions[{i}].end"), "end must be after start"));
+            return Err(err(
+                format!("spec.exclusions[{i}].end"),
+                "end must be after start",
+            ));
         }
     }
     if let Some(s) = &spec.schedule {
@@ -111,15 +164,658 @@ pub fn validate(spec: &UpdateScheduleSpec) -> Result<(), ScheduleError> {
         parse_time_of_day(&mw.end).map_err(|m| err("spec.maintenanceWindow.end", m))?;
         parse_tz(mw.timezone.as_deref()).map_err(|m| err("spec.maintenanceWindow.timezone", m))?;
     }
-    if let Some(p) = spec.update_policy.as_ref().and_then(|p| p.target_version_pattern.as_deref()) {
+    if let Some(p) = spec
+        .update_policy
+        .as_ref()
+        .and_then(|p| p.target_version_pattern.as_deref())
+    {
         let parts: Vec<&str> = p.trim_start_matches('v').split('.').collect();
         let ok = parts.len() == 3 && parts.iter().all(|x| *x == "x" || x.parse::<u64>().is_ok());
         if !ok {
             return Err(err(
                 "spec.updatePolicy.targetVersionPattern",
-                format!("invalid pattern {p:?}: expected MAJOR.MINOR.PATCH where MINOR and PATCH may be x (1.34.x)"),
+                format!(
+                    "invalid pattern {p:?}: expected MAJOR.MINOR.PATCH where MINOR and PATCH may be x (1.34.x)"
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// One opening of a window: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowSpan {
+    /// Which window of `spec.windows` (the seed's `maintenanceWindow` counts as the last).
+    pub index: usize,
+    /// When it opens (RFC 3339, UTC).
+    pub start: DateTime<Utc>,
+    /// When it closes (RFC 3339, UTC), exclusive.
+    pub end: DateTime<Utc>,
+    /// The window is marked `mustFinish`: the plan's estimate must fit before `end`.
+    pub must_finish: bool,
+}
+
+/// An exclusion that is active at `now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveExclusion {
+    /// Which exclusion of `spec.exclusions`.
+    pub index: usize,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// all | minor | patch.
+    pub scope: ExclusionScope,
+    /// The exclusion's reason, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The first instant at or after `end` when a window is open (ignoring other exclusions).
+    pub resume_at: Option<DateTime<Utc>>,
+}
+
+/// The schedule evaluated at one instant: what the policy gate reads as `input.schedule`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleEval {
+    /// The cluster has an UpdateSchedule (schedule.yaml). Without one: always open, nothing excluded.
+    pub configured: bool,
+    /// `spec.suspended`.
+    pub suspended: bool,
+    /// How many windows are defined (including the seed's maintenanceWindow). 0 means always open.
+    pub windows: usize,
+    /// An upgrade may start now as far as windows are concerned (true when no windows are defined).
+    pub in_window: bool,
+    /// The window open at `now`, if any (merged with overlapping openings of the same window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_window: Option<WindowSpan>,
+    /// Seconds until the active window closes; absent outside a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<i64>,
+    /// The earliest window opening strictly after `now`, if any within a year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_window: Option<WindowSpan>,
+    /// Exclusions active at `now`.
+    pub active_exclusions: Vec<ActiveExclusion>,
+    /// Seed-compatible `schedule`: the next time a recurring upgrade is attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<DateTime<Utc>>,
+    /// Seed-compatible `updatePolicy.targetVersionPattern` (e.g. `1.34.x`), passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version_pattern: Option<String>,
+}
+
+/// How far ahead the next window is searched.
+const HORIZON_DAYS: i64 = 400;
+/// Upper bound on merged overlapping cron openings (a `* * * * *` window would otherwise loop long).
+const MAX_MERGE: usize = 2_000;
+
+/// A window in evaluable form.
+#[derive(Debug, Clone)]
+enum Compiled {
+    Cron {
+        cron: Cron,
+        tz: Tz,
+        duration: Duration,
+        must_finish: bool,
+    },
+    Days {
+        days: Vec<chrono::Weekday>,
+        start: u32,
+        end: u32,
+        tz: Tz,
+        must_finish: bool,
+    },
+}
+
+fn weekday(d: Weekday) -> chrono::Weekday {
+    match d {
+        Weekday::Mon => chrono::Weekday::Mon,
+        Weekday::Tue => chrono::Weekday::Tue,
+        Weekday::Wed => chrono::Weekday::Wed,
+        Weekday::Thu => chrono::Weekday::Thu,
+        Weekday::Fri => chrono::Weekday::Fri,
+        Weekday::Sat => chrono::Weekday::Sat,
+        Weekday::Sun => chrono::Weekday::Sun,
+    }
+}
+
+fn compile_window(i: usize, w: &Window) -> Result<Compiled, ScheduleError> {
+    validate_window(i, w)?;
+    let at = |f: &str| format!("spec.windows[{i}].{f}");
+    let tz = parse_tz(w.time_zone.as_deref()).map_err(|m| err(at("timeZone"), m))?;
+    if let Some(s) = &w.schedule {
+        let cron = parse_cron(s).map_err(|m| err(at("schedule"), m))?;
+        let secs = w.duration.map(|d| d.as_secs()).unwrap_or(0);
+        let duration =
+            Duration::seconds(i64::try_from(secs).map_err(|_| err(at("duration"), "too long"))?);
+        return Ok(Compiled::Cron {
+            cron,
+            tz,
+            duration,
+            must_finish: w.must_finish,
+        });
+    }
+    let start = parse_time_of_day(w.start_time.as_deref().unwrap_or_default())
+        .map_err(|m| err(at("startTime"), m))?;
+    let end = parse_time_of_day(w.end_time.as_deref().unwrap_or_default())
+        .map_err(|m| err(at("endTime"), m))?;
+    Ok(Compiled::Days {
+        days: w.days.iter().copied().map(weekday).collect(),
+        start,
+        end,
+        tz,
+        must_finish: w.must_finish,
+    })
+}
+
+/// The instant of a local date + minutes after midnight, DST-resolved: a time in
+/// the spring-forward gap moves to the first instant after it; an ambiguous time
+/// takes the earlier instant.
+fn local_instant(tz: Tz, date: NaiveDate, minutes: u32) -> Option<DateTime<Utc>> {
+    let (date, minutes) = if minutes >= 24 * 60 {
+        (date.succ_opt()?, minutes - 24 * 60)
+    } else {
+        (date, minutes)
+    };
+    let naive = date.and_time(NaiveTime::from_hms_opt(minutes / 60, minutes % 60, 0)?);
+    // Gaps are at most a few hours; step minute by minute to the gap's end.
+    for step in 0..=(4 * 60) {
+        let t = naive + Duration::minutes(step);
+        match tz.from_local_datetime(&t) {
+            LocalResult::Single(x) => return Some(x.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => return Some(a.min(b).with_timezone(&Utc)),
+            LocalResult::None => continue,
+        }
+    }
+    None
+}
+
+impl Compiled {
+    fn must_finish(&self) -> bool {
+        match self {
+            Self::Cron { must_finish, .. } | Self::Days { must_finish, .. } => *must_finish,
+        }
+    }
+
+    /// Openings that overlap `[from, to)`, in order, as `(start, end)`.
+    fn spans(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let mut out = Vec::new();
+        match self {
+            Self::Cron {
+                cron, tz, duration, ..
+            } => {
+                let mut cursor = (from - *duration).with_timezone(tz);
+                let mut inclusive = true;
+                while out.len() < MAX_MERGE {
+                    let Ok(t) = cron.find_next_occurrence(&cursor, inclusive) else {
+                        break;
+                    };
+                    let start = t.with_timezone(&Utc);
+                    if start >= to {
+                        break;
+                    }
+                    let end = start + *duration;
+                    if end > from {
+                        out.push((start, end));
+                    }
+                    cursor = t;
+                    inclusive = false;
+                }
+            }
+            Self::Days {
+                days,
+                start,
+                end,
+                tz,
+                ..
+            } => {
+                let first = from.with_timezone(tz).date_naive() - Duration::days(2);
+                let last = to.with_timezone(tz).date_naive() + Duration::days(1);
+                let mut d = first;
+                while d <= last {
+                    if days.contains(&d.weekday()) {
+                        let end_day_minutes = if end <= start { end + 24 * 60 } else { *end };
+                        if let (Some(s), Some(e)) = (
+                            local_instant(*tz, d, *start),
+                            local_instant(*tz, d, end_day_minutes),
+                        ) {
+                            if s < to && e > from && e > s {
+                                out.push((s, e));
+                            }
+                        }
+                    }
+                    let Some(n) = d.succ_opt() else { break };
+                    d = n;
+                }
+            }
+        }
+        out
+    }
+
+    /// The opening containing `now`, merged with openings that overlap or touch it.
+    fn active(&self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let horizon = now + Duration::days(8);
+        let spans = self.spans(now, horizon);
+        let mut cur: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+        for (s, e) in spans {
+            match &mut cur {
+                None if s <= now && now < e => cur = Some((s, e)),
+                None => {}
+                Some((_, ce)) if s <= *ce => *ce = (*ce).max(e),
+                Some(_) => break,
+            }
+        }
+        cur
+    }
+
+    /// The first opening that starts strictly after `now`.
+    fn next(&self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        match self {
+            Self::Cron {
+                cron, tz, duration, ..
+            } => {
+                let t = cron
+                    .find_next_occurrence(&now.with_timezone(tz), false)
+                    .ok()?
+                    .with_timezone(&Utc);
+                (t - now <= Duration::days(HORIZON_DAYS)).then_some((t, t + *duration))
+            }
+            Self::Days { .. } => self
+                .spans(now, now + Duration::days(8))
+                .into_iter()
+                .find(|(s, _)| *s > now),
+        }
+    }
+}
+
+/// All windows of a spec in evaluable form, the seed's maintenanceWindow last.
+fn compiled_windows(spec: &UpdateScheduleSpec) -> Result<Vec<Compiled>, ScheduleError> {
+    let mut v: Vec<Compiled> = spec
+        .windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| compile_window(i, w))
+        .collect::<Result<_, _>>()?;
+    if let Some(mw) = &spec.maintenance_window {
+        let start =
+            parse_time_of_day(&mw.start).map_err(|m| err("spec.maintenanceWindow.start", m))?;
+        let end = parse_time_of_day(&mw.end).map_err(|m| err("spec.maintenanceWindow.end", m))?;
+        if start == end {
+            return Err(err(
+                "spec.maintenanceWindow.end",
+                "end equals start: the window would be empty",
+            ));
+        }
+        let tz = parse_tz(mw.timezone.as_deref())
+            .map_err(|m| err("spec.maintenanceWindow.timezone", m))?;
+        let days = vec![
+            chrono::Weekday::Mon,
+            chrono::Weekday::Tue,
+            chrono::Weekday::Wed,
+            chrono::Weekday::Thu,
+            chrono::Weekday::Fri,
+            chrono::Weekday::Sat,
+            chrono::Weekday::Sun,
+        ];
+        v.push(Compiled::Days {
+            days,
+            start,
+            end,
+            tz,
+            must_finish: false,
+        });
+    }
+    Ok(v)
+}
+
+/// The earliest instant ≥ `t` at which some window is open (`t` itself when there are no windows).
+fn open_at_or_after(windows: &[Compiled], t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if windows.is_empty() || windows.iter().any(|w| w.active(t).is_some()) {
+        return Some(t);
+    }
+    windows
+        .iter()
+        .filter_map(|w| w.next(t))
+        .map(|(s, _)| s)
+        .min()
+}
+
+/// Evaluate a schedule at `now`. `None` (no schedule.yaml) is always open.
+pub fn evaluate(
+    spec: Option<&UpdateScheduleSpec>,
+    now: DateTime<Utc>,
+) -> Result<ScheduleEval, ScheduleError> {
+    let Some(spec) = spec else {
+        return Ok(ScheduleEval {
+            configured: false,
+            suspended: false,
+            windows: 0,
+            in_window: true,
+            active_window: None,
+            remaining_seconds: None,
+            next_window: None,
+            active_exclusions: Vec::new(),
+            next_attempt: None,
+            target_version_pattern: None,
+        });
+    };
+    validate(spec)?;
+    let windows = compiled_windows(spec)?;
+    // The active window that stays open longest: the most room for the plan.
+    let active_window = windows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            w.active(now).map(|(s, e)| WindowSpan {
+                index: i,
+                start: s,
+                end: e,
+                must_finish: w.must_finish(),
+            })
+        })
+        .max_by_key(|w| (w.end, std::cmp::Reverse(w.index)));
+    let next_window = windows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            w.next(now).map(|(s, e)| WindowSpan {
+                index: i,
+                start: s,
+                end: e,
+                must_finish: w.must_finish(),
+            })
+        })
+        .min_by_key(|w| (w.start, w.index));
+    let active_exclusions = spec
+        .exclusions
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.start <= now && now < x.end)
+        .map(|(i, x)| ActiveExclusion {
+            index: i,
+            start: x.start,
+            end: x.end,
+            scope: x.scope,
+            reason: x.reason.clone(),
+            resume_at: open_at_or_after(&windows, x.end),
+        })
+        .collect();
+    let next_attempt = match &spec.schedule {
+        Some(s) => {
+            let cron = parse_cron(s).map_err(|m| err("spec.schedule", m))?;
+            cron.find_next_occurrence(&now, false).ok()
+        }
+        None => None,
+    };
+    Ok(ScheduleEval {
+        configured: true,
+        suspended: spec.suspended,
+        windows: windows.len(),
+        in_window: windows.is_empty() || active_window.is_some(),
+        remaining_seconds: active_window.map(|w| (w.end - now).num_seconds()),
+        active_window,
+        next_window,
+        active_exclusions,
+        next_attempt,
+        target_version_pattern: spec
+            .update_policy
+            .as_ref()
+            .and_then(|p| p.target_version_pattern.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("test timestamp")
+            .with_timezone(&Utc)
+    }
+
+    fn spec(yaml: &str) -> UpdateScheduleSpec {
+        yaml_serde::from_str(yaml).expect("test spec")
+    }
+
+    /// Next fire times of a crontab in a zone, as UTC strings.
+    fn fires(cron: &str, tz: &str, from: &str, n: usize) -> Vec<String> {
+        let c = parse_cron(cron).expect("cron");
+        let tz = parse_tz(Some(tz)).expect("tz");
+        let mut cur = t(from).with_timezone(&tz);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            cur = c.find_next_occurrence(&cur, false).expect("next");
+            out.push(
+                cur.with_timezone(&Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn crontab_is_posix() {
+        // `0 2 * * 6` is Saturday 02:00 (2026-11-28 is a Saturday).
+        assert_eq!(
+            fires("0 2 * * 6", "UTC", "2026-11-23T00:00:00Z", 2),
+            ["2026-11-28T02:00:00Z", "2026-12-05T02:00:00Z"]
+        );
+        // Sunday is 0 and 7.
+        assert_eq!(
+            fires("0 3 * * 0", "UTC", "2026-11-23T00:00:00Z", 1),
+            ["2026-11-29T03:00:00Z"]
+        );
+        assert_eq!(
+            fires("0 3 * * 7", "UTC", "2026-11-23T00:00:00Z", 1),
+            ["2026-11-29T03:00:00Z"]
+        );
+        assert_eq!(
+            fires("0 3 * * SUN", "UTC", "2026-11-23T00:00:00Z", 1),
+            ["2026-11-29T03:00:00Z"]
+        );
+        // Day-of-month OR day-of-week: the 1st, and every Monday.
+        // 2026-06: Mon 1st, then Mondays 8, 15, 22, 29; 2026-07-01 is a Wednesday.
+        assert_eq!(
+            fires("0 0 1 * MON", "UTC", "2026-06-20T00:00:00Z", 4),
+            [
+                "2026-06-22T00:00:00Z",
+                "2026-06-29T00:00:00Z",
+                "2026-07-01T00:00:00Z",
+                "2026-07-06T00:00:00Z"
+            ]
+        );
+        // Only one day field restricted: that one alone.
+        assert_eq!(
+            fires("0 0 1 * *", "UTC", "2026-06-20T00:00:00Z", 2),
+            ["2026-07-01T00:00:00Z", "2026-08-01T00:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn six_fields_and_bad_zones_are_rejected() {
+        let e = parse_cron("0 0 2 * * 6").expect_err("six fields");
+        assert!(
+            e.contains("expected 5 fields") && e.contains("seconds"),
+            "{e}"
+        );
+        let e = parse_tz(Some("Europe/Amsterdm")).expect_err("typo");
+        assert!(e.contains("unknown time zone \"Europe/Amsterdm\""), "{e}");
+        let s = spec("windows: [{schedule: '0 0 2 * * 6', duration: 4h}]");
+        let e = evaluate(Some(&s), t("2026-01-01T00:00:00Z")).expect_err("six fields");
+        assert_eq!(e.field, "spec.windows[0].schedule");
+        let s = spec("windows: [{schedule: '0 2 * * 6', duration: 4h, timeZone: Mars/Olympus}]");
+        let e = evaluate(Some(&s), t("2026-01-01T00:00:00Z")).expect_err("zone");
+        assert_eq!(e.field, "spec.windows[0].timeZone");
+    }
+
+    #[test]
+    fn amsterdam_saturday_window() {
+        let s =
+            spec("windows: [{schedule: '0 2 * * 6', duration: 4h, timeZone: Europe/Amsterdam}]");
+        // Winter: 02:00 CET = 01:00Z; 02:30Z is 03:30 local, inside.
+        let e = evaluate(Some(&s), t("2026-11-28T02:30:00Z")).expect("eval");
+        let w = e.active_window.expect("active");
+        assert_eq!(
+            (w.start, w.end),
+            (t("2026-11-28T01:00:00Z"), t("2026-11-28T05:00:00Z"))
+        );
+        assert_eq!(e.remaining_seconds, Some(2 * 3600 + 1800));
+        assert!(e.in_window);
+        assert_eq!(
+            e.next_window.map(|w| w.start),
+            Some(t("2026-12-05T01:00:00Z"))
+        );
+        // Summer: 02:00 CEST = 00:00Z.
+        let e = evaluate(Some(&s), t("2026-06-24T12:00:00Z")).expect("eval");
+        assert!(!e.in_window && e.active_window.is_none());
+        assert_eq!(
+            e.next_window.map(|w| (w.start, w.end)),
+            Some((t("2026-06-27T00:00:00Z"), t("2026-06-27T04:00:00Z")))
+        );
+        // The window closes exactly at start + duration.
+        let e = evaluate(Some(&s), t("2026-11-28T05:00:00Z")).expect("eval");
+        assert!(!e.in_window);
+    }
+
+    #[test]
+    fn dst_transitions_europe_amsterdam() {
+        // Spring forward: 2026-03-29 02:00 CET → 03:00 CEST. A daily 01:00 window of 4h spans it:
+        // four real hours, 00:00Z → 04:00Z (06:00 local).
+        let s =
+            spec("windows: [{schedule: '0 1 * * *', duration: 4h, timeZone: Europe/Amsterdam}]");
+        let e = evaluate(Some(&s), t("2026-03-29T03:30:00Z")).expect("eval");
+        assert_eq!(
+            e.active_window.map(|w| (w.start, w.end)),
+            Some((t("2026-03-29T00:00:00Z"), t("2026-03-29T04:00:00Z")))
+        );
+        // The next day's 01:00 is CEST: 23:00Z.
+        assert_eq!(
+            e.next_window.map(|w| w.start),
+            Some(t("2026-03-29T23:00:00Z"))
+        );
+        // A days window 02:30–05:00 on the spring-forward Sunday: 02:30 does not exist, it opens at 03:00 CEST (01:00Z).
+        let s = spec(
+            "windows: [{days: [Sun], startTime: '02:30', endTime: '05:00', timeZone: Europe/Amsterdam}]",
+        );
+        let e = evaluate(Some(&s), t("2026-03-28T12:00:00Z")).expect("eval");
+        assert_eq!(
+            e.next_window.map(|w| (w.start, w.end)),
+            Some((t("2026-03-29T01:00:00Z"), t("2026-03-29T03:00:00Z")))
+        );
+        // Fall back: 2026-10-25 03:00 CEST → 02:00 CET. 02:30 happens twice; the window opens at the first (00:30Z)
+        // and closes at 05:00 CET (04:00Z): four and a half real hours.
+        let e = evaluate(Some(&s), t("2026-10-24T12:00:00Z")).expect("eval");
+        assert_eq!(
+            e.next_window.map(|w| (w.start, w.end)),
+            Some((t("2026-10-25T00:30:00Z"), t("2026-10-25T04:00:00Z")))
+        );
+        // Saturday 02:00 crontab stays at 02:00 local on both sides of the change.
+        assert_eq!(
+            fires("0 2 * * 6", "Europe/Amsterdam", "2026-10-20T00:00:00Z", 2),
+            ["2026-10-24T00:00:00Z", "2026-10-31T01:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn dst_transitions_america_new_york() {
+        // Spring forward: 2026-03-08 02:00 EST → 03:00 EDT. 02:30 does not exist that day: the
+        // opening moves to the end of the gap (03:00 EDT = 07:00Z), like the days form; the next
+        // day it is 02:30 EDT again.
+        let got = fires("30 2 * * *", "America/New_York", "2026-03-07T12:00:00Z", 2);
+        assert_eq!(got, ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]);
+        // Fall back: 2026-11-01 02:00 EDT → 01:00 EST; 01:30 happens twice, the window opens once.
+        let got = fires("30 1 * * *", "America/New_York", "2026-10-31T12:00:00Z", 2);
+        assert_eq!(got, ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]);
+        // Days form across fall back: Sun 00:00–04:00 local is five real hours.
+        let s = spec(
+            "windows: [{days: [Sun], startTime: '00:00', endTime: '04:00', timeZone: America/New_York}]",
+        );
+        let e = evaluate(Some(&s), t("2026-11-01T07:00:00Z")).expect("eval");
+        assert_eq!(
+            e.active_window.map(|w| (w.start, w.end)),
+            Some((t("2026-11-01T04:00:00Z"), t("2026-11-01T09:00:00Z")))
+        );
+        // And across spring forward, three real hours.
+        let e = evaluate(Some(&s), t("2026-03-08T06:00:00Z")).expect("eval");
+        assert_eq!(
+            e.active_window.map(|w| (w.start, w.end)),
+            Some((t("2026-03-08T05:00:00Z"), t("2026-03-08T08:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn days_windows_wrap_midnight_and_24_00() {
+        let s = spec("windows: [{days: [Fri], startTime: '22:00', endTime: '02:00'}]");
+        // 2026-11-27 is a Friday; the window runs into Saturday.
+        let e = evaluate(Some(&s), t("2026-11-28T01:00:00Z")).expect("eval");
+        assert_eq!(
+            e.active_window.map(|w| (w.start, w.end)),
+            Some((t("2026-11-27T22:00:00Z"), t("2026-11-28T02:00:00Z")))
+        );
+        let s = spec("windows: [{days: [Sat], startTime: '20:00', endTime: '24:00'}]");
+        let e = evaluate(Some(&s), t("2026-11-28T23:59:00Z")).expect("eval");
+        assert_eq!(
+            e.active_window.map(|w| w.end),
+            Some(t("2026-11-29T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn exclusions_beat_windows_and_resume_at_the_next_opening() {
+        let s = spec(
+            "windows: [{days: [Sun], startTime: '01:00', endTime: '05:00'}]\n\
+             exclusions: [{start: '2026-12-20T00:00:00Z', end: '2027-01-04T00:00:00Z', scope: minor, reason: freeze}]",
+        );
+        let e = evaluate(Some(&s), t("2026-12-27T02:00:00Z")).expect("eval");
+        assert!(e.in_window, "the window itself is open");
+        assert_eq!(e.active_exclusions.len(), 1);
+        let x = &e.active_exclusions[0];
+        assert_eq!(
+            (x.scope, x.reason.as_deref()),
+            (ExclusionScope::Minor, Some("freeze"))
+        );
+        // 2027-01-04 is a Monday: the next Sunday window opens 2027-01-10 01:00Z.
+        assert_eq!(x.resume_at, Some(t("2027-01-10T01:00:00Z")));
+        // Outside the exclusion nothing is active.
+        let e = evaluate(Some(&s), t("2027-01-04T00:00:00Z")).expect("eval");
+        assert!(e.active_exclusions.is_empty());
+    }
+
+    #[test]
+    fn no_schedule_or_no_windows_is_always_open() {
+        let e = evaluate(None, t("2026-01-01T00:00:00Z")).expect("eval");
+        assert!(e.in_window && !e.configured);
+        let s = spec("suspended: true");
+        let e = evaluate(Some(&s), t("2026-01-01T00:00:00Z")).expect("eval");
+        assert!(e.in_window && e.suspended && e.configured && e.next_window.is_none());
+    }
+
+    #[test]
+    fn seed_maintenance_window_is_daily() {
+        let s = spec(
+            "maintenanceWindow: {start: '02:00', end: '06:00', timezone: Europe/Amsterdam}\nschedule: '0 3 1 * *'",
+        );
+        let e = evaluate(Some(&s), t("2026-11-25T03:00:00Z")).expect("eval");
+        assert_eq!(
+            e.active_window.map(|w| (w.start, w.end)),
+            Some((t("2026-11-25T01:00:00Z"), t("2026-11-25T05:00:00Z")))
+        );
+        assert_eq!(e.next_attempt, Some(t("2026-12-01T03:00:00Z")));
+        assert_eq!(e.windows, 1);
+    }
+
+    #[test]
+    fn overlapping_cron_openings_merge() {
+        // Every hour, open for 2h: always open; the active span reaches past the next opening.
+        let s = spec("windows: [{schedule: '0 * * * *', duration: 2h}]");
+        let e = evaluate(Some(&s), t("2026-01-01T10:30:00Z")).expect("eval");
+        let w = e.active_window.expect("active");
+        assert_eq!(w.start, t("2026-01-01T09:00:00Z"));
+        assert!(
+            w.end >= t("2026-01-08T00:00:00Z"),
+            "merged through the search horizon: {w:?}"
+        );
+    }
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use cupcake_api::KubeVersion;
 use cupcake_api::labels::{ROLE_CONTROL_PLANE, ROLE_MASTER};
 use cupcake_api::snapshot::{
-    ClusterSnapshot, ControlPlaneComponents, IntOrString, LabelSelector, Node, Pdb, PdbStatus, Pod, Role, Taint,
+    ClusterSnapshot, ControlPlaneComponents, IntOrString, LabelSelector, Node, Pdb, PdbStatus, Pod,
+    Role, Taint,
 };
 use serde::Deserialize;
 
@@ -29,7 +30,10 @@ pub enum SnapshotError {
 }
 
 fn invalid(origin: &str, message: impl Into<String>) -> SnapshotError {
-    SnapshotError::Invalid { origin: origin.to_string(), message: message.into() }
+    SnapshotError::Invalid {
+        origin: origin.to_string(),
+        message: message.into(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -140,8 +144,10 @@ struct RawCondition {
 
 /// Read a snapshot file (YAML or JSON).
 pub fn read_file(path: &Path) -> Result<ClusterSnapshot, SnapshotError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| SnapshotError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(&text, &path.display().to_string())
 }
 
@@ -149,12 +155,22 @@ pub fn read_file(path: &Path) -> Result<ClusterSnapshot, SnapshotError> {
 pub fn parse(text: &str, origin: &str) -> Result<ClusterSnapshot, SnapshotError> {
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
-        return Err(invalid(origin, "empty snapshot: expected the output of `kubectl get nodes,pods,pdb -A -o yaml`"));
+        return Err(invalid(
+            origin,
+            "empty snapshot: expected the output of `kubectl get nodes,pods,pdb -A -o yaml`",
+        ));
     }
     let list: RawList = if trimmed.starts_with('{') {
         serde_json::from_str(text).map_err(|e| {
-            let hint = if e.is_eof() { " (the file looks truncated)" } else { "" };
-            invalid(origin, format!("line {} column {}: {e}{hint}", e.line(), e.column()))
+            let hint = if e.is_eof() {
+                " (the file looks truncated)"
+            } else {
+                ""
+            };
+            invalid(
+                origin,
+                format!("line {} column {}: {e}{hint}", e.line(), e.column()),
+            )
         })?
     } else {
         yaml_serde::from_str(text).map_err(|e| invalid(origin, yaml_message(&e)))?
@@ -175,7 +191,8 @@ fn yaml_message(e: &yaml_serde::Error) -> String {
     }
 }
 
-const LIST_HINT: &str = "expected the output of `kubectl get nodes,pods,pdb -A -o yaml` (apiVersion: v1, kind: List)";
+const LIST_HINT: &str =
+    "expected the output of `kubectl get nodes,pods,pdb -A -o yaml` (apiVersion: v1, kind: List)";
 
 fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotError> {
     // kubectl prints `kind: List` after `items`, so a file cut short loses it.
@@ -183,13 +200,27 @@ fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotErr
         invalid(origin, format!("no `kind` at the top level: the file looks truncated or is not a kubectl list; {LIST_HINT}"))
     })?;
     if !kind.ends_with("List") {
-        return Err(invalid(origin, format!("kind {kind:?} is not a list; {LIST_HINT}")));
+        return Err(invalid(
+            origin,
+            format!("kind {kind:?} is not a list; {LIST_HINT}"),
+        ));
     }
     if list.api_version.as_deref() != Some("v1") && kind == "List" {
-        return Err(invalid(origin, format!("apiVersion {:?} where \"v1\" was expected; {LIST_HINT}", list.api_version)));
+        return Err(invalid(
+            origin,
+            format!(
+                "apiVersion {:?} where \"v1\" was expected; {LIST_HINT}",
+                list.api_version
+            ),
+        ));
     }
-    let items = list.items.ok_or_else(|| invalid(origin, format!("no `items`; {LIST_HINT}")))?;
-    let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
+    let items = list
+        .items
+        .ok_or_else(|| invalid(origin, format!("no `items`; {LIST_HINT}")))?;
+    let item_kind = kind
+        .strip_suffix("List")
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
 
     let mut nodes = Vec::new();
     let mut pods = Vec::new();
@@ -197,31 +228,64 @@ fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotErr
     // (pod index, image) of control-plane static pods.
     let mut cp_images = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        let k = item.kind.clone().or_else(|| item.kind.clone().or(item_kind.clone()));
-        let name = item.metadata.name.clone().ok_or_else(|| invalid(origin, format!("items[{i}]: metadata.name missing")))?;
+        let k = item
+            .kind
+            .clone()
+            .or_else(|| item.kind.clone().or(item_kind.clone()));
+        let name = item
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| invalid(origin, format!("items[{i}]: metadata.name missing")))?;
         let at = |what: &str| format!("items[{i}] ({} {name})", what);
         match k.as_deref() {
-            Some("Node") => nodes.push(node(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Node"))))?),
+            Some("Node") => nodes.push(
+                node(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Node"))))?,
+            ),
             Some("Pod") => {
-                let (p, image) = pod(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Pod"))))?;
+                let (p, image) =
+                    pod(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Pod"))))?;
                 if let Some(image) = image {
                     cp_images.push((pods.len(), image));
                 }
                 pods.push(p);
             }
             Some("PodDisruptionBudget") => {
-                if item.api_version.as_deref().is_some_and(|v| v != "policy/v1") {
-                    return Err(invalid(origin, format!("{}: apiVersion {:?} is not supported, use policy/v1", at("PodDisruptionBudget"), item.api_version)));
+                if item
+                    .api_version
+                    .as_deref()
+                    .is_some_and(|v| v != "policy/v1")
+                {
+                    return Err(invalid(
+                        origin,
+                        format!(
+                            "{}: apiVersion {:?} is not supported, use policy/v1",
+                            at("PodDisruptionBudget"),
+                            item.api_version
+                        ),
+                    ));
                 }
-                pdbs.push(pdb(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("PodDisruptionBudget"))))?)
+                pdbs.push(
+                    pdb(item, &name).map_err(|m| {
+                        invalid(origin, format!("{}: {m}", at("PodDisruptionBudget")))
+                    })?,
+                )
             }
             // Other kinds (a user may add deployments or services) do not matter to the planner.
             Some(_) => {}
-            None => return Err(invalid(origin, format!("items[{i}] ({name}): kind missing"))),
+            None => {
+                return Err(invalid(
+                    origin,
+                    format!("items[{i}] ({name}): kind missing"),
+                ));
+            }
         }
     }
     if nodes.is_empty() {
-        return Err(invalid(origin, format!("the snapshot holds no Node; {LIST_HINT}")));
+        return Err(invalid(
+            origin,
+            format!("the snapshot holds no Node; {LIST_HINT}"),
+        ));
     }
     attach_control_plane(&mut nodes, &pods, &cp_images);
     Ok(ClusterSnapshot { nodes, pods, pdbs })
@@ -232,15 +296,22 @@ fn node(item: RawObject, name: &str) -> Result<Node, String> {
         .status
         .node_info
         .and_then(|n| n.kubelet_version)
-        .ok_or("status.nodeInfo.kubeletVersion missing (was the node written without its status?)")?;
-    let kubelet_version = KubeVersion::parse(&kv).map_err(|e| format!("status.nodeInfo.kubeletVersion: {e}"))?;
+        .ok_or(
+            "status.nodeInfo.kubeletVersion missing (was the node written without its status?)",
+        )?;
+    let kubelet_version =
+        KubeVersion::parse(&kv).map_err(|e| format!("status.nodeInfo.kubeletVersion: {e}"))?;
     let labels = item.metadata.labels;
     let role = if labels.contains_key(ROLE_CONTROL_PLANE) || labels.contains_key(ROLE_MASTER) {
         Role::ControlPlane
     } else {
         Role::Worker
     };
-    let ready = item.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let ready = item
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     Ok(Node {
         name: name.to_string(),
         labels,
@@ -254,7 +325,10 @@ fn node(item: RawObject, name: &str) -> Result<Node, String> {
 }
 
 fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
-    let namespace = item.metadata.namespace.ok_or("metadata.namespace missing")?;
+    let namespace = item
+        .metadata
+        .namespace
+        .ok_or("metadata.namespace missing")?;
     let owner_kind = item
         .metadata
         .owner_references
@@ -263,7 +337,12 @@ fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
         .or(item.metadata.owner_references.first())
         .map(|o| o.kind.clone())
         // Mirror pods of static manifests carry this annotation.
-        .or_else(|| item.metadata.annotations.contains_key("kubernetes.io/config.mirror").then(|| "Node".to_string()));
+        .or_else(|| {
+            item.metadata
+                .annotations
+                .contains_key("kubernetes.io/config.mirror")
+                .then(|| "Node".to_string())
+        });
     let pod = Pod {
         namespace,
         name: name.to_string(),
@@ -275,15 +354,34 @@ fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
     let image = (pod.namespace == "kube-system")
         .then(|| component_of(&pod))
         .flatten()
-        .and_then(|c| item.spec.containers.iter().find(|x| x.name == c).or(item.spec.containers.first()))
+        .and_then(|c| {
+            item.spec
+                .containers
+                .iter()
+                .find(|x| x.name == c)
+                .or(item.spec.containers.first())
+        })
         .and_then(|x| x.image.clone());
     Ok((pod, image))
 }
 
 fn component_of(p: &Pod) -> Option<&'static str> {
-    const COMPONENTS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
-    let by_label = p.labels.get("component").and_then(|c| COMPONENTS.iter().find(|x| *x == c).copied());
-    by_label.or_else(|| COMPONENTS.iter().find(|c| p.name.starts_with(&format!("{c}-"))).copied())
+    const COMPONENTS: [&str; 4] = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "etcd",
+    ];
+    let by_label = p
+        .labels
+        .get("component")
+        .and_then(|c| COMPONENTS.iter().find(|x| *x == c).copied());
+    by_label.or_else(|| {
+        COMPONENTS
+            .iter()
+            .find(|c| p.name.starts_with(&format!("{c}-")))
+            .copied()
+    })
 }
 
 fn attach_control_plane(nodes: &mut [Node], pods: &[Pod], images: &[(usize, String)]) {
@@ -299,7 +397,11 @@ fn attach_control_plane(nodes: &mut [Node], pods: &[Pod], images: &[(usize, Stri
             "kube-apiserver" => entry.apiserver = KubeVersion::from_image(image),
             "kube-controller-manager" => entry.controller_manager = KubeVersion::from_image(image),
             "kube-scheduler" => entry.scheduler = KubeVersion::from_image(image),
-            _ => entry.etcd = image.rsplit_once(':').map(|(_, t)| t.split('@').next().unwrap_or(t).to_string()),
+            _ => {
+                entry.etcd = image
+                    .rsplit_once(':')
+                    .map(|(_, t)| t.split('@').next().unwrap_or(t).to_string())
+            }
         }
     }
     for n in nodes.iter_mut() {
@@ -310,7 +412,10 @@ fn attach_control_plane(nodes: &mut [Node], pods: &[Pod], images: &[(usize, Stri
 }
 
 fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
-    let namespace = item.metadata.namespace.ok_or("metadata.namespace missing")?;
+    let namespace = item
+        .metadata
+        .namespace
+        .ok_or("metadata.namespace missing")?;
     let s = &item.status;
     let status = s.disruptions_allowed.map(|d| PdbStatus {
         disruptions_allowed: d,
@@ -335,4 +440,3 @@ fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
         status,
     })
 }
-

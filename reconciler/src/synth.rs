@@ -16,11 +16,21 @@ pub fn kubectl_json(nodes: usize, pods_per_node: usize, pdbs: usize, version: &s
         }
         first = false;
     };
-    let node_name = |i: usize| if i < 3 { format!("cp-{}", i + 1) } else { format!("node-{}", i - 2) };
+    let node_name = |i: usize| {
+        if i < 3 {
+            format!("cp-{}", i + 1)
+        } else {
+            format!("node-{}", i - 2)
+        }
+    };
     for i in 0..nodes {
         sep(&mut o);
         let name = node_name(i);
-        let role = if i < 3 { ",\"node-role.kubernetes.io/control-plane\":\"\"" } else { "" };
+        let role = if i < 3 {
+            ",\"node-role.kubernetes.io/control-plane\":\"\""
+        } else {
+            ""
+        };
         let _ = write!(
             o,
             "{{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{{\"name\":\"{name}\",\"uid\":\"u-{i}\",\"resourceVersion\":\"{i}\",\"labels\":{{\"kubernetes.io/hostname\":\"{name}\",\"kubernetes.io/os\":\"linux\",\"topology.kubernetes.io/zone\":\"zone-{z}\"{role}}}}},\"spec\":{{\"podCIDR\":\"10.0.0.0/24\"}},\"status\":{{\"conditions\":[{{\"type\":\"MemoryPressure\",\"status\":\"False\"}},{{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\"}}],\"nodeInfo\":{{\"kubeletVersion\":\"v{version}\",\"containerRuntimeVersion\":\"containerd://1.7.27\",\"osImage\":\"Debian GNU/Linux 12\"}}}}}}",
@@ -29,7 +39,11 @@ pub fn kubectl_json(nodes: usize, pods_per_node: usize, pdbs: usize, version: &s
     }
     // Static control-plane pods.
     for i in 0..3.min(nodes) {
-        for comp in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
+        for comp in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
             sep(&mut o);
             let node = node_name(i);
             let _ = write!(

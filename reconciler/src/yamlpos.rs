@@ -54,11 +54,24 @@ fn scan(text: &str) -> Vec<Option<Line<'_>>> {
                 return None;
             }
             let lead = raw.len() - trimmed.len();
-            if let Some(after) = trimmed.strip_prefix("- ").or_else(|| (trimmed == "-").then_some("")) {
+            if let Some(after) = trimmed
+                .strip_prefix("- ")
+                .or_else(|| (trimmed == "-").then_some(""))
+            {
                 let extra = after.len() - after.trim_start_matches(' ').len();
-                Some(Line { indent: lead + 2 + extra, item: true, dash_indent: lead, content: after.trim_start_matches(' ') })
+                Some(Line {
+                    indent: lead + 2 + extra,
+                    item: true,
+                    dash_indent: lead,
+                    content: after.trim_start_matches(' '),
+                })
             } else {
-                Some(Line { indent: lead, item: false, dash_indent: lead, content: trimmed })
+                Some(Line {
+                    indent: lead,
+                    item: false,
+                    dash_indent: lead,
+                    content: trimmed,
+                })
             }
         })
         .collect()
@@ -83,34 +96,53 @@ pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
     let mut parent_indent: Option<usize> = None;
     for seg in path {
         // The indentation of this block's children: the first content line in range.
-        let child = range.clone().find_map(|i| lines[i].as_ref().map(|l| (i, l)));
+        let child = range
+            .clone()
+            .find_map(|i| lines[i].as_ref().map(|l| (i, l)));
         let Some((_, first)) = child else { break };
         let hit = match seg {
             Seg::Key(k) => {
                 let ind = first.indent;
                 range.clone().find(|&i| {
-                    lines[i].as_ref().is_some_and(|l| l.indent == ind && key_of(l.content) == Some(k.as_str()))
+                    lines[i]
+                        .as_ref()
+                        .is_some_and(|l| l.indent == ind && key_of(l.content) == Some(k.as_str()))
                 })
             }
             Seg::Index(n) => {
                 let dash = first.dash_indent;
                 range
                     .clone()
-                    .filter(|&i| lines[i].as_ref().is_some_and(|l| l.item && l.dash_indent == dash))
+                    .filter(|&i| {
+                        lines[i]
+                            .as_ref()
+                            .is_some_and(|l| l.item && l.dash_indent == dash)
+                    })
                     .nth(*n)
             }
         };
         let Some(i) = hit else { break };
         matched += 1;
         let l = lines[i].as_ref()?;
-        found = Some((i + 1, if matches!(seg, Seg::Index(_)) { l.dash_indent + 1 } else { l.indent + 1 }));
+        found = Some((
+            i + 1,
+            if matches!(seg, Seg::Index(_)) {
+                l.dash_indent + 1
+            } else {
+                l.indent + 1
+            },
+        ));
         // The block of this node: following lines indented deeper than its own start.
         let own = match seg {
             Seg::Key(_) => l.indent,
             Seg::Index(_) => l.dash_indent,
         };
         let end = (i + 1..lines.len())
-            .find(|&j| lines[j].as_ref().is_some_and(|m| (if m.item { m.dash_indent } else { m.indent }) <= own))
+            .find(|&j| {
+                lines[j]
+                    .as_ref()
+                    .is_some_and(|m| (if m.item { m.dash_indent } else { m.indent }) <= own)
+            })
             .unwrap_or(lines.len());
         range = match seg {
             // A list item's first key sits on the item's own line.

@@ -6,13 +6,23 @@ use std::path::Path;
 use cupcake_api::crd::{DirectUpdate, ScheduledUpdate, UpdateSchedule};
 
 fn read(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
 fn example_crs_parse_as_their_types() {
-    for f in ["directupdate-basic.yaml", "directupdate-canary.yaml", "directupdate-multistep.yaml"] {
-        let du: DirectUpdate = yaml_serde::from_str(&read(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    for f in [
+        "directupdate-basic.yaml",
+        "directupdate-canary.yaml",
+        "directupdate-multistep.yaml",
+    ] {
+        let du: DirectUpdate =
+            yaml_serde::from_str(&read(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(du.spec.target_version.to_string(), "1.34.2", "{f}");
     }
     let su: ScheduledUpdate = yaml_serde::from_str(&read("scheduledupdate-basic.yaml")).unwrap();

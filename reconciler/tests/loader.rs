@@ -19,7 +19,11 @@ fn example_fleet_loads_every_cluster() {
     assert_eq!(names, ["demo", "staging"]);
     let demo = &fleet.clusters["demo"];
     assert_eq!(demo.version.spec.kubernetes_version.to_string(), "1.34.2");
-    assert!(demo.schedule.as_ref().is_some_and(|s| s.spec.windows.len() == 2));
+    assert!(
+        demo.schedule
+            .as_ref()
+            .is_some_and(|s| s.spec.windows.len() == 2)
+    );
     assert!(fleet.catalog.is_some());
 }
 
@@ -35,7 +39,10 @@ fn malformed_corpus_gives_precise_errors() {
     let dir = repo().join("reconciler/tests/corpus/load");
     let expectations = std::fs::read_to_string(dir.join("EXPECTATIONS")).unwrap();
     let mut checked = 0;
-    for line in expectations.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in expectations
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (file, want) = line.split_once(": ").unwrap();
         let body = std::fs::read_to_string(dir.join(file)).unwrap();
         let tmp = tempfile::tempdir().unwrap();
@@ -56,7 +63,10 @@ fn malformed_corpus_gives_precise_errors() {
         // Paths in messages are absolute; compare from the fleet root.
         let rel = err.replace(&format!("{}/", root.display()), "");
         assert!(rel.contains(want), "{file}:\n  got:  {rel}\n  want: {want}");
-        assert!(rel.starts_with(target), "{file}: error does not start with the file name: {rel}");
+        assert!(
+            rel.starts_with(target),
+            "{file}: error does not start with the file name: {rel}"
+        );
         checked += 1;
     }
     assert!(checked >= 25, "only {checked} corpus files checked");

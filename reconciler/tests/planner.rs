@@ -9,7 +9,8 @@ use cupcake_api::common::{AllowPrerelease, CanarySpec, IntOrPercent, Strategy};
 use cupcake_api::fleet::{ClusterVersionSpec, VersionCatalogSpec};
 use cupcake_api::plan::{Severity, StageKind};
 use cupcake_api::snapshot::{
-    ClusterSnapshot, ControlPlaneComponents, IntOrString, LabelSelector, Node, Pdb, PdbStatus, Pod, Role,
+    ClusterSnapshot, ControlPlaneComponents, IntOrString, LabelSelector, Node, Pdb, PdbStatus, Pod,
+    Role,
 };
 use cupcake_reconciler::plan::{PlanInput, PlanOutcome, plan};
 
@@ -20,13 +21,19 @@ fn v(s: &str) -> KubeVersion {
 fn mk_cp(name: &str, api: &str, kubelet: &str) -> Node {
     Node {
         name: name.into(),
-        labels: BTreeMap::from([("node-role.kubernetes.io/control-plane".into(), String::new())]),
+        labels: BTreeMap::from([(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        )]),
         role: Role::ControlPlane,
         kubelet_version: v(kubelet),
         ready: true,
         unschedulable: false,
         taints: vec![],
-        control_plane: Some(ControlPlaneComponents { apiserver: Some(v(api)), ..Default::default() }),
+        control_plane: Some(ControlPlaneComponents {
+            apiserver: Some(v(api)),
+            ..Default::default()
+        }),
     }
 }
 
@@ -64,15 +71,24 @@ fn mk_pdb(ns: &str, app: &str, allowed: i64) -> Pdb {
         }),
         min_available: Some(IntOrString::Int(1)),
         max_unavailable: None,
-        status: Some(PdbStatus { disruptions_allowed: allowed, ..Default::default() }),
+        status: Some(PdbStatus {
+            disruptions_allowed: allowed,
+            ..Default::default()
+        }),
     }
 }
 
 /// A cluster with `cps` control-plane nodes at `cp` and `workers` workers at `kubelet`.
 fn cluster(cps: usize, cp: &str, workers: usize, kubelet: &str) -> ClusterSnapshot {
-    let mut nodes: Vec<Node> = (1..=cps).map(|i| mk_cp(&format!("cp-{i}"), cp, cp)).collect();
+    let mut nodes: Vec<Node> = (1..=cps)
+        .map(|i| mk_cp(&format!("cp-{i}"), cp, cp))
+        .collect();
     nodes.extend((1..=workers).map(|i| mk_worker(&format!("w-{i}"), kubelet)));
-    ClusterSnapshot { nodes, pods: vec![], pdbs: vec![] }
+    ClusterSnapshot {
+        nodes,
+        pods: vec![],
+        pdbs: vec![],
+    }
 }
 
 fn spec(target: &str) -> ClusterVersionSpec {
@@ -80,15 +96,29 @@ fn spec(target: &str) -> ClusterVersionSpec {
 }
 
 fn catalog(versions: &[&str]) -> VersionCatalogSpec {
-    VersionCatalogSpec { versions: versions.iter().map(|s| v(s)).collect() }
+    VersionCatalogSpec {
+        versions: versions.iter().map(|s| v(s)).collect(),
+    }
 }
 
-fn run(spec: &ClusterVersionSpec, snap: &ClusterSnapshot, cat: Option<&VersionCatalogSpec>) -> PlanOutcome {
-    plan(PlanInput { spec, catalog: cat, snapshot: snap })
+fn run(
+    spec: &ClusterVersionSpec,
+    snap: &ClusterSnapshot,
+    cat: Option<&VersionCatalogSpec>,
+) -> PlanOutcome {
+    plan(PlanInput {
+        spec,
+        catalog: cat,
+        snapshot: snap,
+    })
 }
 
 fn hops(o: &PlanOutcome) -> Vec<String> {
-    o.plan.hops.iter().map(|h| format!("{}>{}", h.from, h.to)).collect()
+    o.plan
+        .hops
+        .iter()
+        .map(|h| format!("{}>{}", h.from, h.to))
+        .collect()
 }
 
 /// Stages as `kind@version:n1,n2|n3` strings, easy to read in a table.
@@ -107,7 +137,16 @@ fn rules(o: &PlanOutcome) -> Vec<String> {
     o.findings.iter().map(|f| f.rule.clone()).collect()
 }
 
-const CAT: &[&str] = &["1.30.14", "1.31.0", "1.31.13", "1.32.9", "1.33.0", "1.33.5", "1.34.2", "1.35.0-rc.1"];
+const CAT: &[&str] = &[
+    "1.30.14",
+    "1.31.0",
+    "1.31.13",
+    "1.32.9",
+    "1.33.0",
+    "1.33.5",
+    "1.34.2",
+    "1.35.0-rc.1",
+];
 
 #[test]
 fn control_plane_hops_one_minor_at_a_time_through_latest_patches() {
@@ -115,9 +154,19 @@ fn control_plane_hops_one_minor_at_a_time_through_latest_patches() {
     let cases: &[(&str, &str, Option<&VersionCatalogSpec>, &[&str])] = &[
         ("1.33.4", "1.33.5", Some(&cat), &["1.33.4>1.33.5"]),
         ("1.33.4", "1.34.2", Some(&cat), &["1.33.4>1.34.2"]),
-        ("1.30.2", "1.33.5", Some(&cat), &["1.30.2>1.31.13", "1.31.13>1.32.9", "1.32.9>1.33.5"]),
+        (
+            "1.30.2",
+            "1.33.5",
+            Some(&cat),
+            &["1.30.2>1.31.13", "1.31.13>1.32.9", "1.32.9>1.33.5"],
+        ),
         // Without a catalogue: x.y.0 and a warning.
-        ("1.30.2", "1.32.1", None, &["1.30.2>1.31.0", "1.31.0>1.32.1"]),
+        (
+            "1.30.2",
+            "1.32.1",
+            None,
+            &["1.30.2>1.31.0", "1.31.0>1.32.1"],
+        ),
         // Leading v.
         ("1.33.4", "v1.34.2", Some(&cat), &["1.33.4>1.34.2"]),
     ];
@@ -151,15 +200,22 @@ fn workers_move_as_few_times_as_skew_allows() {
     for (cp, kubelet, target, want) in cases {
         let snap = cluster(3, cp, 4, kubelet);
         let o = run(&spec(target), &snap, Some(&cat));
-        let got: Vec<String> =
-            o.plan.stages.iter().filter(|s| s.kind == StageKind::Workers).map(|s| s.version.to_string()).collect();
+        let got: Vec<String> = o
+            .plan
+            .stages
+            .iter()
+            .filter(|s| s.kind == StageKind::Workers)
+            .map(|s| s.version.to_string())
+            .collect();
         assert_eq!(got, *want, "{cp}/{kubelet} -> {target}: {:?}", stages(&o));
         // Invariant: every worker pass happens while the control plane is at that version or newer.
         let mut cp_now = v(cp);
         for s in &o.plan.stages {
             match s.kind {
                 StageKind::ControlPlane => cp_now = s.version.clone(),
-                StageKind::Workers | StageKind::Canary => assert!(s.version <= cp_now, "{:?}", stages(&o)),
+                StageKind::Workers | StageKind::Canary => {
+                    assert!(s.version <= cp_now, "{:?}", stages(&o))
+                }
                 StageKind::Backup => {}
             }
         }
@@ -169,7 +225,11 @@ fn workers_move_as_few_times_as_skew_allows() {
 #[test]
 fn stage_order_backup_control_plane_canary_workers() {
     let mut s = spec("1.34.2");
-    s.canary = CanarySpec { enabled: true, nodes: vec!["w-3".into()], ..Default::default() };
+    s.canary = CanarySpec {
+        enabled: true,
+        nodes: vec!["w-3".into()],
+        ..Default::default()
+    };
     s.concurrency = Some(IntOrPercent::Int(2));
     let o = run(&s, &cluster(3, "1.33.4", 5, "1.33.4"), None);
     assert_eq!(
@@ -199,22 +259,64 @@ fn backup_can_be_turned_off_and_canary_by_selector() {
     };
     let mut snap = cluster(1, "1.33.4", 6, "1.33.4");
     for n in ["w-2", "w-4", "w-5"] {
-        snap.nodes.iter_mut().find(|x| x.name == n).unwrap().labels.insert("canary".into(), "yes".into());
+        snap.nodes
+            .iter_mut()
+            .find(|x| x.name == n)
+            .unwrap()
+            .labels
+            .insert("canary".into(), "yes".into());
     }
     let o = run(&s, &snap, None);
-    assert_eq!(stages(&o), ["control-plane@1.34.2:cp-1", "canary@1.34.2:w-2,w-4", "workers@1.34.2:w-1|w-3|w-5|w-6"]);
+    assert_eq!(
+        stages(&o),
+        [
+            "control-plane@1.34.2:cp-1",
+            "canary@1.34.2:w-2,w-4",
+            "workers@1.34.2:w-1|w-3|w-5|w-6"
+        ]
+    );
 }
 
 #[test]
 fn batch_sizes_from_concurrency_and_percentages() {
     // (concurrency, maxUnavailable, strategy, workers, expected batch sizes)
-    let cases: &[(Option<IntOrPercent>, Option<IntOrPercent>, Strategy, usize, &[usize])] = &[
+    let cases: &[(
+        Option<IntOrPercent>,
+        Option<IntOrPercent>,
+        Strategy,
+        usize,
+        &[usize],
+    )] = &[
         (None, None, Strategy::Rolling, 3, &[1, 1, 1]),
-        (Some(IntOrPercent::Int(2)), None, Strategy::Rolling, 5, &[2, 2, 1]),
-        (None, Some(IntOrPercent::Percent(25)), Strategy::Rolling, 10, &[2, 2, 2, 2, 2]),
+        (
+            Some(IntOrPercent::Int(2)),
+            None,
+            Strategy::Rolling,
+            5,
+            &[2, 2, 1],
+        ),
+        (
+            None,
+            Some(IntOrPercent::Percent(25)),
+            Strategy::Rolling,
+            10,
+            &[2, 2, 2, 2, 2],
+        ),
         // 10% of 5 rounds down to 0 → at least 1.
-        (None, Some(IntOrPercent::Percent(10)), Strategy::Rolling, 5, &[1, 1, 1, 1, 1]),
-        (None, Some(IntOrPercent::Percent(50)), Strategy::Rolling, 7, &[3, 3, 1]),
+        (
+            None,
+            Some(IntOrPercent::Percent(10)),
+            Strategy::Rolling,
+            5,
+            &[1, 1, 1, 1, 1],
+        ),
+        (
+            None,
+            Some(IntOrPercent::Percent(50)),
+            Strategy::Rolling,
+            7,
+            &[3, 3, 1],
+        ),
         (None, None, Strategy::Parallel, 6, &[6]),
     ];
     for (conc, max_unav, strategy, workers, want) in cases {
@@ -223,7 +325,12 @@ fn batch_sizes_from_concurrency_and_percentages() {
         s.max_unavailable = *max_unav;
         s.strategy = *strategy;
         let o = run(&s, &cluster(1, "1.33.4", *workers, "1.33.4"), None);
-        let w = o.plan.stages.iter().find(|s| s.kind == StageKind::Workers).unwrap();
+        let w = o
+            .plan
+            .stages
+            .iter()
+            .find(|s| s.kind == StageKind::Workers)
+            .unwrap();
         let sizes: Vec<usize> = w.batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, *want, "{conc:?} {max_unav:?} {strategy:?} {workers}");
     }
@@ -234,10 +341,12 @@ fn batches_never_hold_more_pods_of_a_pdb_than_it_allows() {
     let mut snap = cluster(1, "1.33.4", 6, "1.33.4");
     // web: 3 pods on w-1..w-3, allows 1 disruption. api: pods on w-4, w-5, allows 2.
     for (i, n) in ["w-1", "w-2", "w-3"].iter().enumerate() {
-        snap.pods.push(mk_pod("shop", &format!("web-{i}"), n, "web"));
+        snap.pods
+            .push(mk_pod("shop", &format!("web-{i}"), n, "web"));
     }
     for (i, n) in ["w-4", "w-5"].iter().enumerate() {
-        snap.pods.push(mk_pod("shop", &format!("api-{i}"), n, "api"));
+        snap.pods
+            .push(mk_pod("shop", &format!("api-{i}"), n, "api"));
     }
     // A DaemonSet pod matching the web selector must not count.
     let mut ds = mk_pod("shop", "web-agent", "w-4", "web");
@@ -247,7 +356,12 @@ fn batches_never_hold_more_pods_of_a_pdb_than_it_allows() {
     let mut s = spec("1.34.2");
     s.strategy = Strategy::Parallel;
     let o = run(&s, &snap, None);
-    let w = o.plan.stages.iter().find(|s| s.kind == StageKind::Workers).unwrap();
+    let w = o
+        .plan
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::Workers)
+        .unwrap();
     assert_eq!(
         w.batches,
         vec![
@@ -266,18 +380,32 @@ fn a_pdb_allowing_no_disruption_is_a_finding_not_a_stall() {
     snap.pods.push(mk_pod("other", "db-0", "w-3", "db")); // another namespace: not covered
     snap.pdbs = vec![mk_pdb("shop", "db", 0)];
     let o = run(&spec("1.34.2"), &snap, None);
-    let f = o.findings.iter().find(|f| f.rule == "planner.pdb-blocked").expect("finding");
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.rule == "planner.pdb-blocked")
+        .expect("finding");
     assert_eq!(f.severity, Severity::Defer);
-    assert!(f.message.contains("shop/db") && f.message.contains("w-2") && !f.message.contains("w-3"), "{}", f.message);
+    assert!(
+        f.message.contains("shop/db") && f.message.contains("w-2") && !f.message.contains("w-3"),
+        "{}",
+        f.message
+    );
     // The node still appears in the plan, alone in its batch.
-    assert!(o.plan.stages.iter().any(|s| s.batches.contains(&vec!["w-2".to_string()])));
+    assert!(
+        o.plan
+            .stages
+            .iter()
+            .any(|s| s.batches.contains(&vec!["w-2".to_string()]))
+    );
 }
 
 #[test]
 fn pdb_budget_is_computed_when_the_snapshot_has_no_status() {
     let mut snap = cluster(1, "1.33.4", 4, "1.33.4");
     for (i, n) in ["w-1", "w-2", "w-3", "w-4"].iter().enumerate() {
-        snap.pods.push(mk_pod("shop", &format!("web-{i}"), n, "web"));
+        snap.pods
+            .push(mk_pod("shop", &format!("web-{i}"), n, "web"));
     }
     let mut pdb = mk_pdb("shop", "web", 0);
     pdb.status = None;
@@ -287,7 +415,12 @@ fn pdb_budget_is_computed_when_the_snapshot_has_no_status() {
     let mut s = spec("1.34.2");
     s.strategy = Strategy::Parallel;
     let o = run(&s, &snap, None);
-    let w = o.plan.stages.iter().find(|s| s.kind == StageKind::Workers).unwrap();
+    let w = o
+        .plan
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::Workers)
+        .unwrap();
     assert_eq!(w.batches.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
 }
 
@@ -295,12 +428,24 @@ fn pdb_budget_is_computed_when_the_snapshot_has_no_status() {
 fn node_selector_limits_workers_but_never_the_control_plane() {
     let mut snap = cluster(2, "1.33.4", 4, "1.33.4");
     for n in ["w-1", "w-3"] {
-        snap.nodes.iter_mut().find(|x| x.name == n).unwrap().labels.insert("pool".into(), "blue".into());
+        snap.nodes
+            .iter_mut()
+            .find(|x| x.name == n)
+            .unwrap()
+            .labels
+            .insert("pool".into(), "blue".into());
     }
     let mut s = spec("1.33.5");
     s.node_selector = BTreeMap::from([("pool".into(), "blue".into())]);
     let o = run(&s, &snap, None);
-    assert_eq!(stages(&o), ["backup@1.33.5:cp-1", "control-plane@1.33.5:cp-1|cp-2", "workers@1.33.5:w-1|w-3"]);
+    assert_eq!(
+        stages(&o),
+        [
+            "backup@1.33.5:cp-1",
+            "control-plane@1.33.5:cp-1|cp-2",
+            "workers@1.33.5:w-1|w-3"
+        ]
+    );
     // Out-of-scope kubelets at 1.33 stay within skew of 1.33.5: no finding.
     assert!(!rules(&o).contains(&"planner.out-of-scope-skew".to_string()));
     // …but not of a control plane four minors ahead.
@@ -308,7 +453,11 @@ fn node_selector_limits_workers_but_never_the_control_plane() {
     let mut far = s.clone();
     far.kubernetes_version = v("1.37.0");
     let o = run(&far, &snap, Some(&cat));
-    let f = o.findings.iter().find(|f| f.rule == "planner.out-of-scope-skew").expect("finding");
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.rule == "planner.out-of-scope-skew")
+        .expect("finding");
     assert!(f.forceable && f.message.contains("w-2") && f.message.contains("w-4"));
 }
 
@@ -322,7 +471,12 @@ fn mixed_kubelets_only_the_old_ones_move_early() {
     let o = run(&spec("1.33.5"), &snap, Some(&cat));
     assert_eq!(
         stages(&o),
-        ["workers@1.32.9:old", "backup@1.33.5:cp-1", "control-plane@1.33.5:cp-1", "workers@1.33.5:mid|new|old"]
+        [
+            "workers@1.32.9:old",
+            "backup@1.33.5:cp-1",
+            "control-plane@1.33.5:cp-1",
+            "workers@1.33.5:mid|new|old"
+        ]
     );
 }
 
@@ -332,7 +486,11 @@ fn a_kubelet_already_out_of_skew_moves_first_with_a_warning() {
     snap.nodes.push(mk_worker("ancient", "1.29.0"));
     let o = run(&spec("1.34.2"), &snap, None);
     assert_eq!(stages(&o)[0], "workers@1.33.5:ancient");
-    let f = o.findings.iter().find(|f| f.rule == "planner.kubelet-out-of-skew").expect("finding");
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.rule == "planner.kubelet-out-of-skew")
+        .expect("finding");
     assert_eq!(f.severity, Severity::Warn);
 }
 
@@ -355,12 +513,20 @@ fn ha_apiservers_at_two_versions_plan_from_the_oldest() {
 fn downgrades() {
     // Minor downgrade: non-forceable deny and no plan.
     let o = run(&spec("1.32.9"), &cluster(1, "1.33.4", 2, "1.33.4"), None);
-    let f = o.findings.iter().find(|f| f.rule == "planner.minor-downgrade").unwrap();
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.rule == "planner.minor-downgrade")
+        .unwrap();
     assert!(f.severity == Severity::Deny && !f.forceable);
     assert!(o.plan.stages.is_empty() && !o.up_to_date);
     // Patch downgrade: forceable deny, and a plan for when it is forced.
     let o = run(&spec("1.33.2"), &cluster(1, "1.33.4", 2, "1.33.4"), None);
-    let f = o.findings.iter().find(|f| f.rule == "planner.patch-downgrade").unwrap();
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.rule == "planner.patch-downgrade")
+        .unwrap();
     assert!(f.severity == Severity::Deny && f.forceable);
     assert_eq!(hops(&o), ["1.33.4>1.33.2"]);
     assert_eq!(stages(&o).last().unwrap(), "workers@1.33.2:w-1|w-2");
@@ -381,12 +547,20 @@ fn prereleases_need_opt_in() {
         let mut s = spec(target);
         s.allow_prerelease = allow;
         let o = run(&s, &snap, None);
-        assert_eq!(rules(&o).contains(&"planner.prerelease".to_string()), denied, "{target} {allow:?}");
+        assert_eq!(
+            rules(&o).contains(&"planner.prerelease".to_string()),
+            denied,
+            "{target} {allow:?}"
+        );
         assert_eq!(o.plan.hops.is_empty(), denied, "{target} {allow:?}");
     }
     // Intermediate hops never pick a pre-release from the catalogue.
     let cat = catalog(&["1.33.5", "1.34.0-rc.0", "1.34.0-rc.1"]);
-    let o = run(&spec("1.35.0"), &cluster(1, "1.33.5", 1, "1.33.5"), Some(&cat));
+    let o = run(
+        &spec("1.35.0"),
+        &cluster(1, "1.33.5", 1, "1.33.5"),
+        Some(&cat),
+    );
     assert_eq!(hops(&o), ["1.33.5>1.34.0", "1.34.0>1.35.0"]);
 }
 
@@ -412,7 +586,10 @@ fn readiness_and_newer_kubelets_are_findings() {
     let sev = |r: &str| o.findings.iter().find(|f| f.rule == r).map(|f| f.severity);
     assert_eq!(sev("planner.control-plane-not-ready"), Some(Severity::Deny));
     assert_eq!(sev("planner.node-not-ready"), Some(Severity::Defer));
-    assert_eq!(sev("planner.kubelet-newer-than-target"), Some(Severity::Deny));
+    assert_eq!(
+        sev("planner.kubelet-newer-than-target"),
+        Some(Severity::Deny)
+    );
 }
 
 #[test]
@@ -421,7 +598,15 @@ fn nodes_are_ordered_naturally() {
     let mut s = spec("1.33.5");
     s.strategy = Strategy::Parallel;
     let o = run(&s, &snap, None);
-    let w = o.plan.stages.iter().find(|s| s.kind == StageKind::Workers).unwrap();
-    assert_eq!(w.batches[0][..3], ["w-1".to_string(), "w-2".into(), "w-3".into()]);
+    let w = o
+        .plan
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::Workers)
+        .unwrap();
+    assert_eq!(
+        w.batches[0][..3],
+        ["w-1".to_string(), "w-2".into(), "w-3".into()]
+    );
     assert_eq!(w.batches[0].last().unwrap(), "w-11");
 }

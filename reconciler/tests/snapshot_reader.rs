@@ -13,21 +13,39 @@ fn example() -> PathBuf {
 fn reads_the_example_kubectl_list() {
     let s = read_file(&example()).unwrap();
     assert_eq!(s.nodes.len(), 12);
-    let cps: Vec<&str> = s.nodes.iter().filter(|n| n.role == Role::ControlPlane).map(|n| n.name.as_str()).collect();
+    let cps: Vec<&str> = s
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::ControlPlane)
+        .map(|n| n.name.as_str())
+        .collect();
     assert_eq!(cps, ["cp-1", "cp-2", "cp-3"]);
     for n in s.nodes.iter().filter(|n| n.role == Role::ControlPlane) {
         let c = n.control_plane.as_ref().expect("static pods attached");
         assert_eq!(c.apiserver.as_ref().unwrap().to_string(), "1.33.4");
         assert_eq!(c.controller_manager.as_ref().unwrap().to_string(), "1.33.4");
         assert_eq!(c.etcd.as_deref(), Some("3.5.21-0"));
-        assert!(n.taints.iter().any(|t| t.key == "node-role.kubernetes.io/control-plane"));
+        assert!(
+            n.taints
+                .iter()
+                .any(|t| t.key == "node-role.kubernetes.io/control-plane")
+        );
     }
-    assert!(s.nodes.iter().all(|n| n.ready && n.kubelet_version.to_string() == "1.33.4"));
+    assert!(
+        s.nodes
+            .iter()
+            .all(|n| n.ready && n.kubelet_version.to_string() == "1.33.4")
+    );
     assert_eq!(s.pdbs.len(), 5);
     let web = s.pdbs.iter().find(|p| p.name == "web").unwrap();
     assert_eq!(web.status.unwrap().disruptions_allowed, 1);
     assert_eq!(web.status.unwrap().expected_pods, 3);
-    let owners = |k: &str| s.pods.iter().filter(|p| p.owner_kind.as_deref() == Some(k)).count();
+    let owners = |k: &str| {
+        s.pods
+            .iter()
+            .filter(|p| p.owner_kind.as_deref() == Some(k))
+            .count()
+    };
     assert_eq!(owners("Node"), 12, "static pods are owned by their node");
     assert_eq!(owners("DaemonSet"), 12 + 9);
     assert_eq!(owners("ReplicaSet"), 2 + 3 + 4 + 2 + 3);
@@ -38,7 +56,10 @@ fn json_output_reads_the_same_as_yaml() {
     let text = std::fs::read_to_string(example()).unwrap();
     let value: serde_json::Value = yaml_serde::from_str(&text).unwrap();
     let json = serde_json::to_string_pretty(&value).unwrap();
-    assert_eq!(parse(&json, "snapshot.json").unwrap(), parse(&text, "snapshot.yaml").unwrap());
+    assert_eq!(
+        parse(&json, "snapshot.json").unwrap(),
+        parse(&text, "snapshot.yaml").unwrap()
+    );
 }
 
 #[test]
@@ -47,7 +68,11 @@ fn truncated_and_foreign_input_is_a_clear_error() {
     let value: serde_json::Value = yaml_serde::from_str(&text).unwrap();
     let json = serde_json::to_string_pretty(&value).unwrap();
     // (input, origin, expected text in the error)
-    let half_yaml: String = text.lines().take(text.lines().count() / 2).collect::<Vec<_>>().join("\n");
+    let half_yaml: String = text
+        .lines()
+        .take(text.lines().count() / 2)
+        .collect::<Vec<_>>()
+        .join("\n");
     let cases: Vec<(String, &str, &str)> = vec![
         (half_yaml, "half.yaml", "half.yaml: no `kind` at the top level: the file looks truncated"),
         (json[..json.len() / 2].to_string(), "half.json", "(the file looks truncated)"),
@@ -82,7 +107,10 @@ fn truncated_and_foreign_input_is_a_clear_error() {
     ];
     for (input, origin, want) in cases {
         let err = parse(&input, origin).expect_err(origin).to_string();
-        assert!(err.contains(want), "{origin}:\n  got:  {err}\n  want: {want}");
+        assert!(
+            err.contains(want),
+            "{origin}:\n  got:  {err}\n  want: {want}"
+        );
     }
 }
 
@@ -99,5 +127,8 @@ fn legacy_master_label_and_kubectl_single_kind_lists() {
     assert!(!s.nodes[0].ready && s.nodes[0].unschedulable);
     // NodeList (from API clients) is accepted too.
     let list = r#"{"apiVersion":"v1","kind":"NodeList","items":[{"metadata":{"name":"w"},"status":{"nodeInfo":{"kubeletVersion":"v1.33.1"}}}]}"#;
-    assert_eq!(parse(list, "nodes.json").unwrap().nodes[0].role, Role::Worker);
+    assert_eq!(
+        parse(list, "nodes.json").unwrap().nodes[0].role,
+        Role::Worker
+    );
 }

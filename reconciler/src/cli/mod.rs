@@ -39,7 +39,9 @@ pub enum SnapshotFormat {
 
 /// Run a future on a fresh single-threaded runtime (the CLI is otherwise synchronous).
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     Ok(rt.block_on(f))
 }
 
@@ -89,7 +91,11 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
-        Command::Snapshot { kubeconfig, out, output } => {
+        Command::Snapshot {
+            kubeconfig,
+            out,
+            output,
+        } => {
             let json = block_on(async {
                 let client = crate::observe::client(kubeconfig.as_deref()).await?;
                 crate::observe::snapshot_json(&client).await
@@ -103,7 +109,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             match out {
                 Some(p) => {
-                    std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    std::fs::write(&p, text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
                     eprintln!("wrote {}", p.display());
                 }
                 None => print!("{text}"),

@@ -37,11 +37,22 @@ pub struct PlanArgs {
 /// Git revision and repo-relative path of `file`, when the fleet is a git checkout.
 fn git_provenance(fleet: &Path, rel: &Path) -> Provenance {
     let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git").arg("-C").arg(fleet).args(args).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(fleet)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
     };
     let Some(revision) = git(&["rev-parse", "HEAD"]) else {
-        return Provenance { path: Some(rel.display().to_string()), ..Provenance::default() };
+        return Provenance {
+            path: Some(rel.display().to_string()),
+            ..Provenance::default()
+        };
     };
     let prefix = git(&["rev-parse", "--show-prefix"]).unwrap_or_default();
     Provenance {
@@ -64,10 +75,12 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
             snapshot::parse(&json, &format!("live cluster ({})", kubeconfig.display()))?
         }
         None => {
-            let snap_path = args
-                .snapshot
-                .clone()
-                .unwrap_or_else(|| args.fleet.join("clusters").join(&args.cluster).join("snapshot.yaml"));
+            let snap_path = args.snapshot.clone().unwrap_or_else(|| {
+                args.fleet
+                    .join("clusters")
+                    .join(&args.cluster)
+                    .join("snapshot.yaml")
+            });
             if !snap_path.is_file() {
                 anyhow::bail!(
                     "no snapshot at {}: pass --snapshot FILE (the output of `kubectl get nodes,pods,pdb -A -o yaml`) or --kubeconfig",
@@ -78,7 +91,11 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
         }
     };
     let spec = &def.version.spec;
-    let outcome = plan::plan(plan::PlanInput { spec, catalog: fleet.catalog_spec(), snapshot: &snapshot });
+    let outcome = plan::plan(plan::PlanInput {
+        spec,
+        catalog: fleet.catalog_spec(),
+        snapshot: &snapshot,
+    });
     let _now = args.now.unwrap_or_else(Utc::now);
     let decision = Decision::from_findings(outcome.findings.clone(), &spec.force, None);
     let source = git_provenance(&args.fleet, &def.path);
@@ -101,13 +118,19 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     let out = match args.output {
         Format::Text => present::text(&report),
         Format::Markdown => present::markdown(&report),
-        Format::Json => serde_json::to_string_pretty(&report).context("encoding the report")? + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&report).context("encoding the report")? + "\n"
+        }
         Format::Yaml => match &report.direct_update {
             Some(du) => yaml_serde::to_string(du).context("encoding the DirectUpdate")?,
             None => {
                 eprintln!(
                     "no DirectUpdate: {}",
-                    if report.up_to_date { "the cluster is up to date" } else { "the plan is denied" }
+                    if report.up_to_date {
+                        "the cluster is up to date"
+                    } else {
+                        "the plan is denied"
+                    }
                 );
                 String::new()
             }

@@ -1,0 +1,38 @@
+# PodDisruptionBudgets: a drain goes through the eviction API, so a PDB that
+# allows no disruption stalls it.
+package cupcake
+
+replicas(p) := p.expectedPods if is_number(p.expectedPods)
+
+replicas(p) := p.pods if not is_number(p.expectedPods)
+
+# Budgets that can never allow an eviction, whatever the pods' health.
+never_drainable(p) if p.maxUnavailable == 0
+
+never_drainable(p) if p.maxUnavailable == "0%"
+
+never_drainable(p) if p.minAvailable == "100%"
+
+never_drainable(p) if {
+	is_number(p.minAvailable)
+	p.minAvailable >= replicas(p)
+}
+
+budget(p) := sprintf("minAvailable %v, maxUnavailable %v, %d replicas", [object.get(p, "minAvailable", "unset"), object.get(p, "maxUnavailable", "unset"), replicas(p)])
+
+deny contains {"id": "pdb.never-drainable", "msg": msg, "forceable": true} if {
+	upgrading
+	some p in input.cluster.pdbs
+	count(p.nodesToDrain) > 0
+	never_drainable(p)
+	msg := sprintf("PodDisruptionBudget %s/%s can never allow an eviction (%s) and covers pods on %d node(s) to drain: %s. Relax the budget or scale the workload above it; or force pdb.never-drainable and move those pods yourself", [p.namespace, p.name, budget(p), count(p.nodesToDrain), list_names(p.nodesToDrain)])
+}
+
+defer contains {"id": "pdb.zero-disruptions", "msg": msg} if {
+	upgrading
+	some p in input.cluster.pdbs
+	count(p.nodesToDrain) > 0
+	p.disruptionsAllowed <= 0
+	not never_drainable(p)
+	msg := sprintf("PodDisruptionBudget %s/%s allows 0 disruptions now (%v of %v pods healthy) and covers pods on %d node(s) to drain: %s. The upgrade waits until its pods are healthy again", [p.namespace, p.name, object.get(p, "currentHealthy", "?"), object.get(p, "expectedPods", "?"), count(p.nodesToDrain), list_names(p.nodesToDrain)])
+}

@@ -1,0 +1,348 @@
+//! The policy input document: `{plan, cluster, schedule, source, now, config}`.
+//!
+//! Built from values the reconciler already has (the ClusterVersion spec, the
+//! snapshot, the planner's outcome, the evaluated schedule) and kept compact:
+//! nodes are summarised, pods are reduced to the PDBs that cover them, and
+//! the skew state after every stage is precomputed so that rules stay cheap
+//! on 5,000-node clusters. `schemas/policy-input.schema.json` is generated
+//! from these types.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use cupcake_api::KubeVersion;
+use cupcake_api::common::{AllowPrerelease, Strategy};
+use cupcake_api::fleet::ClusterVersionSpec;
+use cupcake_api::plan::{Plan, StageKind};
+use cupcake_api::snapshot::{ClusterSnapshot, IntOrString, Node, Role};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{PlanOutcome, natural_cmp};
+use crate::schedule::ScheduleEval;
+
+/// How many node names a summary lists (oldest/newest kubelets).
+const NAMES_LISTED: usize = 5;
+
+/// The document every Rego and CEL rule evaluates (`input` in Rego; top-level variables in CEL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "CUPCAKE policy input")]
+pub struct PolicyInput {
+    /// The upgrade plan, exactly the `plan` object of `cupcake plan -o json`.
+    pub plan: Plan,
+    /// The cluster: desired and current versions, nodes, PDBs and the skew state after each stage.
+    pub cluster: ClusterInput,
+    /// The maintenance schedule evaluated at `now`.
+    pub schedule: ScheduleEval,
+    /// Where the desired state came from.
+    pub source: SourceInput,
+    /// The evaluation instant, RFC 3339 in UTC (`2026-11-28T02:30:00Z`).
+    pub now: String,
+    /// Free-form settings for rules, from the fleet repo's `policies/config.yaml` (default `{}`).
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+/// What kind of upgrade the plan is, for exclusions (`scope: minor` lets patch upgrades through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpgradeKind {
+    /// Up to date: nothing to do.
+    None,
+    /// Every node stays on its minor (includes patch downgrades).
+    Patch,
+    /// Some node moves to a newer minor.
+    Minor,
+}
+
+/// The cluster as the gate sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInput {
+    /// Cluster name (its folder under `clusters/`).
+    pub name: String,
+    /// `spec.kubernetesVersion`, normalised (no leading `v`).
+    pub target: KubeVersion,
+    /// The control plane and every in-scope node already run the target.
+    pub up_to_date: bool,
+    /// none | patch | minor.
+    pub upgrade: UpgradeKind,
+    /// The control plane's version: the oldest kube-apiserver (absent when no control-plane node is known).
+    pub control_plane: Option<KubeVersion>,
+    /// kube-apiserver version per control-plane node.
+    pub apiservers: BTreeMap<String, KubeVersion>,
+    /// How many nodes run each kubelet version.
+    pub kubelets: BTreeMap<String, usize>,
+    /// `spec.allowPrerelease`: none | rc | all.
+    pub allow_prerelease: AllowPrerelease,
+    /// `spec.force`: rule ids whose forceable denies are overridden.
+    pub force: Vec<String>,
+    /// `spec.strategy`.
+    pub strategy: Strategy,
+    /// Every node of the snapshot.
+    pub nodes: Vec<NodeInput>,
+    /// Every PodDisruptionBudget, with the nodes to drain that hold its pods.
+    pub pdbs: Vec<PdbInput>,
+    /// Versions after each stage of `plan.stages` (`timeline[i]` is the state after `plan.stages[i]`).
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One node, summarised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInput {
+    pub name: String,
+    /// control-plane | worker.
+    pub role: Role,
+    /// `status.nodeInfo.kubeletVersion`, normalised.
+    pub kubelet_version: KubeVersion,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// Cordoned.
+    pub unschedulable: bool,
+    /// Selected by `spec.nodeSelector` (control-plane nodes always are).
+    pub in_scope: bool,
+    /// The plan drains and upgrades this node.
+    pub planned: bool,
+}
+
+/// A PodDisruptionBudget and how the plan touches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PdbInput {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.minAvailable` (a count or a percentage string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    /// `spec.maxUnavailable` (a count or a percentage string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// `status.disruptionsAllowed`; absent when the snapshot had no status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruptions_allowed: Option<i64>,
+    /// `status.expectedPods`: the selected workload's replicas; absent without status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_pods: Option<i64>,
+    /// `status.currentHealthy`; absent without status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_healthy: Option<i64>,
+    /// `status.desiredHealthy`; absent without status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_healthy: Option<i64>,
+    /// Pods of the snapshot the selector matches.
+    pub pods: i64,
+    /// Nodes the plan drains that hold evictable pods of this PDB (natural order).
+    pub nodes_to_drain: Vec<String>,
+}
+
+/// The versions in the cluster after one stage of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// Index into `plan.stages`.
+    pub stage: usize,
+    /// The stage's kind.
+    pub kind: StageKind,
+    /// The stage's version.
+    pub version: KubeVersion,
+    /// Oldest kube-apiserver after the stage.
+    pub apiserver_min: Option<KubeVersion>,
+    /// Newest kube-apiserver after the stage.
+    pub apiserver_max: Option<KubeVersion>,
+    /// Oldest kubelet after the stage (all nodes, in scope or not).
+    pub kubelet_min: KubeVersion,
+    /// Newest kubelet after the stage.
+    pub kubelet_max: KubeVersion,
+    /// Up to five nodes running `kubeletMin`.
+    pub oldest_kubelets: Vec<String>,
+    /// Up to five nodes running `kubeletMax`.
+    pub newest_kubelets: Vec<String>,
+}
+
+/// Provenance of the desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInput {
+    /// The fleet repo's remote URL, when known.
+    pub repository: Option<String>,
+    /// The fleet commit, when the fleet is a git checkout.
+    pub revision: Option<String>,
+    /// Path of cluster.yaml inside the fleet repo.
+    pub path: Option<String>,
+}
+
+/// Everything [`PolicyInput::build`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct InputParts<'a> {
+    pub cluster: &'a str,
+    pub spec: &'a ClusterVersionSpec,
+    pub snapshot: &'a ClusterSnapshot,
+    pub outcome: &'a PlanOutcome,
+    pub schedule: &'a ScheduleEval,
+    pub source: &'a SourceInput,
+    pub now: DateTime<Utc>,
+    pub config: &'a serde_json::Value,
+}
+
+/// The `now` string of the input document.
+pub fn format_now(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn in_scope(spec: &ClusterVersionSpec, n: &Node) -> bool {
+    n.role == Role::ControlPlane || spec.node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+}
+
+fn timeline(plan: &Plan, snapshot: &ClusterSnapshot, apiservers: &BTreeMap<String, KubeVersion>) -> Vec<TimelineEntry> {
+    if plan.stages.is_empty() {
+        return Vec::new();
+    }
+    let index: HashMap<&str, usize> = snapshot.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let mut kubelet: Vec<&KubeVersion> = snapshot.nodes.iter().map(|n| &n.kubelet_version).collect();
+    let mut api: Vec<Option<&KubeVersion>> = snapshot.nodes.iter().map(|n| apiservers.get(&n.name)).collect();
+    let mut out = Vec::with_capacity(plan.stages.len());
+    for (i, stage) in plan.stages.iter().enumerate() {
+        if stage.kind != StageKind::Backup {
+            for name in stage.nodes() {
+                let Some(&j) = index.get(name.as_str()) else { continue };
+                kubelet[j] = &stage.version;
+                if stage.kind == StageKind::ControlPlane && api[j].is_some() {
+                    api[j] = Some(&stage.version);
+                }
+            }
+        }
+        let (mut kmin, mut kmax) = (kubelet[0], kubelet[0]);
+        for k in &kubelet {
+            kmin = kmin.min(k);
+            kmax = kmax.max(k);
+        }
+        let names = |v: &KubeVersion| {
+            let mut n: Vec<String> =
+                kubelet.iter().zip(&snapshot.nodes).filter(|(k, _)| **k == v).map(|(_, n)| n.name.clone()).collect();
+            n.sort_by(|a, b| natural_cmp(a, b));
+            n.truncate(NAMES_LISTED);
+            n
+        };
+        out.push(TimelineEntry {
+            stage: i,
+            kind: stage.kind,
+            version: stage.version.clone(),
+            apiserver_min: api.iter().flatten().min().map(|v| (*v).clone()),
+            apiserver_max: api.iter().flatten().max().map(|v| (*v).clone()),
+            kubelet_min: kmin.clone(),
+            kubelet_max: kmax.clone(),
+            oldest_kubelets: names(kmin),
+            newest_kubelets: names(kmax),
+        });
+    }
+    out
+}
+
+fn pdbs(snapshot: &ClusterSnapshot, planned: &BTreeSet<&str>) -> Vec<PdbInput> {
+    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in snapshot.pdbs.iter().enumerate() {
+        by_ns.entry(p.namespace.as_str()).or_default().push(i);
+    }
+    let mut pods = vec![0i64; snapshot.pdbs.len()];
+    let mut nodes: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); snapshot.pdbs.len()];
+    for pod in &snapshot.pods {
+        let Some(cands) = by_ns.get(pod.namespace.as_str()) else { continue };
+        for &i in cands {
+            if snapshot.pdbs[i].selector.as_ref().is_some_and(|s| s.matches(&pod.labels)) {
+                pods[i] += 1;
+                if pod.evictable() && planned.contains(pod.node.as_str()) {
+                    nodes[i].insert(pod.node.as_str());
+                }
+            }
+        }
+    }
+    snapshot
+        .pdbs
+        .iter()
+        .zip(pods)
+        .zip(nodes)
+        .map(|((p, pods), nodes)| {
+            let mut nodes: Vec<String> = nodes.into_iter().map(str::to_string).collect();
+            nodes.sort_by(|a, b| natural_cmp(a, b));
+            PdbInput {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                min_available: p.min_available.clone(),
+                max_unavailable: p.max_unavailable.clone(),
+                disruptions_allowed: p.status.map(|s| s.disruptions_allowed),
+                expected_pods: p.status.map(|s| s.expected_pods),
+                current_healthy: p.status.map(|s| s.current_healthy),
+                desired_healthy: p.status.map(|s| s.desired_healthy),
+                pods,
+                nodes_to_drain: nodes,
+            }
+        })
+        .collect()
+}
+
+impl PolicyInput {
+    /// Assemble the input document.
+    pub fn build(parts: InputParts<'_>) -> Self {
+        let InputParts { cluster, spec, snapshot, outcome, schedule, source, now, config } = parts;
+        let planned: BTreeSet<&str> = outcome
+            .plan
+            .stages
+            .iter()
+            .filter(|s| s.kind != StageKind::Backup)
+            .flat_map(|s| s.nodes())
+            .map(String::as_str)
+            .collect();
+        let nodes: Vec<NodeInput> = snapshot
+            .nodes
+            .iter()
+            .map(|n| NodeInput {
+                name: n.name.clone(),
+                role: n.role,
+                kubelet_version: n.kubelet_version.clone(),
+                ready: n.ready,
+                unschedulable: n.unschedulable,
+                in_scope: in_scope(spec, n),
+                planned: planned.contains(n.name.as_str()),
+            })
+            .collect();
+        let target = &outcome.target;
+        let oldest = snapshot
+            .nodes
+            .iter()
+            .filter(|n| in_scope(spec, n))
+            .map(|n| &n.kubelet_version)
+            .chain(outcome.current.control_plane.as_ref())
+            .min();
+        let upgrade = if outcome.up_to_date {
+            UpgradeKind::None
+        } else if oldest.is_some_and(|o| target.minor_distance(o) > 0) {
+            UpgradeKind::Minor
+        } else {
+            UpgradeKind::Patch
+        };
+        Self {
+            plan: outcome.plan.clone(),
+            cluster: ClusterInput {
+                name: cluster.to_string(),
+                target: target.clone(),
+                up_to_date: outcome.up_to_date,
+                upgrade,
+                control_plane: outcome.current.control_plane.clone(),
+                apiservers: outcome.current.apiservers.clone(),
+                kubelets: outcome.current.kubelets.clone(),
+                allow_prerelease: spec.allow_prerelease,
+                force: spec.force.clone(),
+                strategy: spec.strategy,
+                nodes,
+                pdbs: pdbs(snapshot, &planned),
+                timeline: timeline(&outcome.plan, snapshot, &outcome.current.apiservers),
+            },
+            schedule: schedule.clone(),
+            source: source.clone(),
+            now: format_now(now),
+            config: if config.is_null() { serde_json::Value::Object(Default::default()) } else { config.clone() },
+        }
+    }
+}
