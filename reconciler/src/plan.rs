@@ -102,13 +102,13 @@ pub fn kubelet_skew_ok(kubelet: &KubeVersion, apiserver: &KubeVersion) -> bool {
 }
 
 /// Per-PDB disruption budgets and the evictable pods each node holds.
-struct PdbIndex {
+struct PdbIndex<'a> {
     /// Disruptions each PDB allows now.
     budget: Vec<i64>,
     /// `namespace/name` of each PDB.
     names: Vec<String>,
-    /// node → [(pdb index, pods of that PDB on the node)].
-    per_node: HashMap<String, Vec<(usize, i64)>>,
+    /// node → [(pdb index, pods of that PDB on the node)], sorted by PDB.
+    per_node: HashMap<&'a str, Vec<(usize, i64)>>,
 }
 
 fn resolve_int_or_string(v: &IntOrString, total: i64, round_up: bool) -> i64 {
@@ -116,44 +116,43 @@ fn resolve_int_or_string(v: &IntOrString, total: i64, round_up: bool) -> i64 {
         IntOrString::Int(n) => *n,
         IntOrString::String(s) => {
             let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            if round_up {
-                (total * p + 99) / 100
-            } else {
-                total * p / 100
-            }
+            if round_up { (total * p + 99) / 100 } else { total * p / 100 }
         }
     }
 }
 
-impl PdbIndex {
-    fn build(snapshot: &ClusterSnapshot) -> Self {
+impl<'a> PdbIndex<'a> {
+    fn build(snapshot: &'a ClusterSnapshot) -> Self {
         let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, p) in snapshot.pdbs.iter().enumerate() {
             by_ns.entry(p.namespace.as_str()).or_default().push(i);
         }
         let mut matched = vec![0i64; snapshot.pdbs.len()];
-        let mut per_node: HashMap<String, HashMap<usize, i64>> = HashMap::new();
+        let mut per_node: HashMap<&'a str, Vec<(usize, i64)>> = HashMap::new();
         for pod in &snapshot.pods {
-            let Some(cands) = by_ns.get(pod.namespace.as_str()) else {
-                continue;
-            };
+            let Some(cands) = by_ns.get(pod.namespace.as_str()) else { continue };
+            let counts = pod.evictable() && !pod.node.is_empty();
             for &i in cands {
                 let pdb = &snapshot.pdbs[i];
-                if pdb
-                    .selector
-                    .as_ref()
-                    .is_some_and(|s| s.matches(&pod.labels))
-                {
+                if pdb.selector.as_ref().is_some_and(|s| s.matches(&pod.labels)) {
                     matched[i] += 1;
-                    if pod.evictable() && !pod.node.is_empty() {
-                        *per_node
-                            .entry(pod.node.clone())
-                            .or_default()
-                            .entry(i)
-                            .or_default() += 1;
+                    if counts {
+                        per_node.entry(pod.node.as_str()).or_default().push((i, 1));
                     }
                 }
             }
+        }
+        // Merge repeated (pdb, 1) entries into counts.
+        for v in per_node.values_mut() {
+            v.sort_unstable_by_key(|e| e.0);
+            v.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 {
+                    earlier.1 += later.1;
+                    true
+                } else {
+                    false
+                }
+            });
         }
         let budget = snapshot
             .pdbs
@@ -174,24 +173,8 @@ impl PdbIndex {
                 }
             })
             .collect();
-        let names = snapshot
-            .pdbs
-            .iter()
-            .map(|p| format!("{}/{}", p.namespace, p.name))
-            .collect();
-        let per_node = per_node
-            .into_iter()
-            .map(|(n, m)| {
-                let mut v: Vec<(usize, i64)> = m.into_iter().collect();
-                v.sort_unstable();
-                (n, v)
-            })
-            .collect();
-        Self {
-            budget,
-            names,
-            per_node,
-        }
+        let names = snapshot.pdbs.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+        Self { budget, names, per_node }
     }
 
     fn pods_on(&self, node: &str) -> &[(usize, i64)] {
@@ -202,26 +185,31 @@ impl PdbIndex {
 /// Split ordered nodes into batches of at most `limit` nodes (None: no limit)
 /// such that no batch holds more pods of a PDB than it allows to be disrupted.
 /// A node that alone exceeds a budget goes alone (its drain waits on the PDB).
-fn batch(nodes: &[String], limit: Option<usize>, pdbs: &PdbIndex) -> Vec<Vec<String>> {
+fn batch(nodes: &[String], limit: Option<usize>, pdbs: &PdbIndex<'_>) -> Vec<Vec<String>> {
     let limit = limit.unwrap_or(usize::MAX).max(1);
-    let mut remaining: Vec<&String> = nodes.iter().collect();
+    let mut remaining: Vec<(&String, &[(usize, i64)])> = nodes.iter().map(|n| (n, pdbs.pods_on(n))).collect();
     let mut out = Vec::new();
-    let mut used: HashMap<usize, i64> = HashMap::new();
+    let mut used = vec![0i64; pdbs.budget.len()];
+    let mut touched: Vec<usize> = Vec::new();
+    let mut taken = Vec::with_capacity(remaining.len());
     while !remaining.is_empty() {
-        used.clear();
-        let mut taken = vec![false; remaining.len()];
+        for p in touched.drain(..) {
+            used[p] = 0;
+        }
+        taken.clear();
+        taken.resize(remaining.len(), false);
         let mut current = Vec::new();
-        for (i, node) in remaining.iter().enumerate() {
+        for (i, (node, pods)) in remaining.iter().enumerate() {
             if current.len() >= limit {
                 break;
             }
-            let pods = pdbs.pods_on(node);
-            let fits = pods
-                .iter()
-                .all(|(p, n)| used.get(p).copied().unwrap_or(0) + n <= pdbs.budget[*p]);
+            let fits = pods.iter().all(|(p, n)| used[*p] + n <= pdbs.budget[*p]);
             if fits || current.is_empty() {
-                for (p, n) in pods {
-                    *used.entry(*p).or_default() += n;
+                for (p, n) in pods.iter() {
+                    if used[*p] == 0 {
+                        touched.push(*p);
+                    }
+                    used[*p] += n;
                 }
                 current.push((*node).clone());
                 taken[i] = true;

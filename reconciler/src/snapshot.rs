@@ -63,7 +63,36 @@ struct RawMeta {
     labels: BTreeMap<String, String>,
     #[serde(rename = "ownerReferences")]
     owner_references: Vec<RawOwner>,
-    annotations: BTreeMap<String, String>,
+    annotations: MirrorAnnotation,
+}
+
+/// Only whether `kubernetes.io/config.mirror` is among the annotations: the
+/// rest is skipped without allocating (annotations can be large).
+#[derive(Default)]
+struct MirrorAnnotation(bool);
+
+impl<'de> Deserialize<'de> for MirrorAnnotation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MirrorAnnotation;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of annotations")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MirrorAnnotation(false))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = false;
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    found |= k == "kubernetes.io/config.mirror";
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(MirrorAnnotation(found))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -340,7 +369,7 @@ fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
         .or_else(|| {
             item.metadata
                 .annotations
-                .contains_key("kubernetes.io/config.mirror")
+                .0
                 .then(|| "Node".to_string())
         });
     let pod = Pod {

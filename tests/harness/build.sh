@@ -46,7 +46,7 @@ for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) printf '%s\n' "$BIN"; exit 0 ;;
     --force) force=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $arg (see --help)" ;;
   esac
 done

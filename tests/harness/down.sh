@@ -4,8 +4,8 @@
 # then removes the etcd data dir. Logs and PKI stay unless --clean.
 #
 # Usage: down.sh [--dir DIR] [--clean]
-#   --dir DIR  the state dir up.sh printed (default: the last one up.sh started,
-#              as recorded in ${TMPDIR:-/tmp}/cupcake-harness.current)
+#   --dir DIR  the state dir up.sh printed (default: $CUPCAKE_HARNESS_DIR if set, else the
+#              last one up.sh started, as recorded in ${TMPDIR:-/tmp}/cupcake-harness.current)
 #   --clean    also delete the state dir's contents (logs, PKI, kubeconfig)
 set -euo pipefail
 
@@ -19,13 +19,21 @@ while (($#)); do
     --dir) dir="${2:?--dir needs a path}"; shift 2 ;;
     --dir=*) dir="${1#*=}"; shift ;;
     --clean) clean=1; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
+# Which harness: --dir, else $CUPCAKE_HARNESS_DIR (set by `eval "$(up.sh)"`), else the pointer
+# file of the most recent up.sh (which another user's up.sh may have overwritten: scripts
+# should pass --dir).
+if [[ -z "$dir" && -n "${CUPCAKE_HARNESS_DIR:-}" ]]; then
+  dir="$CUPCAKE_HARNESS_DIR"
+  log "using CUPCAKE_HARNESS_DIR=$dir"
+fi
 if [[ -z "$dir" ]]; then
-  [[ -s "$POINTER" ]] || die "no --dir given and no $POINTER: nothing to stop"
+  [[ -s "$POINTER" ]] || die "no --dir given, no CUPCAKE_HARNESS_DIR and no $POINTER: nothing to stop"
   dir="$(cat "$POINTER")"
+  log "using the most recent harness, $dir (from $POINTER)"
 fi
 [[ -d "$dir" ]] || die "state dir $dir does not exist"
 STATE="$(cd "$dir" && pwd)"
@@ -102,7 +110,7 @@ fi
 
 if ((clean)); then
   rm -rf "$STATE/pki" "$STATE/logs" "$STATE/nodes" "$STATE/kwok-home" \
-    "$STATE/kubeconfig" "$STATE/env"
+    "$STATE/kubeconfig" "$STATE/env" "$STATE/flexvolume"
   rmdir "$STATE/pids" 2>/dev/null || true
   rmdir "$STATE" 2>/dev/null || log "left $STATE (it holds files up.sh did not make)"
   log "cleaned $STATE"

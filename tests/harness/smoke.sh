@@ -124,7 +124,10 @@ if ((keep == 0)); then
   etcd_data="$(cat "$STATE/etcd-data-dir")"
   "$HERE/down.sh" --dir "$STATE" 2>/dev/null
   left=0
-  for p in $pids; do [[ -d /proc/$p ]] && left=$((left + 1)); done
+  for p in $pids; do # a zombie waiting for init to reap it does not count
+    st="$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1 || true)"
+    [[ -n "$st" && "$st" != Z && "$st" != X ]] && left=$((left + 1))
+  done
   check "down.sh left no harness process ($left left)" [ "$left" == 0 ]
   check "down.sh removed the etcd data dir" [ ! -e "$etcd_data" ]
 fi

@@ -15,7 +15,8 @@
 #   --lease-seconds S    kwok node lease duration (default 40; 120 for N>100; 240 for N>500)
 #   --timeout SECONDS    deadline for each wait (default 120, plus N/5 for the nodes)
 #
-# Progress goes to stderr. Stdout gets `export` lines only, the last one being
+# Progress goes to stderr. Stdout gets `export` lines only (CUPCAKE_HARNESS_DIR,
+# CUPCAKE_HARNESS_BIN, KUBECONFIG), the last one being
 # `export KUBECONFIG=...`, so `eval "$(tests/harness/up.sh)"` works.
 # Binaries come from build.sh's cache (build.sh is run first; it is a no-op when warm),
 # or from $CUPCAKE_HARNESS_BIN if set. Stop with down.sh.
@@ -43,7 +44,7 @@ while (($#)); do
     --lease-seconds=*) lease="${1#*=}"; shift ;;
     --timeout) timeout="${2:?}"; shift 2 ;;
     --timeout=*) timeout="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -97,11 +98,16 @@ else
   for f in "$STATE"/pids/*.pid; do
     [[ -f "$f" ]] || continue
     pid="$(cat "$f")"
-    if [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE"; then
+    if [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/"; then
       die "a harness is already running in $STATE (pid $pid); run down.sh --dir $STATE first"
     fi
   done
-  rm -rf "$STATE/pids" "$STATE/pki" "$STATE/nodes"
+  # Leftovers of an earlier run whose processes are gone: its etcd data dir, pids, PKI.
+  if [[ -f "$STATE/etcd-data-dir" ]]; then
+    old_data="$(cat "$STATE/etcd-data-dir")"
+    [[ "$(basename "$old_data")" == cupcake-harness-etcd.* ]] && rm -rf "$old_data"
+  fi
+  rm -rf "$STATE/pids" "$STATE/pki" "$STATE/nodes" "$STATE/etcd-data-dir"
 fi
 mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/pki" "$STATE/nodes"
 SHM_BASE=/dev/shm
@@ -185,6 +191,17 @@ subjectAltName=IP:127.0.0.1,DNS:localhost,IP:$FIRST_SERVICE_IP,DNS:kubernetes,DN
 sign admin "/O=system:masters/CN=cupcake-harness-admin" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
+# Front-proxy (request-header) CA and client, as kubeadm makes them: the controller manager and
+# scheduler read it from the extension-apiserver-authentication ConfigMap.
+ossl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 \
+  -keyout "$PKI/front-proxy-ca.key" -out "$PKI/front-proxy-ca.crt" -subj "/CN=cupcake-harness-front-proxy-ca" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+ossl req -new -nodes -newkey rsa:2048 -keyout "$PKI/front-proxy-client.key" -out "$PKI/front-proxy-client.csr" \
+  -subj "/CN=front-proxy-client"
+printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+  >"$PKI/front-proxy-client.ext"
+ossl x509 -req -sha256 -days 3650 -in "$PKI/front-proxy-client.csr" -CA "$PKI/front-proxy-ca.crt" \
+  -CAkey "$PKI/front-proxy-ca.key" -CAcreateserial -out "$PKI/front-proxy-client.crt" -extfile "$PKI/front-proxy-client.ext"
 ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
 ossl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 chmod 600 "$PKI"/*.key
@@ -273,6 +290,13 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --allow-privileged=true \
   --disable-admission-plugins=ServiceAccount \
   --endpoint-reconciler-type=none \
+  --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+  --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --kubelet-preferred-address-types=InternalIP \
   --profiling=false
 wait_until kube-apiserver "kube-apiserver /readyz" "$timeout" https_ok "https://127.0.0.1:$API_PORT/readyz"
@@ -295,6 +319,7 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
   --cluster-signing-key-file="$PKI/ca.key" \
   --use-service-account-credentials=false \
   --cluster-name=cupcake-harness \
+  --flex-volume-plugin-dir="$STATE/flexvolume" \
   --node-monitor-grace-period="${grace}s" \
   --kube-api-qps=100 \
   --kube-api-burst=200 \
@@ -413,7 +438,7 @@ if ((nodes > 0)); then
       | awk '$1 == "True" && $0 !~ /node\.kubernetes\.io\// { n++ } END { print n + 0 }'
   }
   all_ready() { [[ "$(ready_count)" == "$nodes" ]]; }
-  wait_until kwok "$nodes nodes Ready and untainted (in $((SECONDS - t_nodes))s+)" $((timeout + nodes / 5)) all_ready
+  wait_until kwok "$nodes nodes Ready and untainted" $((timeout + nodes / 5)) all_ready
   log "nodes Ready $((SECONDS - t_nodes))s after creation"
 fi
 
@@ -431,4 +456,5 @@ ok=1
 log "harness up in $((SECONDS - START))s: apiserver https://127.0.0.1:$API_PORT, state $STATE"
 log "stop it with: $HERE/down.sh --dir $STATE"
 printf 'export CUPCAKE_HARNESS_DIR=%q\n' "$STATE"
+printf 'export CUPCAKE_HARNESS_BIN=%q\n' "$BIN"
 printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
