@@ -64,7 +64,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT INT TERM
-tests/harness/up.sh --dir "$state" >"$state/up.out"
+tests/harness/up.sh --dir "$state" --scheduler >"$state/up.out"
 export CUPCAKE_HARNESS_DIR="$state"
 export KUBECONFIG="$state/kubeconfig"
 kubectl version 2>/dev/null | sed 's/^/  /'
