@@ -168,10 +168,11 @@ pub fn parse_manifest<S: DeserializeOwned>(
                 msg.truncate(i);
             }
             // yaml also prefixes its own (coarser) path; ours is more precise.
-            if let Some((prefix, rest)) = msg.split_once(": ") {
-                if !prefix.contains(' ') && field.starts_with(prefix) {
-                    msg = rest.to_string();
-                }
+            if let Some((prefix, rest)) = msg.split_once(": ")
+                && !prefix.contains(' ')
+                && field.starts_with(prefix)
+            {
+                msg = rest.to_string();
             }
             // Our locator knows exactly where a field is; yaml knows where parsing stopped.
             let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field))

@@ -638,14 +638,10 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
             .filter(|(_, api, kubelet)| needs(api, &hop.to) || needs(kubelet, &hop.to))
             .map(|(n, _, _)| n.clone())
             .collect();
-        if spec.backup.etcd {
-            if let Some(first) = movers.first().or(cp_state.first().map(|c| &c.0)) {
-                stages.push(Stage {
-                    kind: StageKind::Backup,
-                    version: hop.to.clone(),
-                    batches: vec![vec![first.clone()]],
-                });
-            }
+        if spec.backup.etcd
+            && let Some(first) = movers.first().or(cp_state.first().map(|c| &c.0))
+        {
+            stages.push(Stage { kind: StageKind::Backup, version: hop.to.clone(), batches: vec![vec![first.clone()]] });
         }
         if !movers.is_empty() {
             stages.push(Stage {
