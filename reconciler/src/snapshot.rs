@@ -5,6 +5,7 @@
 //! kubectl's output is skipped without being built, which keeps a
 //! 5,000-node snapshot fast to read.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -36,33 +37,96 @@ fn invalid(origin: &str, message: impl Into<String>) -> SnapshotError {
     }
 }
 
+/// A string borrowed from the input when it can be (JSON without escapes),
+/// owned otherwise; most of kubectl's strings are read only to be dropped.
+#[derive(Default, Clone, PartialEq, Eq)]
+struct Str<'a>(Cow<'a, str>);
+
+impl std::fmt::Debug for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Str<'_> {
+    fn owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
 #[derive(Deserialize)]
-struct RawList {
-    #[serde(rename = "apiVersion")]
-    api_version: Option<String>,
-    kind: Option<String>,
-    items: Option<Vec<RawObject>>,
+struct RawList<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Option<Str<'a>>,
+    #[serde(borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    items: Option<Vec<RawObject<'a>>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawObject {
-    #[serde(rename = "apiVersion")]
-    api_version: Option<String>,
-    kind: Option<String>,
-    metadata: RawMeta,
-    spec: RawSpec,
-    status: RawStatus,
+struct RawObject<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Option<Str<'a>>,
+    #[serde(borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    metadata: RawMeta<'a>,
+    #[serde(borrow)]
+    spec: RawSpec<'a>,
+    #[serde(borrow)]
+    status: RawStatus<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawMeta {
-    name: Option<String>,
-    namespace: Option<String>,
+struct RawMeta<'a> {
+    #[serde(borrow)]
+    name: Option<Str<'a>>,
+    #[serde(borrow)]
+    namespace: Option<Str<'a>>,
     labels: BTreeMap<String, String>,
-    #[serde(rename = "ownerReferences")]
-    owner_references: Vec<RawOwner>,
+    #[serde(rename = "ownerReferences", borrow)]
+    owner_references: Vec<RawOwner<'a>>,
     annotations: MirrorAnnotation,
 }
 
@@ -82,7 +146,10 @@ impl<'de> Deserialize<'de> for MirrorAnnotation {
             fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
                 Ok(MirrorAnnotation(false))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut found = false;
                 while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     found |= k == "kubernetes.io/config.mirror";
@@ -97,21 +164,23 @@ impl<'de> Deserialize<'de> for MirrorAnnotation {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawOwner {
-    kind: String,
+struct RawOwner<'a> {
+    #[serde(borrow)]
+    kind: Str<'a>,
     controller: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawSpec {
+struct RawSpec<'a> {
     // Node
     unschedulable: Option<bool>,
     taints: Vec<Taint>,
     // Pod
-    #[serde(rename = "nodeName")]
-    node_name: Option<String>,
-    containers: Vec<RawContainer>,
+    #[serde(rename = "nodeName", borrow)]
+    node_name: Option<Str<'a>>,
+    #[serde(borrow)]
+    containers: Vec<RawContainer<'a>>,
     // PDB
     selector: Option<RawSelector>,
     #[serde(rename = "minAvailable")]
@@ -131,20 +200,24 @@ enum RawSelector {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawContainer {
-    name: String,
-    image: Option<String>,
+struct RawContainer<'a> {
+    #[serde(borrow)]
+    name: Str<'a>,
+    #[serde(borrow)]
+    image: Option<Str<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawStatus {
+struct RawStatus<'a> {
     // Node
-    #[serde(rename = "nodeInfo")]
-    node_info: Option<RawNodeInfo>,
-    conditions: Vec<RawCondition>,
+    #[serde(rename = "nodeInfo", borrow)]
+    node_info: Option<RawNodeInfo<'a>>,
+    #[serde(borrow)]
+    conditions: Vec<RawCondition<'a>>,
     // Pod
-    phase: Option<String>,
+    #[serde(borrow)]
+    phase: Option<Str<'a>>,
     // PDB
     #[serde(rename = "disruptionsAllowed")]
     disruptions_allowed: Option<i64>,
@@ -158,17 +231,18 @@ struct RawStatus {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawNodeInfo {
-    #[serde(rename = "kubeletVersion")]
-    kubelet_version: Option<String>,
+struct RawNodeInfo<'a> {
+    #[serde(rename = "kubeletVersion", borrow)]
+    kubelet_version: Option<Str<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawCondition {
-    #[serde(rename = "type")]
-    type_: String,
-    status: String,
+struct RawCondition<'a> {
+    #[serde(rename = "type", borrow)]
+    type_: Str<'a>,
+    #[serde(borrow)]
+    status: Str<'a>,
 }
 
 /// Read a snapshot file (YAML or JSON).
@@ -234,7 +308,7 @@ fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotErr
             format!("kind {kind:?} is not a list; {LIST_HINT}"),
         ));
     }
-    if list.api_version.as_deref() != Some("v1") && kind == "List" {
+    if list.api_version.as_deref() != Some("v1") && &*kind == "List" {
         return Err(invalid(
             origin,
             format!(
@@ -257,10 +331,11 @@ fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotErr
     // (pod index, image) of control-plane static pods.
     let mut cp_images = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        let k = item
+        let k: Option<String> = item
             .kind
-            .clone()
-            .or_else(|| item.kind.clone().or(item_kind.clone()));
+            .as_ref()
+            .map(|k| k.to_string())
+            .or_else(|| item_kind.clone());
         let name = item
             .metadata
             .name
@@ -340,7 +415,7 @@ fn node(item: RawObject, name: &str) -> Result<Node, String> {
         .status
         .conditions
         .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+        .any(|c| &*c.type_ == "Ready" && &*c.status == "True");
     Ok(Node {
         name: name.to_string(),
         labels,
@@ -364,21 +439,16 @@ fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
         .iter()
         .find(|o| o.controller == Some(true))
         .or(item.metadata.owner_references.first())
-        .map(|o| o.kind.clone())
+        .map(|o| o.kind.to_string())
         // Mirror pods of static manifests carry this annotation.
-        .or_else(|| {
-            item.metadata
-                .annotations
-                .0
-                .then(|| "Node".to_string())
-        });
+        .or_else(|| item.metadata.annotations.0.then(|| "Node".to_string()));
     let pod = Pod {
-        namespace,
+        namespace: namespace.owned(),
         name: name.to_string(),
-        node: item.spec.node_name.unwrap_or_default(),
+        node: item.spec.node_name.map(Str::owned).unwrap_or_default(),
         labels: item.metadata.labels,
         owner_kind,
-        phase: item.status.phase.unwrap_or_default(),
+        phase: item.status.phase.map(Str::owned).unwrap_or_default(),
     };
     let image = (pod.namespace == "kube-system")
         .then(|| component_of(&pod))
@@ -387,11 +457,11 @@ fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
             item.spec
                 .containers
                 .iter()
-                .find(|x| x.name == c)
+                .find(|x| &*x.name == c)
                 .or(item.spec.containers.first())
         })
         .and_then(|x| x.image.clone());
-    Ok((pod, image))
+    Ok((pod, image.map(Str::owned)))
 }
 
 fn component_of(p: &Pod) -> Option<&'static str> {
@@ -461,7 +531,7 @@ fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
         return Err("spec sets both minAvailable and maxUnavailable".into());
     }
     Ok(Pdb {
-        namespace,
+        namespace: namespace.owned(),
         name: name.to_string(),
         selector,
         min_available: item.spec.min_available,
