@@ -178,10 +178,15 @@ pub struct NodeStatus {
 /// Node counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
+    /// Nodes in the operation.
     pub total: u32,
+    /// Nodes at the target version, verified.
     pub completed: u32,
+    /// Nodes being drained, upgraded or verified.
     pub upgrading: u32,
+    /// Nodes not started yet.
     pub pending: u32,
+    /// Nodes that failed.
     pub failed: u32,
 }
 
@@ -189,8 +194,11 @@ pub struct Summary {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreflightResult {
+    /// Check name.
     pub name: String,
+    /// Whether it passed.
     pub passed: bool,
+    /// Detail, especially on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -240,8 +248,10 @@ pub struct DirectUpdateStatus {
     /// Identifier the agents see in node annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
+    /// When the first node started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When the operation ended (Succeeded, Failed or Cancelled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Human-readable state.
@@ -253,16 +263,22 @@ pub struct DirectUpdateStatus {
     /// Per-node progress.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nodes: BTreeMap<String, NodeStatus>,
+    /// Node counts by state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// Results of the preflight checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preflight_results: Vec<PreflightResult>,
+    /// Progress along spec.upgradePath.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_path: Option<UpgradePathStatus>,
+    /// The verified etcd backup; no control-plane node is upgraded without one when spec.backup.etcd is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_info: Option<BackupInfo>,
+    /// Standard conditions (Ready, Progressing, Degraded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -300,8 +316,10 @@ pub struct ScheduledUpdateStatus {
     /// The DirectUpdate created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_update: Option<String>,
+    /// When the DirectUpdate was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_at: Option<DateTime<Utc>>,
+    /// Human-readable state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -336,10 +354,13 @@ pub struct UpdateScheduleStatus {
     /// The last DirectUpdate it created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_direct_update: Option<String>,
+    /// When it last created a DirectUpdate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<DateTime<Utc>>,
+    /// Human-readable state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Standard conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
