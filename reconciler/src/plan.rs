@@ -116,7 +116,11 @@ fn resolve_int_or_string(v: &IntOrString, total: i64, round_up: bool) -> i64 {
         IntOrString::Int(n) => *n,
         IntOrString::String(s) => {
             let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            if round_up { (total * p + 99) / 100 } else { total * p / 100 }
+            if round_up {
+                (total * p + 99) / 100
+            } else {
+                total * p / 100
+            }
         }
     }
 }
@@ -130,11 +134,17 @@ impl<'a> PdbIndex<'a> {
         let mut matched = vec![0i64; snapshot.pdbs.len()];
         let mut per_node: HashMap<&'a str, Vec<(usize, i64)>> = HashMap::new();
         for pod in &snapshot.pods {
-            let Some(cands) = by_ns.get(pod.namespace.as_str()) else { continue };
+            let Some(cands) = by_ns.get(pod.namespace.as_str()) else {
+                continue;
+            };
             let counts = pod.evictable() && !pod.node.is_empty();
             for &i in cands {
                 let pdb = &snapshot.pdbs[i];
-                if pdb.selector.as_ref().is_some_and(|s| s.matches(&pod.labels)) {
+                if pdb
+                    .selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(&pod.labels))
+                {
                     matched[i] += 1;
                     if counts {
                         per_node.entry(pod.node.as_str()).or_default().push((i, 1));
@@ -173,8 +183,16 @@ impl<'a> PdbIndex<'a> {
                 }
             })
             .collect();
-        let names = snapshot.pdbs.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
-        Self { budget, names, per_node }
+        let names = snapshot
+            .pdbs
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .collect();
+        Self {
+            budget,
+            names,
+            per_node,
+        }
     }
 
     fn pods_on(&self, node: &str) -> &[(usize, i64)] {
@@ -187,7 +205,8 @@ impl<'a> PdbIndex<'a> {
 /// A node that alone exceeds a budget goes alone (its drain waits on the PDB).
 fn batch(nodes: &[String], limit: Option<usize>, pdbs: &PdbIndex<'_>) -> Vec<Vec<String>> {
     let limit = limit.unwrap_or(usize::MAX).max(1);
-    let mut remaining: Vec<(&String, &[(usize, i64)])> = nodes.iter().map(|n| (n, pdbs.pods_on(n))).collect();
+    let mut remaining: Vec<(&String, &[(usize, i64)])> =
+        nodes.iter().map(|n| (n, pdbs.pods_on(n))).collect();
     let mut out = Vec::new();
     let mut used = vec![0i64; pdbs.budget.len()];
     let mut touched: Vec<usize> = Vec::new();
@@ -641,7 +660,11 @@ pub fn plan(input: PlanInput<'_>) -> PlanOutcome {
         if spec.backup.etcd
             && let Some(first) = movers.first().or(cp_state.first().map(|c| &c.0))
         {
-            stages.push(Stage { kind: StageKind::Backup, version: hop.to.clone(), batches: vec![vec![first.clone()]] });
+            stages.push(Stage {
+                kind: StageKind::Backup,
+                version: hop.to.clone(),
+                batches: vec![vec![first.clone()]],
+            });
         }
         if !movers.is_empty() {
             stages.push(Stage {
