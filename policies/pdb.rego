@@ -2,9 +2,11 @@
 # allows no disruption stalls it.
 package cupcake
 
-replicas(p) := p.expectedPods if is_number(p.expectedPods)
-
-replicas(p) := p.pods if not is_number(p.expectedPods)
+# The selected workload's replicas: status.expectedPods, or the matched pods without a status.
+replicas(p) := n if {
+	n := object.get(p, "expectedPods", null)
+	is_number(n)
+} else := p.pods
 
 # Budgets that can never allow an eviction, whatever the pods' health.
 never_drainable(p) if p.maxUnavailable == 0

@@ -37,7 +37,7 @@ deny contains {"id": "skew.patch-downgrade", "msg": msg, "forceable": true} if {
 
 # Pre-releases only with allowPrerelease (kubeadm's --allow-release-candidate-upgrades /
 # --allow-experimental-upgrades; cluster.yaml's allowPrerelease is that opt-in, so forcing is not offered).
-prerelease_allowed(v) if input.cluster.allowPrerelease == "all"
+prerelease_allowed(_) if input.cluster.allowPrerelease == "all"
 
 prerelease_allowed(v) if {
 	input.cluster.allowPrerelease == "rc"

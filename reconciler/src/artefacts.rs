@@ -64,7 +64,10 @@ pub fn artefacts() -> Result<Vec<Artefact>, String> {
 
 /// Artefacts of later capabilities (the policy input schema).
 fn extra_artefacts() -> Result<Vec<Artefact>, String> {
-    Ok(Vec::new())
+    Ok(vec![schema::<crate::gate::PolicyInput>(
+        "policy-input.schema.json",
+        "CUPCAKE policy input (input in Rego, top-level variables in CEL)",
+    )?])
 }
 
 /// Paths (relative to `root`) whose content differs from what the types generate.

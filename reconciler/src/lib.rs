@@ -12,6 +12,7 @@
 
 pub mod artefacts;
 pub mod cli;
+pub mod gate;
 pub mod load;
 pub mod observe;
 pub mod plan;

@@ -254,7 +254,7 @@ const MAX_MERGE: usize = 2_000;
 #[derive(Debug, Clone)]
 enum Compiled {
     Cron {
-        cron: Cron,
+        cron: Box<Cron>,
         tz: Tz,
         duration: Duration,
         must_finish: bool,
@@ -290,7 +290,7 @@ fn compile_window(i: usize, w: &Window) -> Result<Compiled, ScheduleError> {
         let duration =
             Duration::seconds(i64::try_from(secs).map_err(|_| err(at("duration"), "too long"))?);
         return Ok(Compiled::Cron {
-            cron,
+            cron: Box::new(cron),
             tz,
             duration,
             must_finish: w.must_finish,
@@ -379,10 +379,11 @@ impl Compiled {
                         if let (Some(s), Some(e)) = (
                             local_instant(*tz, d, *start),
                             local_instant(*tz, d, end_day_minutes),
-                        ) {
-                            if s < to && e > from && e > s {
-                                out.push((s, e));
-                            }
+                        ) && s < to
+                            && e > from
+                            && e > s
+                        {
+                            out.push((s, e));
                         }
                     }
                     let Some(n) = d.succ_opt() else { break };

@@ -1,4 +1,5 @@
 //! `cupcake` CLI tests on the example fleet: output contracts and exit codes.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! The example CRs in examples/ stay valid for the CRD types (the apiserver
 //! check against the generated CRDs is in the end-to-end tests).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! Loader tests: the example fleet loads, and every file of the malformed
 //! corpus (tests/corpus/load) fails with the expected message naming file,
 //! line, column and field.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 

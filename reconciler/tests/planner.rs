@@ -1,6 +1,7 @@
 //! Table-driven planner tests: hops, skip-level worker passes, canary,
 //! batch sizing, PDB batching, nodeSelector, mixed versions, downgrades and
 //! pre-releases.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
 
@@ -277,16 +278,19 @@ fn backup_can_be_turned_off_and_canary_by_selector() {
     );
 }
 
+/// (concurrency, maxUnavailable, strategy, workers, expected batch sizes)
+type BatchCase = (
+    Option<IntOrPercent>,
+    Option<IntOrPercent>,
+    Strategy,
+    usize,
+    &'static [usize],
+);
+
 #[test]
 fn batch_sizes_from_concurrency_and_percentages() {
     // (concurrency, maxUnavailable, strategy, workers, expected batch sizes)
-    let cases: &[(
-        Option<IntOrPercent>,
-        Option<IntOrPercent>,
-        Strategy,
-        usize,
-        &[usize],
-    )] = &[
+    let cases: &[BatchCase] = &[
         (None, None, Strategy::Rolling, 3, &[1, 1, 1]),
         (
             Some(IntOrPercent::Int(2)),

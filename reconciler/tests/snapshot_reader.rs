@@ -1,4 +1,5 @@
 //! Snapshot reader tests on the shapes `kubectl get nodes,pods,pdb -A -o yaml|json` prints.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod plan;
+mod policy;
 
 pub use plan::{PlanArgs, plan_report};
 
@@ -65,6 +66,9 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = SnapshotFormat::Yaml)]
         output: SnapshotFormat,
     },
+    /// Test and evaluate policies (the default pack and the fleet repo's policies/).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Write the generated CRDs (crds/) and JSON Schemas (schemas/) from the Rust types.
     Gen {
         /// Only check: exit 1 and name the files that are stale.
@@ -91,6 +95,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
+        Command::Policy(cmd) => policy::run(&cmd),
         Command::Snapshot {
             kubeconfig,
             out,

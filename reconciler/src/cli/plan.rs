@@ -1,16 +1,16 @@
-//! `cupcake plan`: load → observe (snapshot) → plan → decide → render.
+//! `cupcake plan`: load → observe (snapshot) → plan → gate → render.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use cupcake_api::plan::{Decision, Verdict};
+use cupcake_api::plan::Verdict;
 
 use super::Format;
 use crate::present::{self, PlanReport};
 use crate::render::{self, Provenance};
-use crate::{load, observe, plan, snapshot};
+use crate::{gate, load, observe, plan, schedule, snapshot};
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
@@ -96,9 +96,36 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
         catalog: fleet.catalog_spec(),
         snapshot: &snapshot,
     });
-    let _now = args.now.unwrap_or_else(Utc::now);
-    let decision = Decision::from_findings(outcome.findings.clone(), &spec.force, None);
+    let now = args.now.unwrap_or_else(Utc::now);
     let source = git_provenance(&args.fleet, &def.path);
+    let sched_spec = def.schedule.as_ref().map(|s| &s.spec);
+    let schedule = schedule::evaluate(sched_spec, now).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}",
+            args.fleet
+                .join("clusters")
+                .join(&args.cluster)
+                .join("schedule.yaml")
+                .display()
+        )
+    })?;
+    let env = gate::PolicyEnv::for_fleet(&args.fleet)?;
+    let config = gate::read_config(&args.fleet)?;
+    let input = gate::PolicyInput::build(gate::InputParts {
+        cluster: &args.cluster,
+        spec,
+        snapshot: &snapshot,
+        outcome: &outcome,
+        schedule: &schedule,
+        source: &gate::input::SourceInput {
+            repository: source.repository.clone(),
+            revision: source.revision.clone(),
+            path: source.path.clone(),
+        },
+        now,
+        config: &config,
+    });
+    let decision = gate::decide(&env, &input, &outcome.findings);
     let direct_update = (!outcome.up_to_date && decision.verdict != Verdict::Deny)
         .then(|| render::direct_update(&args.cluster, spec, &outcome, &source));
     Ok(PlanReport {

@@ -2,9 +2,13 @@
 //! the plan to pass. Compiled once; each evaluation binds the input's
 //! top-level keys (only those some expression references) as variables.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+use regex::Regex;
 use std::sync::Arc;
 
+use cel::objects::{Key, Map};
 use cel::{Context, Env, ExecutionError, Program, Value};
 use cupcake_api::KubeVersion;
 use cupcake_api::plan::Severity;
@@ -60,15 +64,56 @@ pub(crate) struct CelRule {
     forceable: bool,
     program: Program,
     message: Message,
+    /// Expression texts, for the field analysis.
+    sources: Vec<String>,
+}
+
+static FIELD_USE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(plan|cluster|schedule|source|now|config)\b(\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?")
+        .expect("static regex")
+});
+
+/// Which input keys (and fields of them) the expressions use. Over-approximates:
+/// a key used other than as `key.field` (passed whole, indexed, in a string) is taken whole.
+fn field_uses<'a>(
+    exprs: impl Iterator<Item = &'a str>,
+) -> BTreeMap<&'static str, Option<BTreeSet<String>>> {
+    let mut used: BTreeMap<&'static str, Option<BTreeSet<String>>> = BTreeMap::new();
+    for e in exprs {
+        for c in FIELD_USE.captures_iter(e) {
+            let Some(var) = VARIABLES.iter().find(|v| **v == &c[1]) else {
+                continue;
+            };
+            let entry = used.entry(var).or_insert_with(|| Some(BTreeSet::new()));
+            match (c.get(3), entry.as_mut()) {
+                (Some(field), Some(fields)) => {
+                    fields.insert(field.as_str().to_string());
+                }
+                (None, _) => *entry = None,
+                (Some(_), None) => {}
+            }
+        }
+    }
+    used
 }
 
 /// The compiled CEL side of a pack.
-#[derive(Debug)]
 pub(crate) struct CelPack {
     env: Arc<Env>,
     pub rules: Vec<CelRule>,
-    /// Input keys some rule references; only these are converted per evaluation.
-    used: BTreeSet<&'static str>,
+    /// Input keys some rule references, and which of their fields (`None`: all);
+    /// only these are converted per evaluation, so rules about the plan do not pay
+    /// for converting 5,000 nodes.
+    used: BTreeMap<&'static str, Option<BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for CelPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CelPack")
+            .field("rules", &self.rules)
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
 }
 
 fn semver(f: &str, s: &str) -> Result<KubeVersion, ExecutionError> {
@@ -93,6 +138,30 @@ fn semver_valid(a: Arc<String>) -> bool {
     KubeVersion::parse(&a).is_ok()
 }
 
+/// JSON to CEL. Integers become `int` whenever they fit (serde would make
+/// non-negative ones `uint`, and CEL does not mix the two in arithmetic).
+pub(crate) fn to_cel(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::UInt(u),
+            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::String(Arc::new(s.clone())),
+        J::Array(a) => Value::List(Arc::new(a.iter().map(to_cel).collect())),
+        J::Object(o) => {
+            let m: HashMap<Key, Value> = o
+                .iter()
+                .map(|(k, v)| (Key::String(Arc::new(k.clone())), to_cel(v)))
+                .collect();
+            Value::Map(Map { map: Arc::new(m) })
+        }
+    }
+}
+
 /// A context with the CUPCAKE functions and no variables.
 fn context(env: &Arc<Env>) -> Context<'static, 'static> {
     let mut ctx = Context::with_env(env.clone());
@@ -109,7 +178,12 @@ fn parse_error(file: &str, text: &str, field: &str, e: &cel::ParseErrors) -> Pol
     let at = yamlpos::locate(text, &yamlpos::parse_path(field));
     // CEL positions are within the expression: report the expression's own line,
     // and the column inside it in the message.
-    let detail = e.errors.iter().map(|x| format!("{}:{}: {}", x.pos.0, x.pos.1, x.msg)).collect::<Vec<_>>().join("; ");
+    let detail = e
+        .errors
+        .iter()
+        .map(|x| format!("{}:{}: {}", x.pos.0, x.pos.1, x.msg))
+        .collect::<Vec<_>>()
+        .join("; ");
     PolicyError {
         file: file.to_string(),
         line: at.map(|p| p.0 as u32),
@@ -146,14 +220,22 @@ impl CelPack {
                 let pos = |field: &str| yamlpos::locate(&s.text, &yamlpos::parse_path(&at(field)));
                 let bad = |field: &str, message: String| {
                     let p = pos(field);
-                    PolicyError { file: s.path.clone(), line: p.map(|p| p.0 as u32), col: p.map(|p| p.1 as u32), message }
+                    PolicyError {
+                        file: s.path.clone(),
+                        line: p.map(|p| p.0 as u32),
+                        col: p.map(|p| p.1 as u32),
+                        message,
+                    }
                 };
                 if r.id.trim().is_empty() {
                     errors.push(bad("id", format!("{}: empty rule id", at("id"))));
                     continue;
                 }
                 if !ids.insert(r.id.clone()) {
-                    errors.push(bad("id", format!("{}: duplicate rule id {:?}", at("id"), r.id)));
+                    errors.push(bad(
+                        "id",
+                        format!("{}: duplicate rule id {:?}", at("id"), r.id),
+                    ));
                     continue;
                 }
                 let program = match env.compile(&r.expression) {
@@ -163,17 +245,30 @@ impl CelPack {
                         continue;
                     }
                 };
+                let mut texts = vec![r.expression.clone()];
+                texts.extend(r.message_expression.clone());
                 let message = match (r.message, r.message_expression) {
                     (Some(m), None) => Message::Static(m),
                     (None, Some(m)) => match env.compile(&m) {
                         Ok(p) => Message::Expr(p),
                         Err(e) => {
-                            errors.push(parse_error(&s.path, &s.text, &at("messageExpression"), &e));
+                            errors.push(parse_error(
+                                &s.path,
+                                &s.text,
+                                &at("messageExpression"),
+                                &e,
+                            ));
                             continue;
                         }
                     },
                     _ => {
-                        errors.push(bad("id", format!("{}: give exactly one of message and messageExpression", at("id"))));
+                        errors.push(bad(
+                            "id",
+                            format!(
+                                "{}: give exactly one of message and messageExpression",
+                                at("id")
+                            ),
+                        ));
                         continue;
                     }
                 };
@@ -190,20 +285,15 @@ impl CelPack {
                     forceable: r.forceable,
                     program,
                     message,
+                    sources: texts,
                 });
             }
         }
-        let mut used = BTreeSet::new();
-        for r in &rules {
-            let progs: Vec<&Program> = match &r.message {
-                Message::Expr(m) => vec![&r.program, m],
-                Message::Static(_) => vec![&r.program],
-            };
-            for p in progs {
-                let refs = p.references();
-                used.extend(VARIABLES.iter().filter(|v| refs.has_variable(v)));
-            }
-        }
+        let used = field_uses(
+            rules
+                .iter()
+                .flat_map(|r| r.sources.iter().map(String::as_str)),
+        );
         (Self { env, rules, used }, errors)
     }
 
@@ -212,28 +302,46 @@ impl CelPack {
     }
 
     /// Evaluate every rule; `only` restricts to rules of one file (fixtures).
-    pub(crate) fn evaluate(&self, input: &serde_json::Value, only: Option<&str>) -> (Vec<RawFinding>, Vec<PolicyError>) {
+    pub(crate) fn evaluate(
+        &self,
+        input: &serde_json::Value,
+        only: Option<&str>,
+    ) -> (Vec<RawFinding>, Vec<PolicyError>) {
         let mut findings = Vec::new();
         let mut errors = Vec::new();
-        let rules: Vec<&CelRule> = self.rules.iter().filter(|r| only.is_none_or(|f| r.file == f)).collect();
+        let rules: Vec<&CelRule> = self
+            .rules
+            .iter()
+            .filter(|r| only.is_none_or(|f| r.file == f))
+            .collect();
         if rules.is_empty() {
             return (findings, errors);
         }
         let mut ctx = context(&self.env);
-        for key in &self.used {
-            let v = input.get(*key).cloned().unwrap_or(serde_json::Value::Null);
-            match cel::to_value(v) {
-                Ok(v) => ctx.add_variable_from_value(*key, v),
-                Err(e) => errors.push(PolicyError {
-                    file: "input".to_string(),
-                    line: None,
-                    col: None,
-                    message: format!("input.{key} cannot be converted for CEL: {e}"),
-                }),
-            }
+        for (key, fields) in &self.used {
+            let v = match (input.get(*key), fields) {
+                (None, _) => Value::Null,
+                (Some(serde_json::Value::Object(o)), Some(fields)) => {
+                    let m: HashMap<Key, Value> = fields
+                        .iter()
+                        .filter_map(|f| {
+                            o.get(f)
+                                .map(|x| (Key::String(Arc::new(f.clone())), to_cel(x)))
+                        })
+                        .collect();
+                    Value::Map(Map { map: Arc::new(m) })
+                }
+                (Some(v), _) => to_cel(v),
+            };
+            ctx.add_variable_from_value(*key, v);
         }
         for r in rules {
-            let err = |message: String| PolicyError { file: r.file.clone(), line: r.line, col: None, message };
+            let err = |message: String| PolicyError {
+                file: r.file.clone(),
+                line: r.line,
+                col: None,
+                message,
+            };
             match r.program.execute(&ctx) {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => {
@@ -246,7 +354,10 @@ impl CelPack {
                                 continue;
                             }
                             Err(e) => {
-                                errors.push(err(format!("rule {}: messageExpression failed: {e}", r.id)));
+                                errors.push(err(format!(
+                                    "rule {}: messageExpression failed: {e}",
+                                    r.id
+                                )));
                                 continue;
                             }
                         },
@@ -260,7 +371,10 @@ impl CelPack {
                         source: r.file.clone(),
                     });
                 }
-                Ok(other) => errors.push(err(format!("rule {}: expression must return a bool (true passes), got {other:?}", r.id))),
+                Ok(other) => errors.push(err(format!(
+                    "rule {}: expression must return a bool (true passes), got {other:?}",
+                    r.id
+                ))),
                 Err(e) => errors.push(err(format!("rule {}: evaluation failed: {e}", r.id))),
             }
         }

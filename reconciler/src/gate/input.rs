@@ -7,7 +7,7 @@
 //! on 5,000-node clusters. `schemas/policy-input.schema.json` is generated
 //! from these types.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cupcake_api::KubeVersion;
@@ -18,6 +18,7 @@ use cupcake_api::snapshot::{ClusterSnapshot, IntOrString, Node, Role};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::FnvBuild;
 use crate::plan::{PlanOutcome, natural_cmp};
 use crate::schedule::ScheduleEval;
 
@@ -192,21 +193,40 @@ pub fn format_now(now: DateTime<Utc>) -> String {
 }
 
 fn in_scope(spec: &ClusterVersionSpec, n: &Node) -> bool {
-    n.role == Role::ControlPlane || spec.node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+    n.role == Role::ControlPlane
+        || spec
+            .node_selector
+            .iter()
+            .all(|(k, v)| n.labels.get(k) == Some(v))
 }
 
-fn timeline(plan: &Plan, snapshot: &ClusterSnapshot, apiservers: &BTreeMap<String, KubeVersion>) -> Vec<TimelineEntry> {
-    if plan.stages.is_empty() {
+fn timeline(
+    plan: &Plan,
+    snapshot: &ClusterSnapshot,
+    apiservers: &BTreeMap<String, KubeVersion>,
+    ix: &NodeIndex<'_>,
+) -> Vec<TimelineEntry> {
+    if plan.stages.is_empty() || snapshot.nodes.is_empty() {
         return Vec::new();
     }
-    let index: HashMap<&str, usize> = snapshot.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-    let mut kubelet: Vec<&KubeVersion> = snapshot.nodes.iter().map(|n| &n.kubelet_version).collect();
-    let mut api: Vec<Option<&KubeVersion>> = snapshot.nodes.iter().map(|n| apiservers.get(&n.name)).collect();
+    let index = &ix.by_name;
+    let mut kubelet: Vec<&KubeVersion> =
+        snapshot.nodes.iter().map(|n| &n.kubelet_version).collect();
+    let mut api: Vec<Option<&KubeVersion>> = snapshot
+        .nodes
+        .iter()
+        .map(|n| apiservers.get(&n.name))
+        .collect();
+    // Node indices in natural name order, sorted once: "the first five nodes on version v"
+    // is then a scan, not a sort per stage.
+    let order = &ix.order;
     let mut out = Vec::with_capacity(plan.stages.len());
     for (i, stage) in plan.stages.iter().enumerate() {
         if stage.kind != StageKind::Backup {
             for name in stage.nodes() {
-                let Some(&j) = index.get(name.as_str()) else { continue };
+                let Some(&j) = index.get(name.as_str()) else {
+                    continue;
+                };
                 kubelet[j] = &stage.version;
                 if stage.kind == StageKind::ControlPlane && api[j].is_some() {
                     api[j] = Some(&stage.version);
@@ -218,12 +238,13 @@ fn timeline(plan: &Plan, snapshot: &ClusterSnapshot, apiservers: &BTreeMap<Strin
             kmin = kmin.min(k);
             kmax = kmax.max(k);
         }
-        let names = |v: &KubeVersion| {
-            let mut n: Vec<String> =
-                kubelet.iter().zip(&snapshot.nodes).filter(|(k, _)| **k == v).map(|(_, n)| n.name.clone()).collect();
-            n.sort_by(|a, b| natural_cmp(a, b));
-            n.truncate(NAMES_LISTED);
-            n
+        let names = |v: &KubeVersion| -> Vec<String> {
+            order
+                .iter()
+                .filter(|&&j| kubelet[j] == v)
+                .take(NAMES_LISTED)
+                .map(|&j| snapshot.nodes[j].name.clone())
+                .collect()
         };
         out.push(TimelineEntry {
             stage: i,
@@ -240,20 +261,105 @@ fn timeline(plan: &Plan, snapshot: &ClusterSnapshot, apiservers: &BTreeMap<Strin
     out
 }
 
-fn pdbs(snapshot: &ClusterSnapshot, planned: &BTreeSet<&str>) -> Vec<PdbInput> {
-    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+/// Node lookups by name, sized for 5,000 nodes and 50,000 pods.
+struct NodeIndex<'a> {
+    by_name: HashMap<&'a str, usize, FnvBuild>,
+    /// The plan drains node i.
+    planned: Vec<bool>,
+    /// Position of node i in natural name order.
+    rank: Vec<usize>,
+    /// Node indices in natural name order.
+    order: Vec<usize>,
+}
+
+impl<'a> NodeIndex<'a> {
+    fn new(snapshot: &'a ClusterSnapshot, plan: &Plan) -> Self {
+        let by_name: HashMap<&str, usize, FnvBuild> = snapshot
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let mut planned = vec![false; snapshot.nodes.len()];
+        for n in plan
+            .stages
+            .iter()
+            .filter(|s| s.kind != StageKind::Backup)
+            .flat_map(|s| s.nodes())
+        {
+            if let Some(&i) = by_name.get(n.as_str()) {
+                planned[i] = true;
+            }
+        }
+        let mut order: Vec<usize> = (0..snapshot.nodes.len()).collect();
+        order.sort_by(|&a, &b| natural_cmp(&snapshot.nodes[a].name, &snapshot.nodes[b].name));
+        let mut rank = vec![0; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r;
+        }
+        Self {
+            by_name,
+            planned,
+            rank,
+            order,
+        }
+    }
+}
+
+fn pdbs(snapshot: &ClusterSnapshot, ix_nodes: &NodeIndex<'_>) -> Vec<PdbInput> {
+    // Candidate PDBs per pod without testing every selector of the namespace: PDBs are
+    // indexed by one of their matchLabels (key, value); those without matchLabels are
+    // tested against every pod of their namespace.
+    #[derive(Default)]
+    struct NsIndex<'a> {
+        by_label: HashMap<&'a str, HashMap<&'a str, Vec<usize>>>,
+        scan: Vec<usize>,
+    }
+    let mut by_ns: HashMap<&str, NsIndex<'_>> = HashMap::new();
     for (i, p) in snapshot.pdbs.iter().enumerate() {
-        by_ns.entry(p.namespace.as_str()).or_default().push(i);
+        let ix = by_ns.entry(p.namespace.as_str()).or_default();
+        match p
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.iter().next())
+        {
+            Some((k, v)) => ix
+                .by_label
+                .entry(k.as_str())
+                .or_default()
+                .entry(v.as_str())
+                .or_default()
+                .push(i),
+            None if p.selector.is_some() => ix.scan.push(i),
+            None => {} // a null selector selects nothing
+        }
     }
     let mut pods = vec![0i64; snapshot.pdbs.len()];
-    let mut nodes: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); snapshot.pdbs.len()];
+    let mut nodes: Vec<Vec<usize>> = vec![Vec::new(); snapshot.pdbs.len()];
+    let mut cands = Vec::new();
     for pod in &snapshot.pods {
-        let Some(cands) = by_ns.get(pod.namespace.as_str()) else { continue };
-        for &i in cands {
-            if snapshot.pdbs[i].selector.as_ref().is_some_and(|s| s.matches(&pod.labels)) {
+        let Some(ix) = by_ns.get(pod.namespace.as_str()) else {
+            continue;
+        };
+        cands.clear();
+        for (k, values) in &ix.by_label {
+            if let Some(v) = pod.labels.get(*k).and_then(|v| values.get(v.as_str())) {
+                cands.extend_from_slice(v);
+            }
+        }
+        cands.extend_from_slice(&ix.scan);
+        for &i in &cands {
+            if snapshot.pdbs[i]
+                .selector
+                .as_ref()
+                .is_some_and(|s| s.matches(&pod.labels))
+            {
                 pods[i] += 1;
-                if pod.evictable() && planned.contains(pod.node.as_str()) {
-                    nodes[i].insert(pod.node.as_str());
+                if let Some(&n) = ix_nodes.by_name.get(pod.node.as_str())
+                    && ix_nodes.planned[n]
+                    && pod.evictable()
+                {
+                    nodes[i].push(n);
                 }
             }
         }
@@ -264,8 +370,13 @@ fn pdbs(snapshot: &ClusterSnapshot, planned: &BTreeSet<&str>) -> Vec<PdbInput> {
         .zip(pods)
         .zip(nodes)
         .map(|((p, pods), nodes)| {
-            let mut nodes: Vec<String> = nodes.into_iter().map(str::to_string).collect();
-            nodes.sort_by(|a, b| natural_cmp(a, b));
+            let mut nodes = nodes;
+            nodes.sort_unstable_by_key(|&n| ix_nodes.rank[n]);
+            nodes.dedup();
+            let nodes: Vec<String> = nodes
+                .into_iter()
+                .map(|n| snapshot.nodes[n].name.clone())
+                .collect();
             PdbInput {
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
@@ -285,26 +396,29 @@ fn pdbs(snapshot: &ClusterSnapshot, planned: &BTreeSet<&str>) -> Vec<PdbInput> {
 impl PolicyInput {
     /// Assemble the input document.
     pub fn build(parts: InputParts<'_>) -> Self {
-        let InputParts { cluster, spec, snapshot, outcome, schedule, source, now, config } = parts;
-        let planned: BTreeSet<&str> = outcome
-            .plan
-            .stages
-            .iter()
-            .filter(|s| s.kind != StageKind::Backup)
-            .flat_map(|s| s.nodes())
-            .map(String::as_str)
-            .collect();
+        let InputParts {
+            cluster,
+            spec,
+            snapshot,
+            outcome,
+            schedule,
+            source,
+            now,
+            config,
+        } = parts;
+        let ix = NodeIndex::new(snapshot, &outcome.plan);
         let nodes: Vec<NodeInput> = snapshot
             .nodes
             .iter()
-            .map(|n| NodeInput {
+            .enumerate()
+            .map(|(i, n)| NodeInput {
                 name: n.name.clone(),
                 role: n.role,
                 kubelet_version: n.kubelet_version.clone(),
                 ready: n.ready,
                 unschedulable: n.unschedulable,
                 in_scope: in_scope(spec, n),
-                planned: planned.contains(n.name.as_str()),
+                planned: ix.planned[i],
             })
             .collect();
         let target = &outcome.target;
@@ -336,13 +450,17 @@ impl PolicyInput {
                 force: spec.force.clone(),
                 strategy: spec.strategy,
                 nodes,
-                pdbs: pdbs(snapshot, &planned),
-                timeline: timeline(&outcome.plan, snapshot, &outcome.current.apiservers),
+                pdbs: pdbs(snapshot, &ix),
+                timeline: timeline(&outcome.plan, snapshot, &outcome.current.apiservers, &ix),
             },
             schedule: schedule.clone(),
             source: source.clone(),
             now: format_now(now),
-            config: if config.is_null() { serde_json::Value::Object(Default::default()) } else { config.clone() },
+            config: if config.is_null() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                config.clone()
+            },
         }
     }
 }

@@ -36,6 +36,31 @@ pub mod testing;
 
 pub use input::{InputParts, PolicyInput};
 
+/// FNV-1a: object keys are short and trusted (they come from our own types),
+/// so a cheap hash beats SipHash here.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A `HashMap` hasher for short trusted strings (node names, object keys).
+pub(crate) type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
 /// One policy file: its display path (used in findings and errors) and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySource {
@@ -156,7 +181,9 @@ impl RawFinding {
     pub(crate) fn from_value(kind: RuleKind, v: &regorus::Value) -> Result<Self, String> {
         use regorus::Value;
         let expected = r#"expected an object {"id": string, "msg": string}"#;
-        let Value::Object(o) = v else { return Err(expected.to_string()) };
+        let Value::Object(o) = v else {
+            return Err(expected.to_string());
+        };
         let get = |k: &str| o.get(&Value::from(k));
         let string = |k: &str| -> Result<Option<String>, String> {
             match get(k) {
@@ -165,7 +192,9 @@ impl RawFinding {
                 Some(_) => Err(format!("\"{k}\" must be a string ({expected})")),
             }
         };
-        let id = string("id")?.filter(|s| !s.trim().is_empty()).ok_or_else(|| format!("missing \"id\" ({expected})"))?;
+        let id = string("id")?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| format!("missing \"id\" ({expected})"))?;
         let msg = string("msg")?.ok_or_else(|| format!("missing \"msg\" ({expected})"))?;
         let forceable = match get("forceable") {
             None | Some(Value::Undefined) => false,
@@ -173,7 +202,10 @@ impl RawFinding {
             Some(_) => return Err("\"forceable\" must be a boolean".to_string()),
         };
         if forceable && kind != RuleKind::Deny {
-            return Err(format!("\"forceable\" is only meaningful on deny, not {}", kind.as_str()));
+            return Err(format!(
+                "\"forceable\" is only meaningful on deny, not {}",
+                kind.as_str()
+            ));
         }
         let until = match string("until")? {
             None => None,
@@ -186,7 +218,14 @@ impl RawFinding {
                     .with_timezone(&Utc),
             ),
         };
-        Ok(Self { kind, id, msg, forceable, until, source: String::new() })
+        Ok(Self {
+            kind,
+            id,
+            msg,
+            forceable,
+            until,
+            source: String::new(),
+        })
     }
 
     fn into_finding(self) -> Finding {
@@ -204,8 +243,10 @@ impl RawFinding {
 
 /// Rule ids that report the same condition: forcing either forces both, so a user
 /// never has to force one condition twice (once for the planner, once for the pack).
-pub const FORCE_ALIASES: &[(&str, &str)] =
-    &[("planner.patch-downgrade", "skew.patch-downgrade"), ("planner.out-of-scope-skew", "skew.kubelet-too-old")];
+pub const FORCE_ALIASES: &[(&str, &str)] = &[
+    ("planner.patch-downgrade", "skew.patch-downgrade"),
+    ("planner.out-of-scope-skew", "skew.kubelet-too-old"),
+];
 
 /// The `force` list with aliases added.
 pub fn expand_force(force: &[String]) -> Vec<String> {
@@ -245,20 +286,56 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
+/// The fleet repo's `policies/config.yaml` (free-form settings for rules, `input.config`), `{}` without one.
+pub fn read_config(fleet_root: &Path) -> Result<serde_json::Value, ReadError> {
+    let path = fleet_root.join("policies").join("config.yaml");
+    if !path.is_file() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| ReadError {
+        path: path.clone(),
+        source,
+    })?;
+    let v: serde_json::Value = yaml_serde::from_str(&text).map_err(|e| ReadError {
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    match v {
+        serde_json::Value::Object(_) => Ok(v),
+        serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
+        _ => Err(ReadError {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "expected a mapping"),
+        }),
+    }
+}
+
 /// Policy files under `dir` (recursively, sorted), with display paths `dir/…`.
 pub fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, ReadError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|source| ReadError { path: d.clone(), source })?;
+        let rd = std::fs::read_dir(&d).map_err(|source| ReadError {
+            path: d.clone(),
+            source,
+        })?;
         for e in rd {
-            let e = e.map_err(|source| ReadError { path: d.clone(), source })?;
+            let e = e.map_err(|source| ReadError {
+                path: d.clone(),
+                source,
+            })?;
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else if SourceKind::of(&p.to_string_lossy()).is_some() {
-                let text = std::fs::read_to_string(&p).map_err(|source| ReadError { path: p.clone(), source })?;
-                out.push(PolicySource { path: p.display().to_string(), text });
+                let text = std::fs::read_to_string(&p).map_err(|source| ReadError {
+                    path: p.clone(),
+                    source,
+                })?;
+                out.push(PolicySource {
+                    path: p.display().to_string(),
+                    text,
+                });
             }
         }
     }
@@ -271,17 +348,31 @@ impl PolicyEnv {
     /// broken files are recorded in [`errors`](Self::errors) and deny every evaluation.
     pub fn build(sources: &[PolicySource]) -> Self {
         let pick = |k: SourceKind| -> Vec<PolicySource> {
-            sources.iter().filter(|s| SourceKind::of(&s.path) == Some(k)).cloned().collect()
+            sources
+                .iter()
+                .filter(|s| SourceKind::of(&s.path) == Some(k))
+                .cloned()
+                .collect()
         };
         let (rego, mut errors) = rego::RegoPack::build(&pick(SourceKind::Rego));
         let (cel, cel_errors) = cel::CelPack::build(&pick(SourceKind::Cel));
         errors.extend(cel_errors);
         let files = sources
             .iter()
-            .filter(|s| matches!(SourceKind::of(&s.path), Some(SourceKind::Rego | SourceKind::Cel)))
+            .filter(|s| {
+                matches!(
+                    SourceKind::of(&s.path),
+                    Some(SourceKind::Rego | SourceKind::Cel)
+                )
+            })
             .map(|s| s.path.clone())
             .collect();
-        Self { rego, cel, errors, files }
+        Self {
+            rego,
+            cel,
+            errors,
+            files,
+        }
     }
 
     /// The default pack alone.
@@ -309,9 +400,26 @@ impl PolicyEnv {
         &self.files
     }
 
+    /// Every Rego deny/warn/defer definition as `(kind, file, line)` (for `--explain`).
+    pub fn rego_rules(&self) -> Vec<(RuleKind, String, u32)> {
+        self.rego
+            .as_ref()
+            .map(|r| r.heads.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the Rego rules run on regorus' VM (else on its interpreter).
+    pub fn uses_vm(&self) -> bool {
+        self.rego.as_ref().is_some_and(rego::RegoPack::uses_vm)
+    }
+
     /// Rule ids and files of the CEL rules (for `--explain`).
     pub fn cel_rules(&self) -> Vec<(String, String)> {
-        self.cel.rules.iter().map(|r| (r.id.clone(), r.file.clone())).collect()
+        self.cel
+            .rules
+            .iter()
+            .map(|r| (r.id.clone(), r.file.clone()))
+            .collect()
     }
 
     /// Evaluate a typed input document.
@@ -320,8 +428,13 @@ impl PolicyEnv {
             Ok(v) => self.evaluate_json(&v),
             Err(e) => Evaluation {
                 findings: vec![
-                    PolicyError { file: "input".into(), line: None, col: None, message: format!("encoding the input: {e}") }
-                        .finding(),
+                    PolicyError {
+                        file: "input".into(),
+                        line: None,
+                        col: None,
+                        message: format!("encoding the input: {e}"),
+                    }
+                    .finding(),
                 ],
             },
         }
@@ -329,10 +442,20 @@ impl PolicyEnv {
 
     /// Evaluate an input document given as JSON (`cupcake policy eval --input`).
     pub fn evaluate_json(&self, input: &serde_json::Value) -> Evaluation {
+        self.evaluate_with(input, true)
+    }
+
+    /// Like [`evaluate_json`](Self::evaluate_json) with Rego on the interpreter only
+    /// (the reference the VM is checked against, and what `cupcake policy test` uses).
+    pub fn evaluate_json_interpreted(&self, input: &serde_json::Value) -> Evaluation {
+        self.evaluate_with(input, false)
+    }
+
+    fn evaluate_with(&self, input: &serde_json::Value, use_vm: bool) -> Evaluation {
         let mut raw = Vec::new();
         let mut errors = self.errors.clone();
         if let Some(r) = &self.rego {
-            let (f, e) = r.evaluate(&regorus::Value::from(input.clone()));
+            let (f, e) = r.evaluate(&rego::to_rego(input), use_vm);
             raw.extend(f);
             errors.extend(e);
         }
@@ -342,14 +465,20 @@ impl PolicyEnv {
             errors.extend(e);
         }
         let mut findings: Vec<Finding> = raw.into_iter().map(RawFinding::into_finding).collect();
-        findings.sort_by(|a, b| (a.severity, &a.rule, &a.message).cmp(&(b.severity, &b.rule, &b.message)));
+        findings.sort_by(|a, b| {
+            (a.severity, &a.rule, &a.message).cmp(&(b.severity, &b.rule, &b.message))
+        });
         findings.dedup();
         findings.extend(errors.iter().map(PolicyError::finding));
         Evaluation { findings }
     }
 
     /// CEL findings of one file's rules only (CEL fixtures).
-    pub(crate) fn evaluate_cel_file(&self, input: &serde_json::Value, file: &str) -> (Vec<RawFinding>, Vec<PolicyError>) {
+    pub(crate) fn evaluate_cel_file(
+        &self,
+        input: &serde_json::Value,
+        file: &str,
+    ) -> (Vec<RawFinding>, Vec<PolicyError>) {
         self.cel.evaluate(input, Some(file))
     }
 }
@@ -368,7 +497,15 @@ mod tests {
     use super::*;
 
     fn env(files: &[(&str, &str)]) -> PolicyEnv {
-        PolicyEnv::build(&files.iter().map(|(p, t)| PolicySource { path: p.to_string(), text: t.to_string() }).collect::<Vec<_>>())
+        PolicyEnv::build(
+            &files
+                .iter()
+                .map(|(p, t)| PolicySource {
+                    path: p.to_string(),
+                    text: t.to_string(),
+                })
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn input() -> serde_json::Value {
@@ -391,38 +528,74 @@ mod tests {
         )]);
         let f = e.evaluate_json(&input()).findings;
         assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!((f[0].rule.as_str(), f[0].source.as_str(), f[0].forceable), ("org.no-fridays", "org/fridays.rego", true));
+        assert_eq!(
+            (f[0].rule.as_str(), f[0].source.as_str(), f[0].forceable),
+            ("org.no-fridays", "org/fridays.rego", true)
+        );
     }
 
     #[test]
     fn broken_rego_denies_with_position() {
-        let e = env(&[("org/broken.rego", "package cupcake\n\ndeny contains x if {\n  x := \n}\n")]);
+        let e = env(&[(
+            "org/broken.rego",
+            "package cupcake\n\ndeny contains x if {\n  x := \n}\n",
+        )]);
         assert_eq!(e.errors().len(), 1);
         let err = &e.errors()[0];
         assert_eq!(err.file, "org/broken.rego");
         assert!(err.line.is_some() && err.col.is_some(), "{err:?}");
         let f = e.evaluate_json(&input()).findings;
-        assert_eq!((f[0].rule.as_str(), f[0].severity, f[0].forceable), (POLICY_ERROR, Severity::Deny, false));
-        assert!(f[0].message.contains("org/broken.rego:"), "{}", f[0].message);
+        assert_eq!(
+            (f[0].rule.as_str(), f[0].severity, f[0].forceable),
+            (POLICY_ERROR, Severity::Deny, false)
+        );
+        assert!(
+            f[0].message.contains("org/broken.rego:"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
     fn wrong_shape_denies_naming_the_file() {
-        let e = env(&[("org/shape.rego", "package cupcake\n\ndeny contains \"just a string\" if true\n")]);
+        let e = env(&[(
+            "org/shape.rego",
+            "package cupcake\n\ndeny contains \"just a string\" if true\n",
+        )]);
         let f = e.evaluate_json(&input()).findings;
         assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!((f[0].rule.as_str(), f[0].source.as_str()), (POLICY_ERROR, "org/shape.rego"));
-        assert!(f[0].message.contains("expected an object"), "{}", f[0].message);
-        let e = env(&[("org/until.rego", "package cupcake\n\ndefer contains {\"id\": \"x\", \"msg\": \"m\", \"until\": \"tomorrow\"} if true\n")]);
+        assert_eq!(
+            (f[0].rule.as_str(), f[0].source.as_str()),
+            (POLICY_ERROR, "org/shape.rego")
+        );
+        assert!(
+            f[0].message.contains("expected an object"),
+            "{}",
+            f[0].message
+        );
+        let e = env(&[(
+            "org/until.rego",
+            "package cupcake\n\ndefer contains {\"id\": \"x\", \"msg\": \"m\", \"until\": \"tomorrow\"} if true\n",
+        )]);
         let f = e.evaluate_json(&input()).findings;
-        assert!(f[0].message.contains("RFC 3339") && f[0].source == "org/until.rego", "{f:?}");
+        assert!(
+            f[0].message.contains("RFC 3339") && f[0].source == "org/until.rego",
+            "{f:?}"
+        );
     }
 
     #[test]
     fn runtime_errors_deny() {
-        let e = env(&[("org/conflict.rego", "package cupcake\n\nx := 1 if true\nx := 2 if true\n\ndeny contains {\"id\": \"a\", \"msg\": \"m\"} if x == 1\n")]);
+        let e = env(&[(
+            "org/conflict.rego",
+            "package cupcake\n\nx := 1 if true\nx := 2 if true\n\ndeny contains {\"id\": \"a\", \"msg\": \"m\"} if x == 1\n",
+        )]);
         let f = e.evaluate_json(&input()).findings;
-        assert!(f.iter().any(|f| f.rule == POLICY_ERROR && f.source.contains("org/conflict.rego")), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|f| f.rule == POLICY_ERROR && f.source.contains("org/conflict.rego")),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -434,24 +607,47 @@ mod tests {
         assert!(e.errors().is_empty(), "{:?}", e.errors());
         let f = e.evaluate_json(&input()).findings;
         assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!((f[0].rule.as_str(), f[0].message.as_str()), ("org.always", "now is 2026-11-27T10:00:00Z"));
+        assert_eq!(
+            (f[0].rule.as_str(), f[0].message.as_str()),
+            ("org.always", "now is 2026-11-27T10:00:00Z")
+        );
         let mut old = input();
         old["cluster"]["target"] = "v1.33.9".into();
         let f = e.evaluate_json(&old).findings;
-        assert!(f.iter().any(|f| f.rule == "org.target-134" && f.severity == Severity::Deny), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|f| f.rule == "org.target-134" && f.severity == Severity::Deny),
+            "{f:?}"
+        );
     }
 
     #[test]
     fn broken_cel_denies_naming_the_file_and_line() {
-        let e = env(&[("org/bad.cel.yaml", "rules:\n  - id: org.bad\n    expression: \"plan.stages.all(s, \"\n    message: m\n    action: deny\n")]);
+        let e = env(&[(
+            "org/bad.cel.yaml",
+            "rules:\n  - id: org.bad\n    expression: \"plan.stages.all(s, \"\n    message: m\n    action: deny\n",
+        )]);
         assert_eq!(e.errors().len(), 1, "{:?}", e.errors());
         let err = &e.errors()[0];
         assert_eq!((err.file.as_str(), err.line), ("org/bad.cel.yaml", Some(3)));
-        let e = env(&[("org/bad.cel.yaml", "rules:\n  - id: org.bad\n    expression: \"1 + 1\"\n    message: m\n    action: deny\n")]);
+        let e = env(&[(
+            "org/bad.cel.yaml",
+            "rules:\n  - id: org.bad\n    expression: \"1 + 1\"\n    message: m\n    action: deny\n",
+        )]);
         let f = e.evaluate_json(&input()).findings;
-        assert!(f[0].rule == POLICY_ERROR && f[0].message.contains("must return a bool"), "{f:?}");
-        let e = env(&[("org/bad.cel.yaml", "rules:\n  - id: org.bad\n    expresion: \"true\"\n    action: deny\n")]);
-        assert!(e.errors()[0].message.contains("not a CEL rule file"), "{:?}", e.errors());
+        assert!(
+            f[0].rule == POLICY_ERROR && f[0].message.contains("must return a bool"),
+            "{f:?}"
+        );
+        let e = env(&[(
+            "org/bad.cel.yaml",
+            "rules:\n  - id: org.bad\n    expresion: \"true\"\n    action: deny\n",
+        )]);
+        assert!(
+            e.errors()[0].message.contains("not a CEL rule file"),
+            "{:?}",
+            e.errors()
+        );
     }
 
     #[test]

@@ -1,13 +1,21 @@
 //! Rego with regorus: every `.rego` file of the pack in one engine, compiled
-//! once; each evaluation clones the prepared engine (the compiled policy is
-//! shared, not copied) and reads `data.cupcake.deny`, `warn` and `defer`.
+//! once, then compiled again to regorus' RVM bytecode. Each evaluation runs a
+//! fresh VM on the shared program (several times faster than the tree-walking
+//! interpreter) and reads `data.cupcake.deny`, `warn` and `defer`. The VM runs
+//! only the default pack as shipped (verified against the interpreter and OPA):
+//! it evaluates conflicting complete-rule values to undefined where the
+//! interpreter reports an error, which would fail open on arbitrary policies.
+//! Every other pack, and any VM run-time error, goes to the interpreter (a
+//! clone of the prepared engine), so errors keep their `file:line:col`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::{Program, RegoVM};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
@@ -32,22 +40,87 @@ pub(crate) fn error_from(fallback_file: &str, e: &anyhow::Error) -> PolicyError 
             let line = c[2].parse().ok();
             let col = c[3].parse().ok();
             // Keep the excerpt with the caret, drop the `-->` line (the position is in front already).
-            let rest = text[c.get(0).map_or(0, |m| m.end())..].trim_end().to_string();
-            let rest = rest.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n");
+            let rest = text[c.get(0).map_or(0, |m| m.end())..]
+                .trim_end()
+                .to_string();
+            let rest = rest
+                .lines()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n");
             let msg = text.lines().last().unwrap_or_default().trim().to_string();
-            PolicyError { file, line, col, message: format!("{msg}\n{rest}") }
+            PolicyError {
+                file,
+                line,
+                col,
+                message: format!("{msg}\n{rest}"),
+            }
         }
-        None => PolicyError { file: fallback_file.to_string(), line: None, col: None, message: text.trim().to_string() },
+        None => PolicyError {
+            file: fallback_file.to_string(),
+            line: None,
+            col: None,
+            message: text.trim().to_string(),
+        },
     }
+}
+
+/// A rule that always exists: regorus compiles towards an entry point that must exist,
+/// and a pack need not define all of deny/warn/defer.
+const ANCHOR_PATH: &str = "data.cupcake_internal.anchor";
+const ANCHOR: &str = "package cupcake_internal\n\nanchor := true\n";
+
+/// The time limit of one evaluation, for the interpreter and the VM.
+fn timer() -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit: EVAL_LIMIT,
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
+/// Instruction budget of the VM per entry point (the time limit is the real bound).
+const MAX_INSTRUCTIONS: usize = 500_000_000;
+
+type KeyCache<'a> = HashMap<&'a str, Value, super::FnvBuild>;
+
+/// JSON to a regorus value, sharing one allocation per distinct object key
+/// (a 5,000-node input repeats the same dozen keys tens of thousands of times).
+pub(crate) fn to_rego(v: &serde_json::Value) -> Value {
+    fn go<'a>(v: &'a serde_json::Value, keys: &mut KeyCache<'a>) -> Value {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::from(*b),
+            J::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Value::from(i),
+                (None, Some(u)) => Value::from(u),
+                _ => Value::from(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Value::from(s.as_str()),
+            J::Array(a) => Value::from(a.iter().map(|x| go(x, keys)).collect::<Vec<_>>()),
+            J::Object(o) => {
+                let mut m = BTreeMap::new();
+                for (k, x) in o {
+                    let key = keys
+                        .entry(k.as_str())
+                        .or_insert_with(|| Value::from(k.as_str()))
+                        .clone();
+                    m.insert(key, go(x, keys));
+                }
+                Value::from(m)
+            }
+        }
+    }
+    go(v, &mut KeyCache::default())
 }
 
 /// Add every source to a fresh engine; files that do not parse are returned as errors.
 pub(crate) fn engine_with(sources: &[&PolicySource]) -> (Engine, Vec<PolicyError>) {
     let mut engine = Engine::new();
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: EVAL_LIMIT,
-        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
-    });
+    if let Err(e) = engine.add_policy("<cupcake>".to_string(), ANCHOR.to_string()) {
+        return (engine, vec![error_from("<cupcake>", &e)]);
+    }
+    engine.set_execution_timer_config(timer());
     let mut errors = Vec::new();
     for s in sources {
         if let Err(e) = engine.add_policy(s.path.clone(), s.text.clone()) {
@@ -57,37 +130,54 @@ pub(crate) fn engine_with(sources: &[&PolicySource]) -> (Engine, Vec<PolicyError
     (engine, errors)
 }
 
-/// `(package, rule name, file, line)` of every rule head in the engine's modules.
-pub(crate) fn rule_heads(engine: &mut Engine) -> Vec<(String, String, String, u32)> {
-    use regorus::ast::{Rule, RuleHead};
+/// `(package, rule name, file, line)` of one rule.
+pub(crate) type RuleHead = (String, String, String, u32);
+
+/// Every rule in the engine, sorted by file and line.
+/// Compiling is how regorus exposes its rule table (its AST types are private);
+/// a compile error yields no heads (the caller reports the error from its own compile).
+/// Compiles `engine` in place, so its clones share the prepared policy.
+pub(crate) fn rule_heads(engine: &mut Engine) -> Vec<RuleHead> {
+    rule_heads_compiled(engine).0
+}
+
+fn rule_heads_compiled(engine: &mut Engine) -> (Vec<RuleHead>, Option<regorus::CompiledPolicy>) {
+    let Ok(compiled) = engine.compile_with_entrypoint(&ANCHOR_PATH.into()) else {
+        return (Vec::new(), None);
+    };
     let mut out = Vec::new();
-    for m in engine.get_modules().iter() {
-        let pkg = m.package.refr.span().text().trim_start_matches("data.").to_string();
-        for r in &m.policy {
-            let (refr, span) = match r.as_ref() {
-                Rule::Spec { head, span, .. } => match head {
-                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => (refr, span),
-                },
-                Rule::Default { refr, span, .. } => (refr, span),
-            };
-            let name = refr.span().text();
-            // `deny contains x`, `a.b[c]`: the first segment names the rule.
-            let name = name.split(['.', '[', ' ']).next().unwrap_or(name).to_string();
-            out.push((pkg.clone(), name, span.source.get_path().clone(), span.line));
+    for (path, rules) in compiled.get_rules() {
+        let path = path.trim_start_matches("data.");
+        let Some((pkg, name)) = path.rsplit_once('.') else {
+            continue;
+        };
+        for r in rules {
+            let span = r.span();
+            out.push((
+                pkg.to_string(),
+                name.to_string(),
+                span.source.get_path().clone(),
+                span.line,
+            ));
         }
     }
-    out
+    out.sort_by(|a, b| (&a.2, a.3).cmp(&(&b.2, b.3)));
+    (out, Some(compiled))
 }
 
 /// The compiled Rego side of a pack.
 #[derive(Debug, Clone)]
 pub(crate) struct RegoPack {
-    /// Prepared engine; cloned per evaluation.
+    /// Prepared engine; cloned per evaluation when the VM cannot be used.
     engine: Engine,
+    /// The pack as RVM bytecode with deny/warn/defer as entry points, when the RVM compiles it.
+    program: Option<std::sync::Arc<Program>>,
     /// Which of deny/warn/defer some file defines in `package cupcake`.
     defined: Vec<RuleKind>,
     /// Files defining each rule kind, for errors that cannot be pinned on one file.
     head_files: BTreeMap<RuleKind, Vec<String>>,
+    /// Every deny/warn/defer definition: kind, file, line (for `--explain`).
+    pub(crate) heads: Vec<(RuleKind, String, u32)>,
     /// Id-like string literals → the first file they appear in (default pack first).
     id_files: BTreeMap<String, String>,
 }
@@ -109,23 +199,8 @@ impl RegoPack {
             if active.is_empty() {
                 return (None, errors);
             }
-            let heads = rule_heads(&mut engine);
-            let mut head_files: BTreeMap<RuleKind, Vec<String>> = BTreeMap::new();
-            for (pkg, name, file, _) in &heads {
-                if let Some(kind) = RuleKind::parse(name).filter(|_| pkg == "cupcake") {
-                    let v = head_files.entry(kind).or_default();
-                    if !v.contains(file) {
-                        v.push(file.clone());
-                    }
-                }
-            }
-            let defined: Vec<RuleKind> = head_files.keys().copied().collect();
             // Compiling surfaces errors that span files (conflicts, unsafe variables, unknown functions).
-            let compiled = match defined.first() {
-                Some(k) => engine.compile_with_entrypoint(&k.path().into()).map(|_| ()),
-                None => Ok(()),
-            };
-            if let Err(e) = compiled {
+            if let Err(e) = engine.compile_with_entrypoint(&ANCHOR_PATH.into()) {
                 let err = error_from("policies", &e);
                 let blamed = active.iter().position(|s| s.path == err.file);
                 errors.push(err);
@@ -137,26 +212,82 @@ impl RegoPack {
                     None => return (None, errors),
                 }
             }
+            let (heads, compiled) = rule_heads_compiled(&mut engine);
+            let mut head_files: BTreeMap<RuleKind, Vec<String>> = BTreeMap::new();
+            let mut kinds = Vec::new();
+            for (pkg, name, file, line) in &heads {
+                if let Some(kind) = RuleKind::parse(name).filter(|_| pkg == "cupcake") {
+                    kinds.push((kind, file.clone(), *line));
+                    let v = head_files.entry(kind).or_default();
+                    if !v.contains(file) {
+                        v.push(file.clone());
+                    }
+                }
+            }
+            let defined: Vec<RuleKind> = head_files.keys().copied().collect();
             let mut id_files = BTreeMap::new();
             for s in &active {
                 for c in ID_LITERAL.captures_iter(&s.text) {
-                    id_files.entry(c[1].to_string()).or_insert_with(|| s.path.clone());
+                    id_files
+                        .entry(c[1].to_string())
+                        .or_insert_with(|| s.path.clone());
                 }
             }
-            return (Some(Self { engine, defined, head_files, id_files }), errors);
+            let entry: Vec<String> = defined.iter().map(RuleKind::path).collect();
+            let entry: Vec<&str> = entry.iter().map(String::as_str).collect();
+            // The VM only runs the default pack as shipped: it is checked against the
+            // interpreter (tests/gate_engine.rs) and OPA, whereas the VM does not report
+            // some errors the interpreter does (conflicting values of a complete rule
+            // evaluate to undefined instead), which would fail open on arbitrary policies.
+            let shipped = active.iter().all(|s| {
+                super::pack::FILES
+                    .iter()
+                    .any(|(p, t)| *p == s.path && *t == s.text)
+            });
+            let program = compiled
+                .filter(|_| shipped)
+                .and_then(|c| Compiler::compile_from_policy(&c, &entry).ok());
+            return (
+                Some(Self {
+                    engine,
+                    program,
+                    defined,
+                    head_files,
+                    heads: kinds,
+                    id_files,
+                }),
+                errors,
+            );
         }
         (None, errors)
     }
 
     /// Evaluate deny/warn/defer against `input`. Errors and malformed results become
     /// [`PolicyError`]s; well-formed results become raw findings with their source file.
-    pub(crate) fn evaluate(&self, input: &Value) -> (Vec<RawFinding>, Vec<PolicyError>) {
+    pub(crate) fn evaluate(
+        &self,
+        input: &Value,
+        use_vm: bool,
+    ) -> (Vec<RawFinding>, Vec<PolicyError>) {
         let mut findings = Vec::new();
         let mut errors = Vec::new();
+        let mut vm = self.program.as_ref().filter(|_| use_vm).map(|p| {
+            let mut vm = RegoVM::new();
+            vm.load_program(p.clone());
+            vm.set_max_instructions(MAX_INSTRUCTIONS);
+            vm.set_execution_timer_config(Some(timer()));
+            vm.set_input(input.clone());
+            vm
+        });
         for kind in &self.defined {
-            let mut engine = self.engine.clone();
-            engine.set_input(input.clone());
-            match engine.eval_rule(kind.path()) {
+            let fast = vm
+                .as_mut()
+                .and_then(|vm| vm.execute_entry_point_by_name(&kind.path()).ok());
+            let result = match fast {
+                Some(v) => Ok(v),
+                None => self.interpret(*kind, input),
+            };
+            match result {
                 Ok(v) => self.collect(*kind, &v, &mut findings, &mut errors),
                 Err(e) => errors.push(error_from(&self.files_of(*kind), &e)),
             }
@@ -164,11 +295,46 @@ impl RegoPack {
         (findings, errors)
     }
 
-    fn files_of(&self, kind: RuleKind) -> String {
-        self.head_files.get(&kind).map(|v| v.join(", ")).unwrap_or_default()
+    /// One rule set on the interpreter (errors carry file:line:col).
+    pub(crate) fn interpret(&self, kind: RuleKind, input: &Value) -> anyhow::Result<Value> {
+        let mut engine = self.engine.clone();
+        engine.set_input(input.clone());
+        engine.eval_rule(kind.path())
     }
 
-    fn collect(&self, kind: RuleKind, v: &Value, out: &mut Vec<RawFinding>, errors: &mut Vec<PolicyError>) {
+    /// Whether the pack runs on the VM.
+    pub(crate) fn uses_vm(&self) -> bool {
+        self.program.is_some()
+    }
+
+    /// The files defining `kind`, for errors that cannot be pinned on one file. The
+    /// default pack is tested against OPA in CI, so when other files define the rule
+    /// too, they are the suspects.
+    fn files_of(&self, kind: RuleKind) -> String {
+        let all = self.head_files.get(&kind).cloned().unwrap_or_default();
+        let default: Vec<&str> = super::pack::FILES.iter().map(|(p, _)| *p).collect();
+        let others: Vec<&String> = all
+            .iter()
+            .filter(|f| !default.contains(&f.as_str()))
+            .collect();
+        if others.is_empty() {
+            all.join(", ")
+        } else {
+            others
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    fn collect(
+        &self,
+        kind: RuleKind,
+        v: &Value,
+        out: &mut Vec<RawFinding>,
+        errors: &mut Vec<PolicyError>,
+    ) {
         let items: Vec<&Value> = match v {
             Value::Undefined => return,
             Value::Set(s) => s.iter().collect(),
@@ -190,7 +356,11 @@ impl RegoPack {
         for item in items {
             match RawFinding::from_value(kind, item) {
                 Ok(mut f) => {
-                    f.source = self.id_files.get(&f.id).cloned().unwrap_or_else(|| self.files_of(kind));
+                    f.source = self
+                        .id_files
+                        .get(&f.id)
+                        .cloned()
+                        .unwrap_or_else(|| self.files_of(kind));
                     out.push(f);
                 }
                 Err(why) => {
@@ -216,5 +386,9 @@ impl RegoPack {
 /// A value as JSON, shortened for messages.
 fn short(v: &Value) -> String {
     let s = v.to_json_str().unwrap_or_else(|_| format!("{v:?}"));
-    if s.chars().count() > 200 { format!("{}…", s.chars().take(200).collect::<String>()) } else { s }
+    if s.chars().count() > 200 {
+        format!("{}…", s.chars().take(200).collect::<String>())
+    } else {
+        s
+    }
 }

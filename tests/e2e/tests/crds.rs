@@ -1,5 +1,6 @@
 //! The generated CRDs against a real apiserver: server-side apply, printer
 //! columns, schema validation messages, `kubectl explain`, and the example CRs.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! The disruption controller runs: evicting a pod whose PDB allows no
 //! disruption gets 429, and succeeds once the PDB allows it.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::time::Duration;
 

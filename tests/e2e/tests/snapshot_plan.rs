@@ -2,6 +2,7 @@
 //! (3 control-plane + 20 workers, static control-plane pods, workload pods
 //! and a PDB) agree with `kubectl get nodes,pods,pdb -A -o yaml` fed to
 //! `cupcake plan`.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
 

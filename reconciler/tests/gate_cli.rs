@@ -1,0 +1,278 @@
+//! The gate through the CLI: `cupcake plan` verdicts on the example fleet,
+//! fleet policies, bad policies, and `cupcake policy test|eval`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cupcake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cupcake"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run cupcake")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+/// A copy of the example fleet plus extra files (path relative to the fleet, content).
+fn fleet_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&repo().join("examples/fleet"), tmp.path());
+    for (p, c) in files {
+        let f = tmp.path().join(p);
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        std::fs::write(f, c).expect("write");
+    }
+    tmp
+}
+
+fn plan_json(fleet: &Path, now: &str) -> (Option<i32>, serde_json::Value) {
+    let out = cupcake(&[
+        "plan",
+        fleet.to_str().expect("utf8"),
+        "--cluster",
+        "demo",
+        "--now",
+        now,
+        "-o",
+        "json",
+    ]);
+    let v =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not JSON: {}", text(&out)));
+    (out.status.code(), v)
+}
+
+fn rules(v: &serde_json::Value) -> Vec<String> {
+    v["decision"]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn inside_the_saturday_window_the_demo_plan_is_allowed() {
+    let (code, v) = plan_json(&repo().join("examples/fleet"), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["decision"]["verdict"], "allow");
+    assert!(v["decision"]["deferUntil"].is_null());
+}
+
+#[test]
+fn outside_windows_the_plan_defers_until_the_next_window_start() {
+    // Friday 10:00Z: the next opening is Saturday 02:00 Amsterdam = 01:00Z.
+    let (code, v) = plan_json(&repo().join("examples/fleet"), "2026-11-27T10:00:00Z");
+    assert_eq!(code, Some(3), "{v:#}");
+    assert_eq!(v["decision"]["verdict"], "defer");
+    assert_eq!(v["decision"]["deferUntil"], "2026-11-28T01:00:00Z");
+    let f = &v["decision"]["findings"][0];
+    assert_eq!(
+        (f["rule"].as_str(), f["source"].as_str()),
+        (
+            Some("schedule.outside-window"),
+            Some("policies/schedule.rego")
+        )
+    );
+}
+
+#[test]
+fn the_year_end_freeze_defers_until_the_first_window_after_it() {
+    let (code, v) = plan_json(&repo().join("examples/fleet"), "2026-12-27T02:00:00Z");
+    assert_eq!(code, Some(3));
+    assert_eq!(rules(&v), ["schedule.exclusion"]);
+    // 2027-01-04 is a Monday; the next window is Saturday 2027-01-09 02:00 Amsterdam.
+    assert_eq!(v["decision"]["deferUntil"], "2027-01-09T01:00:00Z");
+}
+
+#[test]
+fn fleet_policies_add_to_the_default_pack_and_can_be_forced() {
+    let rego = "package cupcake\n\ndeny contains {\"id\": \"org.no-saturdays\", \"msg\": \"not on Saturdays\", \"forceable\": true} if {\n  time.weekday(time.parse_rfc3339_ns(input.now)) == \"Saturday\"\n}\n";
+    let fleet = fleet_with(&[("policies/org.rego", rego)]);
+    let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(2), "{v:#}");
+    let f = &v["decision"]["findings"][0];
+    assert_eq!(f["rule"], "org.no-saturdays");
+    assert!(
+        f["source"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("policies/org.rego")),
+        "{f}"
+    );
+    assert_eq!(f["forceable"], true);
+    // Forced in cluster.yaml: allowed, and the finding says so.
+    let cv = fleet.path().join("clusters/demo/cluster.yaml");
+    let t = std::fs::read_to_string(&cv)
+        .expect("read")
+        .replace("force: []", "force: [org.no-saturdays]");
+    std::fs::write(&cv, t).expect("write");
+    let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["decision"]["findings"][0]["forced"], true);
+}
+
+#[test]
+fn fleet_cel_rules_run_with_semver() {
+    let cel = "rules:\n  - id: org.min-134\n    expression: \"semver_compare(cluster.target, '1.35.0') >= 0\"\n    messageExpression: \"'target ' + cluster.target + ' is below our 1.35 baseline'\"\n    action: deny\n";
+    let fleet = fleet_with(&[("policies/org.cel.yaml", cel)]);
+    let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        v["decision"]["findings"][0]["message"],
+        "target 1.34.2 is below our 1.35 baseline"
+    );
+}
+
+#[test]
+fn broken_policies_deny_naming_the_file_and_position() {
+    for (file, content, needle) in [
+        (
+            "policies/broken.rego",
+            "package cupcake\n\ndeny contains x if {\n  x := \n}\n",
+            "policies/broken.rego:",
+        ),
+        (
+            "policies/broken.cel.yaml",
+            "rules:\n  - id: org.x\n    expression: \"plan.stages.all(s,\"\n    message: m\n    action: deny\n",
+            "policies/broken.cel.yaml:3",
+        ),
+        (
+            "policies/shape.rego",
+            "package cupcake\n\nwarn contains 42 if true\n",
+            "expected an object",
+        ),
+    ] {
+        let fleet = fleet_with(&[(file, content)]);
+        let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+        assert_eq!(code, Some(2), "{file}: {v:#}");
+        let f = v["decision"]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["rule"] == "policy.error")
+            .cloned();
+        let f = f.unwrap_or_else(|| panic!("{file}: no policy.error in {v:#}"));
+        assert!(
+            f["source"].as_str().is_some_and(|s| s.ends_with(file)),
+            "{file}: {f}"
+        );
+        assert!(
+            f["message"].as_str().is_some_and(|m| m.contains(needle)),
+            "{file}: {f}"
+        );
+        assert!(v["directUpdate"].is_null(), "nothing is applied");
+    }
+}
+
+#[test]
+fn bad_schedules_are_clear_errors_naming_the_file() {
+    for (sched, needle) in [
+        (
+            "windows: [{schedule: '0 0 2 * * 6', duration: 4h}]",
+            "expected 5 fields",
+        ),
+        (
+            "windows: [{schedule: '0 2 * * 6', duration: 4h, timeZone: Europe/Amsterdm}]",
+            "unknown time zone",
+        ),
+    ] {
+        let body = format!(
+            "apiVersion: cupcake.ricardomolendijk.com/v1\nkind: UpdateSchedule\nmetadata: {{name: demo}}\nspec:\n  {sched}\n"
+        );
+        let fleet = fleet_with(&[("clusters/demo/schedule.yaml", &body)]);
+        let out = cupcake(&[
+            "plan",
+            fleet.path().to_str().expect("utf8"),
+            "--cluster",
+            "demo",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("schedule.yaml") && t.contains(needle), "{t}");
+    }
+}
+
+#[test]
+fn policy_test_runs_the_default_pack_like_opa() {
+    let out = cupcake(&["policy", "test"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains(" passed, 0 failed"), "{t}");
+    let out = cupcake(&[
+        "policy",
+        "test",
+        "policies/",
+        "--run",
+        "test_minor_skip",
+        "-v",
+    ]);
+    let t = text(&out);
+    assert!(
+        t.contains("PASS    data.cupcake_test.test_minor_skip_is_mandatory"),
+        "{t}"
+    );
+    assert!(t.contains("2 passed, 0 failed"), "{t}");
+}
+
+#[test]
+fn policy_test_reports_failures_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("x_test.rego"),
+        "package x_test\n\ntest_ok if 1 == 1\n\ntest_bad if 1 == 2\n\ntest_err if {\n  x := 1 / 0\n  x == 1\n}\n",
+    )
+    .expect("write");
+    let out = cupcake(&["policy", "test", dir.path().to_str().expect("utf8")]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL    data.x_test.test_bad"), "{t}");
+    assert!(t.contains("1 passed, 1 failed"), "{t}");
+}
+
+#[test]
+fn policy_eval_explains_which_rules_fired() {
+    let input = repo().join("tests/policy/outside-window.json");
+    let out = cupcake(&[
+        "policy",
+        "eval",
+        "--input",
+        input.to_str().expect("utf8"),
+        "--explain",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("Verdict: DEFER until 2026-12-05T01:00:00Z"),
+        "{t}"
+    );
+    assert!(
+        t.contains("policies/schedule.rego:") && t.contains("fired schedule.outside-window"),
+        "{t}"
+    );
+    assert!(
+        t.contains("policies/skew.rego:") && t.contains("nothing fired"),
+        "{t}"
+    );
+}
