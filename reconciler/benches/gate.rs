@@ -3,6 +3,10 @@
 //!
 //! `cargo bench -p cupcake-reconciler --bench gate`
 
+// The same allocator as the `cupcake` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Instant;
 

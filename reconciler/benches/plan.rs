@@ -5,6 +5,10 @@
 
 use std::hint::black_box;
 
+// The same allocator as the `cupcake` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use cupcake_api::fleet::ClusterVersionSpec;
 use cupcake_reconciler::render::{Provenance, direct_update};

@@ -136,12 +136,19 @@ async fn crds_install_validate_and_explain() {
         "pattern message"
     );
 
-    // kubectl explain shows the field docs.
-    let out = ok(
-        &kubectl(&["explain", "directupdate.spec"]),
-        "kubectl explain",
+    // kubectl explain shows the field docs. The apiserver publishes a new CRD's
+    // OpenAPI a moment after it is Established, so poll until it is there.
+    let out = wait_for(
+        "kubectl explain directupdate.spec",
+        Duration::from_secs(60),
+        || async {
+            let out = kubectl(&["explain", "directupdate.spec"]);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        },
     )
-    .unwrap();
+    .await;
     assert!(
         out.contains("targetVersion")
             && out.contains("Kubernetes version every selected node ends at"),
