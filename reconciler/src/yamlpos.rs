@@ -93,7 +93,6 @@ pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
     let lines = scan(text);
     let mut range = 0..lines.len();
     let mut found: Option<(usize, usize)> = None;
-    let mut parent_indent: Option<usize> = None;
     for seg in path {
         // The indentation of this block's children: the first content line in range.
         let child = range
@@ -149,9 +148,7 @@ pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
             Seg::Index(_) => i..end,
             Seg::Key(_) => i + 1..end,
         };
-        parent_indent = Some(own);
     }
-    let _ = parent_indent;
     found.map(|(l, c)| (l, c, matched == path.len()))
 }
 
