@@ -7,19 +7,21 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::KubeVersion;
 use crate::common::{CanarySpec, Component, DrainSpec, GoDuration, Strategy, default_components};
 use crate::plan::Stage;
+use crate::protocol::{NodePhase, ScheduledUpdatePhase};
 use crate::schedule::UpdateScheduleSpec;
 
 /// Upgrade a cluster's nodes to one Kubernetes version, now.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "cupcake.ricardomolendijk.com",
+    crates(kube_core = "::kube_core"),
     version = "v1",
     kind = "DirectUpdate",
     shortname = "du",
@@ -129,6 +131,9 @@ pub struct SourceRef {
     /// Path of cluster.yaml inside the repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The working tree had uncommitted changes: the desired state is not exactly `revision`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
 }
 
 /// Lifecycle of a DirectUpdate.
@@ -155,21 +160,27 @@ pub enum Phase {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
-    /// Pending, Draining, Upgrading, Verifying, Completed, Failed, Skipped.
+    /// Pending, Draining, Upgrading, Verifying, Uncordoning, Completed, Failed or Skipped.
     #[serde(default)]
-    pub phase: String,
-    /// Last step the agent reported.
+    pub phase: NodePhase,
+    /// Last step the agent reported (e.g. `03-upgrade-kubeadm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_step: Option<String>,
     /// Human-readable detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Why the node failed (set with phase Failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Version the node is being moved to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<KubeVersion>,
-    /// When the node started.
+    /// When the node started (cordoned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When the node's phase last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<DateTime<Utc>>,
     /// When the node finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
@@ -193,7 +204,7 @@ pub struct Summary {
 /// Result of one preflight check.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PreflightResult {
+pub struct PreflightCheck {
     /// Check name.
     pub name: String,
     /// Whether it passed.
@@ -203,37 +214,64 @@ pub struct PreflightResult {
     pub message: Option<String>,
 }
 
+/// Results of the preflight checks run before the first node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightResults {
+    /// Every check passed.
+    pub passed: bool,
+    /// Each check.
+    #[serde(default)]
+    pub checks: Vec<PreflightCheck>,
+}
+
 /// Progress along the upgrade path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradePathStatus {
-    /// Versions visited in order.
+    /// The control plane's version when the operation started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<KubeVersion>,
+    /// The final version (spec.targetVersion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<KubeVersion>,
+    /// Control-plane versions visited in order.
     #[serde(default)]
     pub steps: Vec<KubeVersion>,
-    /// Index of the hop in progress.
+    /// Index into `steps` of the hop in progress (equal to totalSteps when all are done).
     #[serde(default)]
     pub current_step: u32,
+    /// Number of hops.
+    #[serde(default)]
+    pub total_steps: u32,
 }
 
 /// The verified etcd backup taken for this operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
-    /// Where the snapshot was uploaded.
-    pub location: String,
+    /// Object name of the snapshot in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_snapshot: Option<String>,
+    /// When it was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Store URL it was uploaded to (no credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Snapshot size in bytes.
     #[serde(default)]
     pub size_bytes: u64,
-    /// SHA-256 of the snapshot.
+    /// SHA-256 of the snapshot, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// etcd revision at the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
     /// Node whose etcd was snapshotted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// When it was taken.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub taken_at: Option<DateTime<Utc>>,
-    /// Read back and checked after upload.
+    /// Read back from the store and checked after upload.
     #[serde(default)]
     pub verified: bool,
 }
@@ -251,6 +289,9 @@ pub struct DirectUpdateStatus {
     /// When the first node started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<DateTime<Utc>>,
     /// When the operation ended (Succeeded, Failed or Cancelled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
@@ -267,8 +308,8 @@ pub struct DirectUpdateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
     /// Results of the preflight checks.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub preflight_results: Vec<PreflightResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight_results: Option<PreflightResults>,
     /// Progress along spec.upgradePath.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_path: Option<UpgradePathStatus>,
@@ -287,6 +328,7 @@ pub struct DirectUpdateStatus {
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "cupcake.ricardomolendijk.com",
+    crates(kube_core = "::kube_core"),
     version = "v1",
     kind = "ScheduledUpdate",
     shortname = "su",
@@ -310,15 +352,18 @@ pub struct ScheduledUpdateSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledUpdateStatus {
-    /// Pending, Triggered or Failed.
+    /// Scheduled, Executing, Completed, Failed or Cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The DirectUpdate created.
+    pub phase: Option<ScheduledUpdatePhase>,
+    /// When the DirectUpdate is (or was) due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direct_update: Option<String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
     /// When the DirectUpdate was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub triggered_at: Option<DateTime<Utc>>,
+    pub executed_at: Option<DateTime<Utc>>,
+    /// The DirectUpdate created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_update_name: Option<String>,
     /// Human-readable state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -328,6 +373,7 @@ pub struct ScheduledUpdateStatus {
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "cupcake.ricardomolendijk.com",
+    crates(kube_core = "::kube_core"),
     version = "v1",
     kind = "UpdateSchedule",
     shortname = "us",
@@ -348,15 +394,21 @@ pub struct UpdateScheduleCrdSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateScheduleStatus {
+    /// When it last created a DirectUpdate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_time: Option<DateTime<Utc>>,
+    /// When it will next attempt one (the seed's `schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_time: Option<DateTime<Utc>>,
+    /// The last DirectUpdate it created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_name: Option<String>,
+    /// DirectUpdates it created that are still running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<String>,
     /// Start of the next maintenance window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_window_start: Option<DateTime<Utc>>,
-    /// The last DirectUpdate it created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_direct_update: Option<String>,
-    /// When it last created a DirectUpdate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run: Option<DateTime<Utc>>,
     /// Human-readable state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -10,6 +10,32 @@ pub const COMPONENTS: &str = "cupcake.ricardomolendijk.com/components";
 pub const STATUS: &str = "cupcake.ricardomolendijk.com/status";
 /// Node annotation: the step the agent is on.
 pub const STEP: &str = "cupcake.ricardomolendijk.com/step";
+/// Node annotation: `apply` (first control-plane node of a hop) or `node`.
+pub const UPGRADE_MODE: &str = "cupcake.ricardomolendijk.com/upgrade-mode";
+/// Node annotation: on failure, what failed, in one line (written by the agent).
+pub const MESSAGE: &str = "cupcake.ricardomolendijk.com/message";
+/// Node annotation: take an etcd snapshot for this operation id (written by the controller).
+pub const BACKUP_REQUEST: &str = "cupcake.ricardomolendijk.com/backup-request";
+/// Node annotation: the snapshot's [`BackupResult`](crate::protocol::BackupResult), JSON (written by the agent).
+pub const BACKUP_RESULT: &str = "cupcake.ricardomolendijk.com/backup-result";
+/// Node annotation: the node was already cordoned when the controller took it (never uncordon it).
+pub const ADMIN_CORDONED: &str = "cupcake.ricardomolendijk.com/admin-cordoned";
+
+/// Every node annotation of the protocol (cleared together when an assignment ends).
+pub const NODE_ASSIGNMENT: [&str; 7] = [
+    OPERATION_ID,
+    TARGET_VERSION,
+    COMPONENTS,
+    UPGRADE_MODE,
+    STATUS,
+    STEP,
+    MESSAGE,
+];
+
+/// DirectUpdate annotation: `<node>` — retry that failed node.
+pub const RETRY: &str = "cupcake.ricardomolendijk.com/retry";
+/// DirectUpdate annotation (seed runbook): `true` pauses like `spec.paused`.
+pub const PAUSED: &str = "cupcake.ricardomolendijk.com/paused";
 
 /// Label on rendered CRs: the fleet cluster name.
 pub const CLUSTER: &str = "cupcake.ricardomolendijk.com/cluster";

@@ -7,7 +7,10 @@
 //! - [`schedule`]: the maintenance-schedule model;
 //! - [`snapshot`]: the observed cluster the planner reads;
 //! - [`plan`]: the plan, findings and decision the planner and the policy gate produce;
-//! - [`labels`]: label and annotation keys on nodes and CRs.
+//! - [`labels`]: label and annotation keys on nodes and CRs;
+//! - [`protocol`]: the reconciler ↔ agent protocol (node phases, agent states, upgrade modes);
+//! - published contracts: [`report`] (`cupcake plan -o json`), [`policy`] (the policy
+//!   input), [`schedule::ScheduleEval`] (the schedule evaluation), [`status_file`].
 //!
 //! ```
 //! use cupcake_api::KubeVersion;
@@ -21,8 +24,12 @@ pub mod crd;
 pub mod fleet;
 pub mod labels;
 pub mod plan;
+pub mod policy;
+pub mod protocol;
+pub mod report;
 pub mod schedule;
 pub mod snapshot;
+pub mod status_file;
 pub mod version;
 
 pub use version::{KubeVersion, VersionError};

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use cupcake_api::fleet::ClusterVersionSpec;
 use cupcake_api::schedule::UpdateScheduleSpec;
-use cupcake_reconciler::gate::input::SourceInput;
-use cupcake_reconciler::gate::{self, InputParts, PolicyEnv, PolicyInput};
-use cupcake_reconciler::{plan, schedule, snapshot, synth};
+use cupcake_core::pass::{Cluster, PassInput, pass};
+use cupcake_reconciler::gate::{self, PolicyEnv};
+use cupcake_reconciler::{snapshot, synth};
 
 fn spec() -> ClusterVersionSpec {
     yaml_serde::from_str("kubernetesVersion: 1.34.2\nmaxUnavailable: 10%\ncanary: {enabled: true, nodes: [node-1]}\n")
@@ -38,42 +38,41 @@ fn bench(c: &mut Criterion) {
     let sched = sched();
     let now: DateTime<Utc> = "2026-11-28T02:30:00Z".parse().expect("now");
     let config = serde_json::json!({});
-    let source = SourceInput::default();
+    let source = Default::default();
     for (nodes, pods, pdbs) in [(100, 10, 10), (5_000, 10, 500)] {
         let json = synth::kubectl_json(nodes, pods, pdbs, "1.33.4");
         let snap = snapshot::parse(&json, "bench").expect("parse");
-        let outcome = plan::plan(plan::PlanInput {
-            spec: &spec,
-            catalog: None,
-            snapshot: &snap,
-        });
-        let schedule = schedule::evaluate(Some(&sched), now).expect("schedule");
-        let build = || {
-            PolicyInput::build(InputParts {
-                cluster: "bench",
-                spec: &spec,
+        let run = || {
+            pass(PassInput {
+                cluster: Cluster {
+                    name: "bench",
+                    spec: &spec,
+                    schedule: Some(&sched),
+                },
+                catalog: None,
                 snapshot: &snap,
-                outcome: &outcome,
-                schedule: &schedule,
+                policies: &env,
+                config: &config,
                 source: &source,
                 now,
-                config: &config,
             })
+            .expect("pass")
         };
-        let input = build();
-        let d = gate::decide(&env, &input, &outcome.findings);
+        let out = run();
+        let (input, outcome) = (&out.input, &out.outcome);
+        let d = &out.decision;
         eprintln!(
             "{nodes} nodes: verdict {:?}, {} findings, input {} KB",
             d.verdict,
             d.findings.len(),
-            serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(0) / 1000
+            serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0) / 1000
         );
 
         // Plain figures, independent of criterion's statistics.
         let n = if nodes <= 100 { 2_000 } else { 20 };
         let t = Instant::now();
         for _ in 0..n {
-            black_box(gate::decide(&env, black_box(&input), &outcome.findings));
+            black_box(gate::decide(&env, black_box(input), &outcome.findings));
         }
         let per = t.elapsed() / n;
         eprintln!(
@@ -83,55 +82,19 @@ fn bench(c: &mut Criterion) {
         let t = Instant::now();
         let m = if nodes <= 100 { 200 } else { 10 };
         for _ in 0..m {
-            let o = plan::plan(plan::PlanInput {
-                spec: &spec,
-                catalog: None,
-                snapshot: &snap,
-            });
-            let s = schedule::evaluate(Some(&sched), now).expect("schedule");
-            let i = PolicyInput::build(InputParts {
-                cluster: "bench",
-                spec: &spec,
-                snapshot: &snap,
-                outcome: &o,
-                schedule: &s,
-                source: &source,
-                now,
-                config: &config,
-            });
-            black_box(gate::decide(&env, &i, &o.findings));
+            black_box(run());
         }
         eprintln!(
-            "{nodes} nodes: plan + schedule + input + gate {:?}",
+            "{nodes} nodes: one pass (plan + schedule + input + gate + render) {:?}",
             t.elapsed() / m
         );
 
         let mut g = c.benchmark_group(format!("gate-{nodes}-nodes"));
         g.sample_size(20);
-        g.bench_function("build-input", |b| b.iter(build));
         g.bench_function("decide", |b| {
-            b.iter(|| gate::decide(&env, black_box(&input), &outcome.findings))
+            b.iter(|| gate::decide(&env, black_box(input), &outcome.findings))
         });
-        g.bench_function("plan+gate", |b| {
-            b.iter(|| {
-                let o = plan::plan(plan::PlanInput {
-                    spec: &spec,
-                    catalog: None,
-                    snapshot: black_box(&snap),
-                });
-                let i = PolicyInput::build(InputParts {
-                    cluster: "bench",
-                    spec: &spec,
-                    snapshot: &snap,
-                    outcome: &o,
-                    schedule: &schedule,
-                    source: &source,
-                    now,
-                    config: &config,
-                });
-                gate::decide(&env, &i, &o.findings)
-            })
-        });
+        g.bench_function("pass", |b| b.iter(|| black_box(run())));
         g.finish();
     }
     let t = Instant::now();

@@ -1,5 +1,5 @@
-//! Parse + plan + render on synthetic clusters (the 5,000-node case is the
-//! issue's target: under 100 ms in release on one core).
+//! Parse, plan, and a whole pass (plan → schedule → gate → render) on synthetic
+//! clusters (the 5,000-node case: parse + pass under 1 s on one core).
 //!
 //! `cargo bench -p cupcake-reconciler --bench plan`
 
@@ -11,7 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use cupcake_api::fleet::ClusterVersionSpec;
-use cupcake_reconciler::render::{Provenance, direct_update};
+use cupcake_core::pass::{Cluster, PassInput, pass};
+use cupcake_reconciler::gate::PolicyEnv;
 use cupcake_reconciler::{plan, snapshot, synth};
 
 fn spec() -> ClusterVersionSpec {
@@ -21,6 +22,9 @@ fn spec() -> ClusterVersionSpec {
 
 fn bench(c: &mut Criterion) {
     let spec = spec();
+    let env = PolicyEnv::default_pack();
+    let config = serde_json::json!({});
+    let now = "2026-11-28T02:30:00Z".parse().expect("now");
     for (nodes, pods, pdbs) in [(100, 10, 10), (5_000, 10, 500)] {
         let json = synth::kubectl_json(nodes, pods, pdbs, "1.33.4");
         let yaml = {
@@ -50,15 +54,24 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
-        g.bench_function("parse-json+plan+render", |b| {
+        g.bench_function("parse-json+pass", |b| {
             b.iter(|| {
                 let snap = snapshot::parse(black_box(&json), "bench").expect("parse");
-                let o = plan::plan(plan::PlanInput {
-                    spec: &spec,
+                pass(PassInput {
+                    cluster: Cluster {
+                        name: "bench",
+                        spec: &spec,
+                        schedule: None,
+                    },
                     catalog: None,
                     snapshot: &snap,
-                });
-                direct_update("bench", &spec, &o, &Provenance::default())
+                    policies: &env,
+                    config: &config,
+                    source: &Default::default(),
+                    now,
+                })
+                .expect("pass")
+                .direct_update
             })
         });
         g.finish();

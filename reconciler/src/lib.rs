@@ -1,24 +1,23 @@
 //! # cupcake-reconciler
 //!
-//! The reconciler and the `cupcake` CLI. One pass per cluster:
+//! The reconciler and the `cupcake` CLI: CUPCAKE's IO edges, in flow order.
 //!
 //! ```text
-//! fleet repo ─► load ─► observe (snapshot) ─► plan ─► gate ─► render ─► apply ─► rollout ─► report
+//! source ─► load ─► observe ─► cupcake_core::pass (plan → schedule → gate → render) ─► apply ─► rollout ─► report
 //! ```
 //!
-//! [`plan`], [`render`] and [`schedule`] are pure functions of their inputs
-//! (including `now`); IO stays at the edges ([`load`], [`snapshot`], [`cli`]).
+//! The decisions are pure and live in [`cupcake_core`] (re-exported here as
+//! [`plan`], [`schedule`], [`gate`], [`render`]); this crate reads fleets
+//! ([`source`], [`load`]), clusters ([`observe`], [`snapshot`]) and presents
+//! results ([`present`], [`cli`]).
 #![forbid(unsafe_code)]
 
-pub mod artefacts;
 pub mod cli;
-pub mod gate;
 pub mod load;
 pub mod observe;
-pub mod plan;
 pub mod present;
-pub mod render;
-pub mod schedule;
 pub mod snapshot;
-pub mod synth;
-pub mod yamlpos;
+pub mod source;
+pub mod telemetry;
+
+pub use cupcake_core::{gate, plan, render, schedule, synth, yamlpos};

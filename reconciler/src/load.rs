@@ -16,8 +16,10 @@ use cupcake_api::fleet::{
 use cupcake_api::schedule::UpdateScheduleSpec;
 use serde::de::DeserializeOwned;
 
-use crate::schedule;
-use crate::yamlpos;
+use cupcake_core::gate::{PolicySource, SourceKind};
+use cupcake_core::{schedule, yamlpos};
+
+use crate::source::{self, FleetTree};
 
 /// A fleet-repo file that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,8 @@ pub enum LoadError {
     },
     #[error("{0}")]
     Invalid(Box<Invalid>),
+    #[error(transparent)]
+    Source(source::SourceError),
     #[error("cluster {name:?} not found: no {} (clusters in this fleet: {known})", path.display())]
     UnknownCluster {
         name: String,
@@ -102,13 +106,6 @@ impl Fleet {
     pub fn catalog_spec(&self) -> Option<&VersionCatalogSpec> {
         self.catalog.as_ref().map(|c| &c.spec)
     }
-}
-
-fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Deserialize one manifest, mapping serde errors to file:line:col + field path.
@@ -288,83 +285,167 @@ pub fn validate_schedule(
     schedule::validate(spec).map_err(|e| LoadError::invalid(file, text, &e.field, e.message))
 }
 
-fn load_cluster_dir(root: &Path, name: &str) -> Result<ClusterDef, LoadError> {
-    let rel = PathBuf::from("clusters").join(name).join("cluster.yaml");
-    let file = root.join(&rel);
-    if !file.is_file() {
+fn text_of<'t>(tree: &'t FleetTree, rel: &str) -> Result<&'t str, LoadError> {
+    match tree.text(rel) {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(LoadError::Io {
+            path: tree.display(rel),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        }),
+        Err(source) => Err(LoadError::Io {
+            path: tree.display(rel),
+            source,
+        }),
+    }
+}
+
+fn load_cluster_def(tree: &FleetTree, name: &str) -> Result<ClusterDef, LoadError> {
+    let rel = format!("clusters/{name}/cluster.yaml");
+    if !tree.contains(&rel) {
         return Err(LoadError::UnknownCluster {
             name: name.to_string(),
-            path: file,
-            known: known_clusters(root).join(", "),
+            path: tree.display(&rel),
+            known: known_clusters(tree).join(", "),
         });
     }
-    let text = read(&file)?;
-    let version: ClusterVersion = parse_manifest(&file, &text, "ClusterVersion")?;
-    validate_cluster(&file, &text, &version.spec)?;
-    let sched_file = root.join("clusters").join(name).join("schedule.yaml");
-    let schedule = if sched_file.is_file() {
-        let text = read(&sched_file)?;
-        let s: UpdateScheduleManifest = parse_manifest(&sched_file, &text, "UpdateSchedule")?;
-        validate_schedule(&sched_file, &text, &s.spec)?;
+    let file = tree.display(&rel);
+    let text = text_of(tree, &rel)?;
+    let version: ClusterVersion = parse_manifest(&file, text, "ClusterVersion")?;
+    validate_cluster(&file, text, &version.spec)?;
+    let sched_rel = format!("clusters/{name}/schedule.yaml");
+    let schedule = if tree.contains(&sched_rel) {
+        let sched_file = tree.display(&sched_rel);
+        let text = text_of(tree, &sched_rel)?;
+        let s: UpdateScheduleManifest = parse_manifest(&sched_file, text, "UpdateSchedule")?;
+        validate_schedule(&sched_file, text, &s.spec)?;
         Some(s)
     } else {
         None
     };
     Ok(ClusterDef {
         name: name.to_string(),
-        path: rel,
+        path: PathBuf::from(rel),
         version,
         schedule,
     })
 }
 
-fn known_clusters(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("clusters"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("cluster.yaml").is_file())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+/// Cluster folders of the tree (those with a `cluster.yaml`), sorted; `["none"]` when empty.
+fn known_clusters(tree: &FleetTree) -> Vec<String> {
+    let mut names: Vec<String> = tree
+        .under("clusters")
+        .filter_map(|p| {
+            let rest = p.strip_prefix("clusters/")?;
+            let (name, file) = rest.split_once('/')?;
+            (file == "cluster.yaml").then(|| name.to_string())
+        })
         .collect();
     names.sort();
+    names.dedup();
     if names.is_empty() {
         names.push("none".to_string());
     }
     names
 }
 
-fn load_catalog(root: &Path) -> Result<Option<VersionCatalog>, LoadError> {
-    let file = root.join("versions.yaml");
-    if !file.is_file() {
+fn load_catalog(tree: &FleetTree) -> Result<Option<VersionCatalog>, LoadError> {
+    let rel = "versions.yaml";
+    if !tree.contains(rel) {
         return Ok(None);
     }
-    let text = read(&file)?;
-    let c: VersionCatalog = parse_manifest(&file, &text, "VersionCatalog")?;
+    let text = text_of(tree, rel)?;
+    let c: VersionCatalog = parse_manifest(&tree.display(rel), text, "VersionCatalog")?;
     Ok(Some(c))
 }
 
-/// Load one cluster (and the catalogue) of the fleet at `root`.
-pub fn load_cluster(root: &Path, name: &str) -> Result<Fleet, LoadError> {
-    let catalog = load_catalog(root)?;
-    let def = load_cluster_dir(root, name)?;
+/// Read a fleet directory into a tree (see [`source::dir`]).
+fn read_tree(root: &Path) -> Result<FleetTree, LoadError> {
+    source::dir(root).map_err(LoadError::Source)
+}
+
+/// Load one cluster (and the catalogue) of a fleet tree.
+pub fn cluster(tree: &FleetTree, name: &str) -> Result<Fleet, LoadError> {
+    let catalog = load_catalog(tree)?;
+    let def = load_cluster_def(tree, name)?;
     Ok(Fleet {
-        root: root.to_path_buf(),
+        root: tree.origin.clone(),
         clusters: BTreeMap::from([(name.to_string(), def)]),
         catalog,
     })
 }
 
-/// Load every cluster of the fleet at `root`; the first invalid file fails the whole load.
-pub fn load_fleet(root: &Path) -> Result<Fleet, LoadError> {
-    let catalog = load_catalog(root)?;
+/// Load every cluster of a fleet tree; the first invalid file fails the whole load.
+pub fn fleet(tree: &FleetTree) -> Result<Fleet, LoadError> {
+    let catalog = load_catalog(tree)?;
     let mut clusters = BTreeMap::new();
-    for name in known_clusters(root).into_iter().filter(|n| n != "none") {
-        let def = load_cluster_dir(root, &name)?;
+    for name in known_clusters(tree).into_iter().filter(|n| n != "none") {
+        let def = load_cluster_def(tree, &name)?;
         clusters.insert(name, def);
     }
     Ok(Fleet {
-        root: root.to_path_buf(),
+        root: tree.origin.clone(),
         clusters,
         catalog,
     })
+}
+
+/// Load one cluster (and the catalogue) of the fleet directory at `root`.
+pub fn load_cluster(root: &Path, name: &str) -> Result<Fleet, LoadError> {
+    cluster(&read_tree(root)?, name)
+}
+
+/// Load every cluster of the fleet directory at `root`.
+pub fn load_fleet(root: &Path) -> Result<Fleet, LoadError> {
+    fleet(&read_tree(root)?)
+}
+
+/// The fleet's own policy files (`policies/**.rego`, `*.cel.yaml` and their tests), sorted,
+/// named as the tree shows them.
+pub fn policy_sources(tree: &FleetTree) -> Result<Vec<PolicySource>, LoadError> {
+    let mut out = Vec::new();
+    for rel in tree.under("policies") {
+        if SourceKind::of(rel).is_none() {
+            continue;
+        }
+        out.push(PolicySource {
+            path: tree.display(rel).display().to_string(),
+            text: text_of(tree, rel)?.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// The fleet's `policies/config.yaml` (free-form settings for rules, `input.config`); `{}` without one.
+pub fn policy_config(tree: &FleetTree) -> Result<serde_json::Value, LoadError> {
+    let rel = "policies/config.yaml";
+    let empty = serde_json::Value::Object(Default::default());
+    let Some(text) = tree.text(rel).map_err(|source| LoadError::Io {
+        path: tree.display(rel),
+        source,
+    })?
+    else {
+        return Ok(empty);
+    };
+    let file = tree.display(rel);
+    let v: serde_json::Value = yaml_serde::from_str(text).map_err(|e| {
+        let loc = e.location();
+        LoadError::Invalid(Box::new(Invalid {
+            file: file.clone(),
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            field: String::new(),
+            message: format!("invalid YAML: {e}"),
+        }))
+    })?;
+    match v {
+        serde_json::Value::Object(_) => Ok(v),
+        serde_json::Value::Null => Ok(empty),
+        _ => Err(LoadError::Invalid(Box::new(Invalid {
+            file,
+            line: Some(1),
+            column: Some(1),
+            field: String::new(),
+            message: "expected a mapping of settings".to_string(),
+        }))),
+    }
 }

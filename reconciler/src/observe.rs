@@ -2,7 +2,7 @@
 //! them into the same kubectl-style `List` that `cupcake plan --snapshot`
 //! reads, so a live plan and a snapshot plan go through one reader.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -15,57 +15,80 @@ use serde::de::DeserializeOwned;
 /// Page size for list calls; large clusters are read in pages.
 const PAGE: u32 = 500;
 
-/// Why the cluster could not be observed.
+/// Why the cluster could not be observed. Each message carries its cause
+/// (no `#[source]` chain, so `{:#}` never repeats it).
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
-    #[error("reading kubeconfig {path}: {source}")]
+    #[error("reading kubeconfig {path}: {error}")]
     Kubeconfig {
         path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
+        error: kube::config::KubeconfigError,
     },
-    #[error("no usable kubeconfig (in-cluster or $KUBECONFIG): {0}")]
-    Infer(#[source] kube::config::InferConfigError),
+    #[error("no usable kubeconfig (in-cluster, $KUBECONFIG or ~/.kube/config): {0}")]
+    Infer(kube::config::InferConfigError),
     #[error("building the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
-    #[error("listing {what}: {source}")]
+    Client(kube::Error),
+    #[error("listing {what} from {server}: {error}")]
     List {
         what: &'static str,
-        #[source]
-        source: kube::Error,
+        server: String,
+        error: kube::Error,
     },
     #[error("encoding the snapshot: {0}")]
-    Encode(#[source] serde_json::Error),
+    Encode(serde_json::Error),
 }
 
-/// A client from a kubeconfig file, or inferred (in-cluster, then $KUBECONFIG / ~/.kube/config).
+/// Which cluster to talk to, like kubectl: `--kubeconfig` (else `$KUBECONFIG`, else
+/// `~/.kube/config`, else in-cluster) and `--context`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct KubeArgs {
+    /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use (default: its current context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+}
+
+/// A client for the cluster `args` names.
 ///
 /// kube's client retries 429/503/504 answers with backoff (up to 15 times);
 /// that suits reads, but an eviction blocked by a PDB also answers 429 — code
 /// that must see a refusal (drains) builds its client with [`config`] and
 /// `default_retry = false`.
-pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ObserveError> {
-    Client::try_from(config(kubeconfig).await?).map_err(ObserveError::Client)
+pub async fn client(args: &KubeArgs) -> Result<Client, ObserveError> {
+    Client::try_from(config(args).await?).map_err(ObserveError::Client)
 }
 
 /// The client configuration [`client`] uses.
-pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ObserveError> {
+pub async fn config(args: &KubeArgs) -> Result<Config, ObserveError> {
     install_crypto_provider();
-    let config = match kubeconfig {
-        Some(p) => {
-            let kc = Kubeconfig::read_from(p).map_err(|source| ObserveError::Kubeconfig {
-                path: p.display().to_string(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|source| ObserveError::Kubeconfig {
-                    path: p.display().to_string(),
-                    source,
-                })?
-        }
-        None => Config::infer().await.map_err(ObserveError::Infer)?,
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
     };
+    let config =
+        match (&args.kubeconfig, &args.context) {
+            (Some(p), _) => {
+                let kc = Kubeconfig::read_from(p).map_err(|error| ObserveError::Kubeconfig {
+                    path: p.display().to_string(),
+                    error,
+                })?;
+                Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(|error| ObserveError::Kubeconfig {
+                        path: p.display().to_string(),
+                        error,
+                    })?
+            }
+            (None, Some(_)) => Config::from_kubeconfig(&options).await.map_err(|error| {
+                ObserveError::Kubeconfig {
+                    path: std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+                    error,
+                }
+            })?,
+            (None, None) => Config::infer().await.map_err(ObserveError::Infer)?,
+        };
     Ok(config)
 }
 
@@ -75,7 +98,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-async fn list_all<K>(api: Api<K>, what: &'static str) -> Result<Vec<K>, ObserveError>
+async fn list_all<K>(api: Api<K>, what: &'static str, server: &str) -> Result<Vec<K>, ObserveError>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -85,7 +108,11 @@ where
         let page = api
             .list(&params)
             .await
-            .map_err(|source| ObserveError::List { what, source })?;
+            .map_err(|error| ObserveError::List {
+                what,
+                server: server.to_string(),
+                error,
+            })?;
         out.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
@@ -103,13 +130,26 @@ struct List {
     metadata: serde_json::Value,
 }
 
-/// The cluster's nodes, pods and PDBs as a kubectl-style `v1 List` in JSON.
-pub async fn snapshot_json(client: &Client) -> Result<String, ObserveError> {
-    let nodes = list_all(Api::<Node>::all(client.clone()), "nodes").await?;
-    let pods = list_all(Api::<Pod>::all(client.clone()), "pods").await?;
+/// Connect to the cluster `args` names: the client and the server URL (for messages).
+pub async fn connect(args: &KubeArgs) -> Result<(Client, String), ObserveError> {
+    let config = config(args).await?;
+    let server = config.cluster_url.to_string();
+    Ok((
+        Client::try_from(config).map_err(ObserveError::Client)?,
+        server,
+    ))
+}
+
+/// The cluster's nodes, pods and PDBs as a kubectl-style `v1 List` in JSON
+/// (`server` names the apiserver in errors).
+pub async fn snapshot_json(client: &Client, server: &str) -> Result<String, ObserveError> {
+    let server = server.to_string();
+    let nodes = list_all(Api::<Node>::all(client.clone()), "nodes", &server).await?;
+    let pods = list_all(Api::<Pod>::all(client.clone()), "pods", &server).await?;
     let pdbs = list_all(
         Api::<PodDisruptionBudget>::all(client.clone()),
         "poddisruptionbudgets",
+        &server,
     )
     .await?;
     let mut items = Vec::with_capacity(nodes.len() + pods.len() + pdbs.len());

@@ -3,38 +3,10 @@
 
 use std::fmt::Write as _;
 
-use cupcake_api::KubeVersion;
 use cupcake_api::common::GoDuration;
-use cupcake_api::crd::DirectUpdate;
-use cupcake_api::plan::{CurrentVersions, Decision, Plan, Severity, Stage, Verdict};
-use serde::Serialize;
+use cupcake_api::plan::{CurrentVersions, Severity, Stage, Verdict};
 
-/// `cupcake plan -o json`. Tests and CI tools depend on these keys.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanReport {
-    pub cluster: String,
-    /// Fleet commit, when the fleet is a git checkout.
-    pub revision: Option<String>,
-    pub target: KubeVersion,
-    pub up_to_date: bool,
-    pub current: CurrentVersions,
-    pub plan: Plan,
-    pub decision: Decision,
-    /// The DirectUpdate that would be applied; null when up to date or denied.
-    pub direct_update: Option<DirectUpdate>,
-}
-
-impl PlanReport {
-    /// Process exit code: 0 allowed or up to date, 2 denied, 3 deferred.
-    pub fn exit_code(&self) -> u8 {
-        match self.decision.verdict {
-            Verdict::Allow => 0,
-            Verdict::Deny => 2,
-            Verdict::Defer => 3,
-        }
-    }
-}
+pub use cupcake_api::report::PlanReport;
 
 /// How many batches of a stage are listed before "… N more".
 const BATCHES_SHOWN: usize = 3;

@@ -308,13 +308,3 @@ fn errors_exit_1_and_name_the_problem() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot at"));
 }
-
-#[test]
-fn generated_files_are_fresh() {
-    let out = cupcake(&["gen", "--check"]);
-    assert!(
-        out.status.success(),
-        "stale generated files — run `cargo run --bin cupcake -- gen`:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}

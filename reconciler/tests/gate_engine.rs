@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use cupcake_api::fleet::ClusterVersionSpec;
 use cupcake_api::plan::Verdict;
 use cupcake_api::schedule::UpdateScheduleSpec;
-use cupcake_reconciler::gate::input::SourceInput;
-use cupcake_reconciler::gate::{self, InputParts, PolicyEnv, PolicyInput};
-use cupcake_reconciler::{load, plan, schedule, snapshot, synth};
+use cupcake_core::pass::{Cluster, PassInput, PassOutcome, pass};
+use cupcake_reconciler::gate::{self, PolicyEnv, PolicyInput};
+use cupcake_reconciler::{load, snapshot, synth};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("time")
@@ -21,23 +21,21 @@ fn example_input(now: &str) -> PolicyInput {
     let fleet = load::load_cluster(&root, "demo").expect("fleet");
     let def = &fleet.clusters["demo"];
     let snap = snapshot::read_file(&root.join("clusters/demo/snapshot.yaml")).expect("snapshot");
-    let outcome = plan::plan(plan::PlanInput {
-        spec: &def.version.spec,
+    pass(PassInput {
+        cluster: Cluster {
+            name: "demo",
+            spec: &def.version.spec,
+            schedule: def.schedule.as_ref().map(|s| &s.spec),
+        },
         catalog: fleet.catalog_spec(),
         snapshot: &snap,
-    });
-    let sched =
-        schedule::evaluate(def.schedule.as_ref().map(|s| &s.spec), t(now)).expect("schedule");
-    PolicyInput::build(InputParts {
-        cluster: "demo",
-        spec: &def.version.spec,
-        snapshot: &snap,
-        outcome: &outcome,
-        schedule: &sched,
-        source: &SourceInput::default(),
-        now: t(now),
+        policies: &PolicyEnv::default_pack(),
         config: &serde_json::json!({}),
+        source: &Default::default(),
+        now: t(now),
     })
+    .expect("pass")
+    .input
 }
 
 /// Inputs that make many rules fire: NotReady nodes, PDBs, skew, exclusions.
@@ -136,25 +134,24 @@ fn five_thousand_nodes_gate_cleanly() {
     .expect("schedule");
     let snap = snapshot::parse(&synth::kubectl_json(5_000, 10, 500, "1.33.4"), "synthetic")
         .expect("snapshot");
-    let outcome = plan::plan(plan::PlanInput {
-        spec: &spec,
+    let now = t("2026-11-28T02:30:00Z");
+    let PassOutcome {
+        input, decision: d, ..
+    } = pass(PassInput {
+        cluster: Cluster {
+            name: "big",
+            spec: &spec,
+            schedule: Some(&sched),
+        },
         catalog: None,
         snapshot: &snap,
-    });
-    let now = t("2026-11-28T02:30:00Z");
-    let s = schedule::evaluate(Some(&sched), now).expect("schedule");
-    let input = PolicyInput::build(InputParts {
-        cluster: "big",
-        spec: &spec,
-        snapshot: &snap,
-        outcome: &outcome,
-        schedule: &s,
-        source: &SourceInput::default(),
-        now,
+        policies: &PolicyEnv::default_pack(),
         config: &serde_json::json!({}),
-    });
+        source: &Default::default(),
+        now,
+    })
+    .expect("pass");
     assert_eq!(input.cluster.nodes.len(), 5_000);
     assert_eq!(input.cluster.timeline.len(), input.plan.stages.len());
-    let d = gate::decide(&PolicyEnv::default_pack(), &input, &outcome.findings);
     assert_eq!(d.verdict, Verdict::Allow, "{:?}", d.findings);
 }

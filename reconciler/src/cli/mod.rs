@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod plan;
 mod policy;
 
-pub use plan::{PlanArgs, plan_report};
+pub use plan::{PlanArgs, Planned, plan_report};
+
+use crate::observe::KubeArgs;
+use crate::telemetry::{self, LogFormat};
 
 /// CUPCAKE upgrades kubeadm Kubernetes clusters from Git, under policy.
 #[derive(Debug, Parser)]
@@ -16,6 +19,9 @@ pub use plan::{PlanArgs, plan_report};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Output formats of `cupcake plan`.
@@ -27,7 +33,7 @@ pub enum Format {
     Json,
     /// A pull-request comment: verdict first, then plan and findings.
     Markdown,
-    /// The DirectUpdate that would be applied (nothing when up to date or denied).
+    /// The DirectUpdate to apply — printed only when the verdict is allow.
     Yaml,
 }
 
@@ -56,12 +62,11 @@ pub enum Command {
     ///
     /// The output is the same `v1 List` that `kubectl get nodes,pods,pdb -A -o yaml` prints.
     Snapshot {
-        /// kubeconfig to use (default: in-cluster, then $KUBECONFIG, then ~/.kube/config).
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        kube: KubeArgs,
         /// Write to this file instead of stdout.
-        #[arg(long = "out", short = 'f')]
-        out: Option<PathBuf>,
+        #[arg(long = "output-file", short = 'f')]
+        output_file: Option<PathBuf>,
         /// yaml or json.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = SnapshotFormat::Yaml)]
         output: SnapshotFormat,
@@ -69,20 +74,21 @@ pub enum Command {
     /// Test and evaluate policies (the default pack and the fleet repo's policies/).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// Write the generated CRDs (crds/) and JSON Schemas (schemas/) from the Rust types.
-    Gen {
-        /// Only check: exit 1 and name the files that are stale.
-        #[arg(long)]
-        check: bool,
-        /// Repository root to write under.
-        #[arg(long, default_value = ".")]
-        root: PathBuf,
-    },
+    /// Print the version of this binary.
+    Version,
 }
 
-/// Run the CLI; returns the process exit code.
+/// Run the CLI; returns the process exit code. Usage errors exit 1 (2 means denied).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    telemetry::init(cli.log_format, "warn");
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -96,14 +102,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Policy(cmd) => policy::run(&cmd),
+        Command::Version => {
+            println!("cupcake {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
         Command::Snapshot {
-            kubeconfig,
-            out,
+            kube,
+            output_file,
             output,
         } => {
             let json = block_on(async {
-                let client = crate::observe::client(kubeconfig.as_deref()).await?;
-                crate::observe::snapshot_json(&client).await
+                let (client, server) = crate::observe::connect(&kube).await?;
+                crate::observe::snapshot_json(&client, &server).await
             })??;
             let text = match output {
                 SnapshotFormat::Json => json + "\n",
@@ -112,35 +122,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     yaml_serde::to_string(&v)?
                 }
             };
-            match out {
+            match output_file {
                 Some(p) => {
                     std::fs::write(&p, text)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
                     eprintln!("wrote {}", p.display());
                 }
                 None => print!("{text}"),
-            }
-            Ok(0)
-        }
-        Command::Gen { check, root } => {
-            use crate::artefacts;
-            if check {
-                let stale = artefacts::stale(&root).map_err(anyhow::Error::msg)?;
-                if stale.is_empty() {
-                    println!("generated files are fresh");
-                    return Ok(0);
-                }
-                for p in &stale {
-                    eprintln!("stale: {} (run `cupcake gen`)", p.display());
-                }
-                return Ok(1);
-            }
-            let changed = artefacts::write(&root).map_err(anyhow::Error::msg)?;
-            for p in &changed {
-                println!("wrote {}", p.display());
-            }
-            if changed.is_empty() {
-                println!("generated files were already fresh");
             }
             Ok(0)
         }

@@ -1,16 +1,19 @@
-//! `cupcake plan`: load → observe (snapshot) → plan → gate → render.
+//! `cupcake plan`: source → load → observe (snapshot or live) → `cupcake_core::pass`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use cupcake_api::plan::Verdict;
+use cupcake_core::pass::{Cluster, PassInput, PassOutcome};
 
 use super::Format;
+use crate::gate::PolicyEnv;
+use crate::observe::{self, KubeArgs};
 use crate::present::{self, PlanReport};
-use crate::render::{self, Provenance};
-use crate::{gate, load, observe, plan, schedule, snapshot};
+use crate::source::{self, FleetTree};
+use crate::{load, snapshot};
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
@@ -20,149 +23,150 @@ pub struct PlanArgs {
     #[arg(long)]
     pub cluster: String,
     /// Observed cluster state: the output of `kubectl get nodes,pods,pdb -A -o yaml` (or -o json).
-    /// Default: clusters/NAME/snapshot.yaml.
-    #[arg(long, conflicts_with = "kubeconfig")]
+    /// Default: clusters/NAME/snapshot.yaml of the fleet.
+    #[arg(long, conflicts_with = "live")]
     pub snapshot: Option<PathBuf>,
-    /// Plan against the live cluster of this kubeconfig instead of a snapshot file.
+    /// Plan against the live cluster instead of a snapshot file (kubeconfig as kubectl finds it:
+    /// --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster; --context to pick one).
+    /// Passing --kubeconfig or --context implies --live.
     #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Evaluate as of this time (RFC 3339); default now.
+    pub live: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Evaluate as of this time (RFC 3339, e.g. 2026-11-28T02:30:00Z); default now.
     #[arg(long)]
     pub now: Option<DateTime<Utc>>,
-    /// Output format.
+    /// Output format. `yaml` prints the DirectUpdate only when the verdict is allow.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     pub output: Format,
 }
 
-/// Git revision and repo-relative path of `file`, when the fleet is a git checkout.
-fn git_provenance(fleet: &Path, rel: &Path) -> Provenance {
-    let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(fleet)
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    let Some(revision) = git(&["rev-parse", "HEAD"]) else {
-        return Provenance {
-            path: Some(rel.display().to_string()),
-            ..Provenance::default()
-        };
-    };
-    let prefix = git(&["rev-parse", "--show-prefix"]).unwrap_or_default();
-    Provenance {
-        repository: git(&["config", "--get", "remote.origin.url"]),
-        revision: Some(revision),
-        path: Some(format!("{prefix}{}", rel.display())),
+impl PlanArgs {
+    fn is_live(&self) -> bool {
+        self.live || self.kube.kubeconfig.is_some() || self.kube.context.is_some()
     }
 }
 
-/// Compute the report for `cupcake plan` without printing it.
-pub fn plan_report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
-    let fleet = load::load_cluster(&args.fleet, &args.cluster)?;
+/// Everything a plan command computed: the pass and the report it prints.
+#[derive(Debug)]
+pub struct Planned {
+    pub pass: PassOutcome,
+    pub report: PlanReport,
+}
+
+fn observed(
+    args: &PlanArgs,
+    tree: &FleetTree,
+) -> anyhow::Result<cupcake_api::snapshot::ClusterSnapshot> {
+    if args.is_live() {
+        let (json, server) = super::block_on(async {
+            let (client, server) = observe::connect(&args.kube).await?;
+            let json = observe::snapshot_json(&client, &server).await?;
+            Ok::<_, observe::ObserveError>((json, server))
+        })??;
+        return Ok(snapshot::parse(&json, &format!("live cluster ({server})"))?);
+    }
+    if let Some(p) = &args.snapshot {
+        return Ok(snapshot::read_file(p)?);
+    }
+    let rel = format!("clusters/{}/snapshot.yaml", args.cluster);
+    match tree
+        .text(&rel)
+        .with_context(|| tree.display(&rel).display().to_string())?
+    {
+        Some(text) => Ok(snapshot::parse(
+            text,
+            &tree.display(&rel).display().to_string(),
+        )?),
+        None => anyhow::bail!(
+            "no snapshot at {}: pass --snapshot FILE (the output of `kubectl get nodes,pods,pdb -A -o yaml`) or --live",
+            tree.display(&rel).display()
+        ),
+    }
+}
+
+/// Run one pass for `cupcake plan` without printing anything.
+pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
+    let tree = source::dir(&args.fleet)?;
+    let fleet = load::cluster(&tree, &args.cluster)?;
     let def = &fleet.clusters[&args.cluster];
-    let snapshot = match &args.kubeconfig {
-        Some(kubeconfig) => {
-            let json = super::block_on(async {
-                let client = observe::client(Some(kubeconfig)).await?;
-                observe::snapshot_json(&client).await
-            })??;
-            snapshot::parse(&json, &format!("live cluster ({})", kubeconfig.display()))?
-        }
-        None => {
-            let snap_path = args.snapshot.clone().unwrap_or_else(|| {
-                args.fleet
-                    .join("clusters")
-                    .join(&args.cluster)
-                    .join("snapshot.yaml")
-            });
-            if !snap_path.is_file() {
-                anyhow::bail!(
-                    "no snapshot at {}: pass --snapshot FILE (the output of `kubectl get nodes,pods,pdb -A -o yaml`) or --kubeconfig",
-                    snap_path.display()
-                );
-            }
-            snapshot::read_file(&snap_path)?
-        }
-    };
-    let spec = &def.version.spec;
-    let outcome = plan::plan(plan::PlanInput {
-        spec,
+    let snapshot = observed(args, &tree)?;
+    let env = PolicyEnv::with_fleet(&load::policy_sources(&tree)?);
+    let config = load::policy_config(&tree)?;
+    let source = tree.source_ref(&def.path.to_string_lossy());
+    let now = args.now.unwrap_or_else(Utc::now);
+    let pass = cupcake_core::pass(PassInput {
+        cluster: Cluster {
+            name: &args.cluster,
+            spec: &def.version.spec,
+            schedule: def.schedule.as_ref().map(|s| &s.spec),
+        },
         catalog: fleet.catalog_spec(),
         snapshot: &snapshot,
-    });
-    let now = args.now.unwrap_or_else(Utc::now);
-    let source = git_provenance(&args.fleet, &def.path);
-    let sched_spec = def.schedule.as_ref().map(|s| &s.spec);
-    let schedule = schedule::evaluate(sched_spec, now).map_err(|e| {
+        policies: &env,
+        config: &config,
+        source: &source,
+        now,
+    })
+    .map_err(|e| {
         anyhow::anyhow!(
             "{}: {e}",
-            args.fleet
-                .join("clusters")
-                .join(&args.cluster)
-                .join("schedule.yaml")
+            tree.display(&format!("clusters/{}", args.cluster))
                 .display()
         )
     })?;
-    let env = gate::PolicyEnv::for_fleet(&args.fleet)?;
-    let config = gate::read_config(&args.fleet)?;
-    let input = gate::PolicyInput::build(gate::InputParts {
-        cluster: &args.cluster,
-        spec,
-        snapshot: &snapshot,
-        outcome: &outcome,
-        schedule: &schedule,
-        source: &gate::input::SourceInput {
-            repository: source.repository.clone(),
-            revision: source.revision.clone(),
-            path: source.path.clone(),
-        },
-        now,
-        config: &config,
-    });
-    let decision = gate::decide(&env, &input, &outcome.findings);
-    let direct_update = (!outcome.up_to_date && decision.verdict != Verdict::Deny)
-        .then(|| render::direct_update(&args.cluster, spec, &outcome, &source));
-    Ok(PlanReport {
-        cluster: args.cluster.clone(),
-        revision: source.revision.clone(),
-        target: outcome.target.clone(),
-        up_to_date: outcome.up_to_date,
-        current: outcome.current,
-        plan: outcome.plan,
-        decision,
-        direct_update,
-    })
+    let report = pass.report(&args.cluster);
+    Ok(Planned { pass, report })
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
-    let report = plan_report(args)?;
+    let _span = tracing::info_span!("plan", cluster = %args.cluster).entered();
+    let Planned { report, .. } = plan_report(args)?;
+    tracing::debug!(verdict = ?report.decision.verdict, "pass done");
     let out = match args.output {
         Format::Text => present::text(&report),
         Format::Markdown => present::markdown(&report),
         Format::Json => {
             serde_json::to_string_pretty(&report).context("encoding the report")? + "\n"
         }
-        Format::Yaml => match &report.direct_update {
-            Some(du) => yaml_serde::to_string(du).context("encoding the DirectUpdate")?,
-            None => {
-                eprintln!(
-                    "no DirectUpdate: {}",
-                    if report.up_to_date {
-                        "the cluster is up to date"
-                    } else {
-                        "the plan is denied"
-                    }
-                );
+        Format::Yaml => match (&report.direct_update, report.decision.verdict) {
+            (Some(du), Verdict::Allow) => {
+                yaml_serde::to_string(du).context("encoding the DirectUpdate")?
+            }
+            _ => {
+                eprintln!("no DirectUpdate: {}", no_update_reason(&report));
                 String::new()
             }
         },
     };
     print!("{out}");
     Ok(report.exit_code())
+}
+
+/// Why `-o yaml` printed nothing (on stderr, so a pipe into kubectl applies nothing).
+fn no_update_reason(report: &PlanReport) -> String {
+    if report.up_to_date {
+        return "the cluster is up to date".to_string();
+    }
+    let first = report
+        .decision
+        .findings
+        .iter()
+        .find(|f| match report.decision.verdict {
+            Verdict::Deny => f.severity == cupcake_api::plan::Severity::Deny && !f.forced,
+            _ => f.severity == cupcake_api::plan::Severity::Defer,
+        })
+        .map(|f| format!(" ({}: {})", f.rule, f.message))
+        .unwrap_or_default();
+    match report.decision.verdict {
+        Verdict::Deny => format!("the plan is denied{first}"),
+        Verdict::Defer => match report.decision.defer_until {
+            Some(t) => format!(
+                "the plan is deferred until {}{first}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => format!("the plan is deferred{first}"),
+        },
+        Verdict::Allow => "nothing to apply".to_string(),
+    }
 }

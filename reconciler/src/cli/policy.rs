@@ -7,7 +7,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use cupcake_api::plan::{Decision, Verdict};
 use regex::Regex;
 
-use crate::gate::{self, PolicyEnv, PolicySource, RuleKind, testing};
+use crate::gate::{self, PolicyEnv, PolicySource, RuleKind, SourceKind, testing};
+use crate::{load, source};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -35,8 +36,8 @@ pub struct TestArgs {
     /// Only run tests whose name (`data.pkg.test_x`, or `file#case` for CEL) matches this regex.
     #[arg(long)]
     pub run: Option<String>,
-    /// text or json.
-    #[arg(long, value_enum, default_value_t = PolicyFormat::Text)]
+    /// Output format: text or json.
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = PolicyFormat::Text)]
     pub format: PolicyFormat,
     /// Also load the built-in default pack (for fleet tests that use its rules).
     #[arg(long)]
@@ -60,14 +61,29 @@ pub struct EvalArgs {
     /// Show every rule that was evaluated and which fired.
     #[arg(long)]
     pub explain: bool,
-    /// text or json.
-    #[arg(long, value_enum, default_value_t = PolicyFormat::Text)]
+    /// Output format: text or json.
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = PolicyFormat::Text)]
     pub format: PolicyFormat,
 }
 
 fn read_path(p: &Path) -> anyhow::Result<Vec<PolicySource>> {
     if p.is_dir() {
-        return Ok(gate::read_dir(p)?);
+        let tree = source::dir(p)?;
+        return tree
+            .files
+            .keys()
+            .filter(|rel| SourceKind::of(rel).is_some())
+            .map(|rel| -> anyhow::Result<PolicySource> {
+                Ok(PolicySource {
+                    path: tree.display(rel).display().to_string(),
+                    text: tree
+                        .text(rel)
+                        .with_context(|| tree.display(rel).display().to_string())?
+                        .unwrap_or_default()
+                        .to_string(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>();
     }
     let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
     Ok(vec![PolicySource {
@@ -136,10 +152,8 @@ fn eval(a: &EvalArgs) -> anyhow::Result<u8> {
     }
     let mut sources = gate::pack::sources();
     if let Some(f) = &a.fleet {
-        let dir = f.join("policies");
-        if dir.is_dir() {
-            sources.extend(gate::read_dir(&dir)?);
-        }
+        let tree = source::dir(f)?;
+        sources.extend(load::policy_sources(&tree)?);
     }
     for d in &a.policies {
         sources.extend(read_path(d)?);

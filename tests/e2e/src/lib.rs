@@ -109,17 +109,25 @@ pub fn harness() -> &'static Harness {
     }
 }
 
+/// `--kubeconfig` of the harness.
+pub fn kube_args() -> cupcake_reconciler::observe::KubeArgs {
+    cupcake_reconciler::observe::KubeArgs {
+        kubeconfig: Some(harness().kubeconfig.clone()),
+        context: None,
+    }
+}
+
 /// A client for the harness.
 pub async fn client() -> Client {
     cupcake_reconciler::observe::install_crypto_provider();
-    cupcake_reconciler::observe::client(Some(&harness().kubeconfig))
+    cupcake_reconciler::observe::client(&kube_args())
         .await
         .expect("kube client for the harness")
 }
 
 /// A client that does not retry 429 answers (for evictions, which answer 429 when a PDB blocks them).
 pub async fn client_without_retries() -> Client {
-    let mut cfg = cupcake_reconciler::observe::config(Some(&harness().kubeconfig))
+    let mut cfg = cupcake_reconciler::observe::config(&kube_args())
         .await
         .expect("kubeconfig");
     cfg.default_retry = false;

@@ -13,15 +13,6 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::PlanOutcome;
 
-/// Where the desired state came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Provenance {
-    pub repository: Option<String>,
-    pub revision: Option<String>,
-    /// Path of cluster.yaml inside the fleet repo.
-    pub path: Option<String>,
-}
-
 /// Short, stable hash of what the plan does (cluster, target, stages).
 pub fn plan_hash(cluster: &str, outcome: &PlanOutcome) -> String {
     let mut h = Sha256::new();
@@ -78,7 +69,7 @@ pub fn direct_update(
     cluster: &str,
     spec: &ClusterVersionSpec,
     outcome: &PlanOutcome,
-    source: &Provenance,
+    source: &SourceRef,
 ) -> DirectUpdate {
     let plan: &Plan = &outcome.plan;
     let hash = plan_hash(cluster, outcome);
@@ -114,8 +105,7 @@ pub fn direct_update(
             .max()
             .unwrap_or(1) as u32,
     };
-    let has_source =
-        source.repository.is_some() || source.revision.is_some() || source.path.is_some();
+    let has_source = source != &SourceRef::default();
     let du_spec = DirectUpdateSpec {
         target_version: outcome.target.clone(),
         components: spec.components.clone(),
@@ -140,11 +130,7 @@ pub fn direct_update(
             store_ref: spec.backup.store.clone(),
         }),
         drain: Some(spec.drain.clone()),
-        source: has_source.then(|| SourceRef {
-            repository: source.repository.clone(),
-            revision: source.revision.clone(),
-            path: source.path.clone(),
-        }),
+        source: has_source.then(|| source.clone()),
     };
     DirectUpdate {
         metadata: ObjectMeta {

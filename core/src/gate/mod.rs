@@ -16,13 +16,12 @@
 //! content; only unreadable files are IO errors.
 //!
 //! ```
-//! use cupcake_reconciler::gate::PolicyEnv;
+//! use cupcake_core::gate::PolicyEnv;
 //! let env = PolicyEnv::default_pack();
 //! assert!(env.errors().is_empty());
 //! ```
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -34,7 +33,8 @@ pub mod pack;
 pub mod rego;
 pub mod testing;
 
-pub use input::{InputParts, PolicyInput};
+pub use cupcake_api::policy::PolicyInput;
+pub use input::InputParts;
 
 /// FNV-1a: object keys are short and trusted (they come from our own types),
 /// so a cheap hash beats SipHash here.
@@ -277,72 +277,6 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
 }
 
-/// Reading a policy directory failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
-pub struct ReadError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
-}
-
-/// The fleet repo's `policies/config.yaml` (free-form settings for rules, `input.config`), `{}` without one.
-pub fn read_config(fleet_root: &Path) -> Result<serde_json::Value, ReadError> {
-    let path = fleet_root.join("policies").join("config.yaml");
-    if !path.is_file() {
-        return Ok(serde_json::Value::Object(Default::default()));
-    }
-    let text = std::fs::read_to_string(&path).map_err(|source| ReadError {
-        path: path.clone(),
-        source,
-    })?;
-    let v: serde_json::Value = yaml_serde::from_str(&text).map_err(|e| ReadError {
-        path: path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-    })?;
-    match v {
-        serde_json::Value::Object(_) => Ok(v),
-        serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
-        _ => Err(ReadError {
-            path,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "expected a mapping"),
-        }),
-    }
-}
-
-/// Policy files under `dir` (recursively, sorted), with display paths `dir/…`.
-pub fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, ReadError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|source| ReadError {
-            path: d.clone(),
-            source,
-        })?;
-        for e in rd {
-            let e = e.map_err(|source| ReadError {
-                path: d.clone(),
-                source,
-            })?;
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if SourceKind::of(&p.to_string_lossy()).is_some() {
-                let text = std::fs::read_to_string(&p).map_err(|source| ReadError {
-                    path: p.clone(),
-                    source,
-                })?;
-                out.push(PolicySource {
-                    path: p.display().to_string(),
-                    text,
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
-}
-
 impl PolicyEnv {
     /// Compile the policy files (test files and fixtures are skipped). Never fails:
     /// broken files are recorded in [`errors`](Self::errors) and deny every evaluation.
@@ -380,14 +314,11 @@ impl PolicyEnv {
         Arc::new(Self::build(&pack::sources()))
     }
 
-    /// The default pack plus the fleet repo's `policies/` (when it exists).
-    pub fn for_fleet(fleet_root: &Path) -> Result<Arc<Self>, ReadError> {
+    /// The default pack plus the fleet repo's own policy files (`policies/…` of the fleet tree).
+    pub fn with_fleet(fleet_sources: &[PolicySource]) -> Arc<Self> {
         let mut sources = pack::sources();
-        let dir = fleet_root.join("policies");
-        if dir.is_dir() {
-            sources.extend(read_dir(&dir)?);
-        }
-        Ok(Arc::new(Self::build(&sources)))
+        sources.extend(fleet_sources.iter().cloned());
+        Arc::new(Self::build(&sources))
     }
 
     /// Files that failed to load.

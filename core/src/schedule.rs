@@ -22,9 +22,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use cupcake_api::schedule::{ExclusionScope, UpdateScheduleSpec, Weekday, Window};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use cupcake_api::schedule::{ActiveExclusion, ScheduleEval, WindowSpan};
+use cupcake_api::schedule::{UpdateScheduleSpec, Weekday, Window};
 
 /// A schedule field that is wrong, with its path for error positions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,68 +180,6 @@ pub fn validate(spec: &UpdateScheduleSpec) -> Result<(), ScheduleError> {
         }
     }
     Ok(())
-}
-
-/// One opening of a window: `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WindowSpan {
-    /// Which window of `spec.windows` (the seed's `maintenanceWindow` counts as the last).
-    pub index: usize,
-    /// When it opens (RFC 3339, UTC).
-    pub start: DateTime<Utc>,
-    /// When it closes (RFC 3339, UTC), exclusive.
-    pub end: DateTime<Utc>,
-    /// The window is marked `mustFinish`: the plan's estimate must fit before `end`.
-    pub must_finish: bool,
-}
-
-/// An exclusion that is active at `now`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActiveExclusion {
-    /// Which exclusion of `spec.exclusions`.
-    pub index: usize,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    /// all | minor | patch.
-    pub scope: ExclusionScope,
-    /// The exclusion's reason, if it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The first instant at or after `end` when a window is open (ignoring other exclusions).
-    pub resume_at: Option<DateTime<Utc>>,
-}
-
-/// The schedule evaluated at one instant: what the policy gate reads as `input.schedule`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ScheduleEval {
-    /// The cluster has an UpdateSchedule (schedule.yaml). Without one: always open, nothing excluded.
-    pub configured: bool,
-    /// `spec.suspended`.
-    pub suspended: bool,
-    /// How many windows are defined (including the seed's maintenanceWindow). 0 means always open.
-    pub windows: usize,
-    /// An upgrade may start now as far as windows are concerned (true when no windows are defined).
-    pub in_window: bool,
-    /// The window open at `now`, if any (merged with overlapping openings of the same window).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_window: Option<WindowSpan>,
-    /// Seconds until the active window closes; absent outside a window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remaining_seconds: Option<i64>,
-    /// The earliest window opening strictly after `now`, if any within a year.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_window: Option<WindowSpan>,
-    /// Exclusions active at `now`.
-    pub active_exclusions: Vec<ActiveExclusion>,
-    /// Seed-compatible `schedule`: the next time a recurring upgrade is attempted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_attempt: Option<DateTime<Utc>>,
-    /// Seed-compatible `updatePolicy.targetVersionPattern` (e.g. `1.34.x`), passed through.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_version_pattern: Option<String>,
 }
 
 /// How far ahead the next window is searched.
@@ -569,6 +506,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cupcake_api::schedule::ExclusionScope;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
