@@ -316,6 +316,10 @@ pub struct DirectUpdateStatus {
     /// The verified etcd backup; no control-plane node is upgraded without one when spec.backup.etcd is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_info: Option<BackupInfo>,
+    /// The plan the controller made itself, for a DirectUpdate written without `spec.stages`
+    /// (seed style: targetVersion, strategy, concurrency, canary, nodeSelector).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
     /// Standard conditions (Ready, Progressing, Degraded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
