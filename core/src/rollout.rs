@@ -99,6 +99,8 @@ pub struct Event {
     pub message: String,
     /// Warning (else Normal).
     pub warning: bool,
+    /// The node it concerns, when it concerns one (also recorded on that Node).
+    pub node: Option<String>,
 }
 
 /// What [`next`] decided.
@@ -294,6 +296,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                     input.stages.len()
                 ),
                 warning: false,
+                node: None,
             });
             op
         }
@@ -346,6 +349,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                 reason: "NodeRetry",
                 message: format!("retrying node {node}"),
                 warning: false,
+                node: Some(node.clone()),
             });
         }
     }
@@ -452,6 +456,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                                 .unwrap_or_default()
                         ),
                         warning: false,
+                        node: None,
                     });
                     continue;
                 }
@@ -522,6 +527,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                         reason: "NodeFailed",
                         message: format!("node {name} does not exist"),
                         warning: true,
+                        node: Some(name.clone()),
                     });
                     continue;
                 }
@@ -579,6 +585,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                     reason: "NodeStarted",
                     message: format!("draining {name} for {}", stage.version),
                     warning: false,
+                    node: Some(name.clone()),
                 });
                 wake(POLL, &mut requeue);
             }
@@ -601,6 +608,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                 reason: "Succeeded",
                 message: format!("upgrade to {} succeeded", input.spec.target_version),
                 warning: false,
+                node: None,
             });
         }
     } else if any_failed {
@@ -640,6 +648,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                 reason: "OperationTimedOut",
                 message: st.message.clone().unwrap_or_default(),
                 warning: true,
+                node: None,
             });
         }
     } else if let Some(a) = attention {
@@ -648,6 +657,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                 reason: "RequiresAttention",
                 message: a.clone(),
                 warning: true,
+                node: None,
             });
         }
         st.phase = Some(Phase::RequiresAttention);
@@ -665,6 +675,7 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                     reason: "Paused",
                     message: "paused".into(),
                     warning: false,
+                    node: None,
                 });
             }
         }
@@ -865,6 +876,7 @@ fn advance(
                 reason: "NodeFailed",
                 message: format!("{name}: {e}"),
                 warning: true,
+                node: Some(name.to_string()),
             });
             return;
         }
@@ -874,6 +886,7 @@ fn advance(
                 reason: "NodeFailed",
                 message: format!("node {name} disappeared during its upgrade"),
                 warning: true,
+                node: Some(name.to_string()),
             });
             return;
         }
@@ -957,6 +970,7 @@ fn advance(
                             reason: "NodeFailed",
                             message: format!("{name}: {e}"),
                             warning: true,
+                            node: Some(name.to_string()),
                         });
                         return;
                     }
@@ -1026,6 +1040,7 @@ fn advance(
                     reason: "NodeUpgraded",
                     message: format!("{name} is at {}", c.v),
                     warning: false,
+                    node: Some(name.to_string()),
                 });
                 return;
             }

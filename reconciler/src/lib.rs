@@ -16,6 +16,8 @@ pub mod cli;
 pub mod load;
 pub mod observe;
 pub mod present;
+pub mod rollout;
+pub mod server;
 pub mod snapshot;
 pub mod source;
 pub mod telemetry;

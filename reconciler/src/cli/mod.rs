@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod plan;
 mod policy;
+mod run;
 
 pub use plan::{PlanArgs, Planned, plan_report};
 
@@ -74,6 +75,9 @@ pub enum Command {
     /// Test and evaluate policies (the default pack and the fleet repo's policies/).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run the controller: the rollout controller (DirectUpdates node by node) under a Lease,
+    /// with /metrics, /healthz and /readyz.
+    Run(run::RunArgs),
     /// Print the version of this binary.
     Version,
 }
@@ -88,7 +92,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    telemetry::init(cli.log_format, "warn");
+    let level = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    telemetry::init(cli.log_format, level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -102,6 +111,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Policy(cmd) => policy::run(&cmd),
+        Command::Run(args) => {
+            let code = run::run(&args)?;
+            Ok(code)
+        }
         Command::Version => {
             println!("cupcake {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

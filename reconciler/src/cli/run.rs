@@ -1,0 +1,153 @@
+//! `cupcake run`: the controller process — the rollout controller under a Lease,
+//! and the metrics/health server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use k8s_controller::LeaderElection;
+use tracing::{error, info, warn};
+
+use crate::observe::{self, KubeArgs};
+use crate::rollout;
+use crate::server::{self, ServerState};
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else kube-system).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the hostname).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Address of /metrics, /healthz, /readyz (and /hooks/github with --repo).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Run only the rollout controller (no GitOps loop, no schedule controllers).
+    #[arg(long)]
+    pub rollout_only: bool,
+    /// Lease duration: a replica that cannot renew stops writing before another may take over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// Fleet repository to follow (the GitOps loop). Not built yet: refused.
+    #[arg(long)]
+    pub repo: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<cupcake_api::common::GoDuration>()
+        .map(|d| d.0)
+        .map_err(|e| e.to_string())
+}
+
+fn lease_namespace(args: &RunArgs) -> String {
+    if let Some(ns) = &args.lease_namespace {
+        return ns.clone();
+    }
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "kube-system".to_string())
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("cupcake-{}", std::process::id()))
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    if let Some(repo) = &args.repo {
+        anyhow::bail!(
+            "--repo {}: the GitOps loop is not built yet; run `cupcake run --rollout-only` and apply DirectUpdates with `cupcake plan -o yaml | kubectl apply -f -`",
+            crate::source::redact_url(repo)
+        );
+    }
+    if !args.rollout_only {
+        warn!(
+            "the ScheduledUpdate and UpdateSchedule controllers are not built yet: running the rollout controller only (pass --rollout-only to silence this)"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(main(args.clone()))
+}
+
+async fn main(args: RunArgs) -> anyhow::Result<u8> {
+    let config = observe::config(&args.kube).await?;
+    let registry = prometheus::Registry::new();
+    let metrics = rollout::Metrics::new(&registry)?;
+    let leader =
+        prometheus::IntGauge::new("cupcake_leader", "1 while this replica holds the Lease")?;
+    registry.register(Box::new(leader.clone()))?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = tokio::spawn(server::serve(
+        args.listen,
+        ServerState {
+            registry: registry.clone(),
+            ready: ready.clone(),
+        },
+    ));
+    let id = identity(&args);
+    let ns = lease_namespace(&args);
+    let ctx = rollout::Context::new(config.clone(), &id, metrics)?;
+    let client = kube::Client::try_from(config)?;
+    let lease = LeaderElection::new(client, &ns, "cupcake", &id)
+        .with_lease_duration(args.lease_duration)
+        .with_renew_deadline(args.lease_duration * 2 / 3)
+        .with_retry_period((args.lease_duration / 7).max(Duration::from_millis(500)));
+    info!(identity = %id, namespace = %ns, "waiting for the lease cupcake");
+    ready.store(true, Ordering::Relaxed);
+    let work = async {
+        leader.set(1);
+        info!(identity = %id, "leading: starting the rollout controller");
+        rollout::run(ctx).await;
+    };
+    let outcome = tokio::select! {
+        r = lease.with_lease(work) => match r {
+            Some(()) => Ok(0),
+            None => {
+                leader.set(0);
+                error!("lost the lease: exiting so that no write outlives it");
+                Ok(1)
+            }
+        },
+        _ = shutdown() => {
+            info!("shutting down: releasing the lease");
+            leader.set(0);
+            lease.release().await;
+            Ok(0)
+        }
+        r = server => {
+            r.context("metrics server task")?.context("metrics server")?;
+            Ok(1)
+        }
+    };
+    outcome
+}
+
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return futures::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,218 @@
+//! Carry out the effects `cupcake_core::rollout::next` decided: node patches
+//! (cordon, assignment, release, backup request), drains through the eviction
+//! API, and the DirectUpdate's `retry` annotation. Each is idempotent.
+
+use std::collections::BTreeMap;
+
+use cupcake_api::crd::DirectUpdate;
+use cupcake_api::labels;
+use cupcake_api::protocol::AgentStatus;
+use cupcake_core::rollout::Effect;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::{FIELD_MANAGER, Metrics};
+use cupcake_api::common::DrainSpec;
+
+/// An effect that failed (the decision is retried; its status is not written).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {error}")]
+pub struct EffectError {
+    pub what: String,
+    pub error: kube::Error,
+}
+
+fn err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> EffectError {
+    let what = what.into();
+    move |error| EffectError { what, error }
+}
+
+/// The clients effects use: `evict` has client retries off, so a PDB refusal (429)
+/// comes back at once instead of after minutes of backoff.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // kube::Client has no Debug
+pub struct Clients {
+    pub client: Client,
+    pub evict: Client,
+}
+
+async fn patch_node(c: &Clients, node: &str, patch: serde_json::Value) -> Result<(), EffectError> {
+    Api::<Node>::all(c.client.clone())
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(err(format!("patching node {node}")))
+}
+
+/// Perform one effect.
+pub async fn perform(
+    c: &Clients,
+    du: &DirectUpdate,
+    drain: &DrainSpec,
+    effect: &Effect,
+    metrics: &Metrics,
+) -> Result<(), EffectError> {
+    match effect {
+        Effect::Cordon {
+            node,
+            admin_cordoned,
+        } => patch_node(
+            c,
+            node,
+            json!({
+                "metadata": {"annotations": {labels::ADMIN_CORDONED: admin_cordoned.to_string()}},
+                "spec": {"unschedulable": true},
+            }),
+        )
+        .await,
+        Effect::Drain { node } => drain_node(c, node, drain, metrics).await,
+        Effect::Assign {
+            node,
+            operation_id,
+            target,
+            components,
+            mode,
+        } => {
+            let api = Api::<Node>::all(c.client.clone());
+            let n = api
+                .get(node)
+                .await
+                .map_err(err(format!("reading node {node}")))?;
+            let a = n.annotations();
+            if a.get(labels::OPERATION_ID) == Some(operation_id)
+                && a.get(labels::TARGET_VERSION) == Some(&target.to_string())
+            {
+                return Ok(()); // this exact assignment is there: the agent owns `status` now
+            }
+            let comps = components
+                .iter()
+                .map(|c| {
+                    serde_json::to_value(c)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            patch_node(
+                c,
+                node,
+                json!({"metadata": {"annotations": {
+                    labels::OPERATION_ID: operation_id,
+                    labels::TARGET_VERSION: target.to_string(),
+                    labels::COMPONENTS: comps,
+                    labels::UPGRADE_MODE: mode.as_str(),
+                    labels::STATUS: AgentStatus::Pending.as_str(),
+                    labels::STEP: null,
+                    labels::MESSAGE: null,
+                }}}),
+            )
+            .await
+        }
+        Effect::Release { node, uncordon } => {
+            let mut ann: BTreeMap<&str, serde_json::Value> = labels::NODE_ASSIGNMENT
+                .iter()
+                .map(|k| (*k, serde_json::Value::Null))
+                .collect();
+            ann.insert(labels::ADMIN_CORDONED, serde_json::Value::Null);
+            let mut patch = json!({"metadata": {"annotations": ann}});
+            if *uncordon {
+                patch["spec"] = json!({"unschedulable": false});
+            }
+            patch_node(c, node, patch).await
+        }
+        Effect::RequestBackup { node, operation_id } => {
+            patch_node(
+                c,
+                node,
+                json!({"metadata": {"annotations": {labels::BACKUP_REQUEST: operation_id}}}),
+            )
+            .await
+        }
+        Effect::ClearRetry => {
+            let api = Api::<DirectUpdate>::all(c.client.clone());
+            api.patch(
+                &du.name_any(),
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(&json!({"metadata": {"annotations": {labels::RETRY: null}}})),
+            )
+            .await
+            .map(|_| ())
+            .map_err(err(format!(
+                "clearing {} on {}",
+                labels::RETRY,
+                du.name_any()
+            )))
+        }
+    }
+}
+
+/// Whether a drain may evict this pod, or why not.
+pub fn eviction_refusal(p: &Pod, drain: &DrainSpec) -> Option<&'static str> {
+    let refs = p.metadata.owner_references.as_deref().unwrap_or_default();
+    let controller = refs.iter().find(|r| r.controller == Some(true));
+    if controller.is_some_and(|r| r.kind == "DaemonSet") {
+        return Some("DaemonSet pod (skipped)");
+    }
+    if p.annotations().contains_key("kubernetes.io/config.mirror") {
+        return Some("mirror pod (skipped)");
+    }
+    if matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    ) {
+        return Some("finished pod (skipped)");
+    }
+    if p.metadata.deletion_timestamp.is_some() {
+        return Some("terminating");
+    }
+    let empty_dir = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()));
+    if empty_dir && !drain.delete_empty_dir_data {
+        return Some("uses emptyDir and drain.deleteEmptyDirData is false");
+    }
+    if controller.is_none() && !drain.force {
+        return Some("not managed by a controller and drain.force is false");
+    }
+    None
+}
+
+/// One drain pass: ask the eviction API for every evictable pod on the node.
+async fn drain_node(
+    c: &Clients,
+    node: &str,
+    drain: &DrainSpec,
+    metrics: &Metrics,
+) -> Result<(), EffectError> {
+    let pods = Api::<Pod>::all(c.client.clone())
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .map_err(err(format!("listing pods on {node}")))?;
+    for p in pods.items {
+        if eviction_refusal(&p, drain).is_some() {
+            continue;
+        }
+        let ns = p.namespace().unwrap_or_default();
+        let api = Api::<Pod>::namespaced(c.evict.clone(), &ns);
+        let mut params = EvictParams::default();
+        if let Some(g) = drain.grace_period_seconds {
+            params.delete_options = Some(kube::api::DeleteParams {
+                grace_period_seconds: u32::try_from(g).ok(),
+                ..Default::default()
+            });
+        }
+        match api.evict(&p.name_any(), &params).await {
+            Ok(_) => metrics.evictions.inc(),
+            // 429: a PodDisruptionBudget refuses now; the next pass tries again.
+            Err(kube::Error::Api(s)) if s.code == 429 => metrics.evictions_blocked.inc(),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(err(format!("evicting {ns}/{}", p.name_any()))(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,595 @@
+//! The rollout controller: drives DirectUpdates node by node.
+//!
+//! A thin loop around [`cupcake_core::rollout::next`]: reflectors keep Nodes,
+//! Pods, PDBs and DirectUpdates in memory and wake the loop on every change; each
+//! round picks the one DirectUpdate that may run (one at a time per cluster — the
+//! oldest started, else the oldest created), asks the core for the next decision,
+//! performs its effects and writes the status with server-side apply under one
+//! field manager, guarded by the object's `resourceVersion` (a second fence after
+//! the Lease: a stale leader's write is refused). Everything it knows lives in the
+//! DirectUpdate's status and the nodes' annotations, so a restarted controller
+//! resumes exactly where the last one stopped.
+//!
+//! DirectUpdates written by hand without `spec.stages` (the original CUPCAKE's
+//! style) are planned here with the core planner from the live cluster; the plan
+//! is recorded in `status.stages` and never recomputed.
+
+mod effects;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use cupcake_api::crd::{DirectUpdate, DirectUpdateStatus, Phase};
+use cupcake_api::fleet::ClusterVersionSpec;
+use cupcake_api::plan::{Severity, Stage};
+use cupcake_api::protocol::NodePhase;
+use cupcake_api::snapshot::ClusterSnapshot;
+use cupcake_core::rollout::{self, Decision, RolloutInput};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+pub use effects::{Clients, eviction_refusal};
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "cupcake-rollout";
+/// Finalizer that lets a deleted DirectUpdate cancel cleanly (clear unstarted assignments).
+pub const FINALIZER: &str = "cupcake.ricardomolendijk.com/rollout";
+
+/// Prometheus metrics of the rollout controller.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub reconciles: prometheus::IntCounter,
+    pub reconcile_errors: prometheus::IntCounter,
+    pub reconcile_seconds: prometheus::Histogram,
+    pub directupdates: prometheus::IntGaugeVec,
+    pub nodes: prometheus::IntGaugeVec,
+    pub evictions: prometheus::IntCounter,
+    pub evictions_blocked: prometheus::IntCounter,
+    pub node_seconds: prometheus::HistogramVec,
+}
+
+impl Metrics {
+    /// Register the metrics in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        use prometheus::{HistogramOpts, IntCounter, IntGaugeVec, Opts};
+        let m = Self {
+            reconciles: IntCounter::new("cupcake_reconcile_total", "Rollout reconcile rounds")?,
+            reconcile_errors: IntCounter::new(
+                "cupcake_reconcile_errors_total",
+                "Rollout reconcile rounds that failed (an API call failed; retried)",
+            )?,
+            reconcile_seconds: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "cupcake_reconcile_duration_seconds",
+                    "Duration of one rollout reconcile round",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+            directupdates: IntGaugeVec::new(
+                Opts::new("cupcake_directupdates", "DirectUpdates by phase"),
+                &["phase"],
+            )?,
+            nodes: IntGaugeVec::new(
+                Opts::new(
+                    "cupcake_nodes",
+                    "Nodes of the running DirectUpdate by node phase",
+                ),
+                &["phase"],
+            )?,
+            evictions: IntCounter::new("cupcake_drain_evictions_total", "Pods evicted by drains")?,
+            evictions_blocked: IntCounter::new(
+                "cupcake_drain_evictions_blocked_total",
+                "Evictions refused by a PodDisruptionBudget (429)",
+            )?,
+            node_seconds: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "cupcake_node_upgrade_duration_seconds",
+                    "Time from a node's cordon to its completion or failure",
+                )
+                .buckets(vec![
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                ]),
+                &["result"],
+            )?,
+        };
+        registry.register(Box::new(m.reconciles.clone()))?;
+        registry.register(Box::new(m.reconcile_errors.clone()))?;
+        registry.register(Box::new(m.reconcile_seconds.clone()))?;
+        registry.register(Box::new(m.directupdates.clone()))?;
+        registry.register(Box::new(m.nodes.clone()))?;
+        registry.register(Box::new(m.evictions.clone()))?;
+        registry.register(Box::new(m.evictions_blocked.clone()))?;
+        registry.register(Box::new(m.node_seconds.clone()))?;
+        Ok(m)
+    }
+}
+
+/// What the controller needs: clients, the event recorder, metrics.
+#[derive(Clone)]
+pub struct Context {
+    pub clients: Clients,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Clients from one client configuration (evictions without retries), a recorder
+    /// reporting as `cupcake` / `identity`.
+    pub fn new(
+        config: kube::Config,
+        identity: &str,
+        metrics: Metrics,
+    ) -> Result<Self, kube::Error> {
+        let client = Client::try_from(config.clone())?;
+        let mut no_retry = config;
+        no_retry.default_retry = false;
+        let evict = Client::try_from(no_retry)?;
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "cupcake".into(),
+                instance: Some(identity.to_string()),
+            },
+        );
+        Ok(Self {
+            clients: Clients { client, evict },
+            recorder,
+            metrics,
+        })
+    }
+}
+
+struct Stores {
+    dus: Store<DirectUpdate>,
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+    pdbs: Store<PodDisruptionBudget>,
+}
+
+/// Watch `api` into a store, waking `notify` on every change.
+fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .for_each(move |_| {
+            notify.notify_one();
+            futures::future::ready(())
+        });
+    (reader, stream)
+}
+
+/// The cluster as the planner and the rollout decision read it, from the stores.
+fn cluster_snapshot(s: &Stores) -> Result<ClusterSnapshot, String> {
+    let mut items = Vec::new();
+    for n in s.nodes.state() {
+        items.push(serde_json::to_value(&*n).map_err(|e| e.to_string())?);
+    }
+    for p in s.pods.state() {
+        items.push(serde_json::to_value(&*p).map_err(|e| e.to_string())?);
+    }
+    for p in s.pdbs.state() {
+        items.push(serde_json::to_value(&*p).map_err(|e| e.to_string())?);
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    crate::snapshot::parse(&list.to_string(), "the live cluster").map_err(|e| e.to_string())
+}
+
+fn node_annotations(s: &Stores) -> BTreeMap<String, BTreeMap<String, String>> {
+    s.nodes
+        .state()
+        .iter()
+        .map(|n| {
+            let a = n
+                .annotations()
+                .iter()
+                .filter(|(k, _)| k.starts_with("cupcake.ricardomolendijk.com/"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (n.name_any(), a)
+        })
+        .collect()
+}
+
+fn terminal(du: &DirectUpdate) -> bool {
+    let st = du.status.as_ref();
+    match st.and_then(|s| s.phase) {
+        Some(Phase::Succeeded | Phase::Cancelled) => true,
+        Some(Phase::Failed) => !st.is_some_and(|s| s.nodes.values().any(|n| n.phase.is_active())),
+        _ => false,
+    }
+}
+
+/// The DirectUpdate that may run now: one already started, else the oldest created.
+fn pick(dus: &[Arc<DirectUpdate>]) -> Option<Arc<DirectUpdate>> {
+    let mut open: Vec<&Arc<DirectUpdate>> = dus.iter().filter(|d| !terminal(d)).collect();
+    open.sort_by_key(|d| {
+        (
+            d.status
+                .as_ref()
+                .and_then(|s| s.operation_id.as_ref())
+                .is_none(),
+            d.metadata.creation_timestamp.clone().map(|t| t.0),
+            d.name_any(),
+        )
+    });
+    open.first().map(|d| (*d).clone())
+}
+
+/// Plan a DirectUpdate written without stages, like the original CUPCAKE's.
+fn plan_seed_style(du: &DirectUpdate, cluster: &ClusterSnapshot) -> Result<Vec<Stage>, String> {
+    let s = &du.spec;
+    let spec = ClusterVersionSpec {
+        kubernetes_version: s.target_version.clone(),
+        components: s.components.clone(),
+        strategy: s.strategy,
+        concurrency: Some(cupcake_api::common::IntOrPercent::Int(s.concurrency.max(1))),
+        max_unavailable: None,
+        canary: s.canary.clone().unwrap_or_default(),
+        node_selector: s.node_selector.clone(),
+        drain: s.drain.clone().unwrap_or_default(),
+        backup: cupcake_api::fleet::BackupSpec {
+            etcd: s.backup.as_ref().is_some_and(|b| b.etcd),
+            store: s.backup.as_ref().and_then(|b| b.store_ref.clone()),
+        },
+        preflight_checks: s.preflight_checks,
+        allow_prerelease: Default::default(),
+        force: vec![],
+        estimates: Default::default(),
+    };
+    let outcome = cupcake_core::plan::plan(cupcake_core::plan::PlanInput {
+        spec: &spec,
+        catalog: None,
+        snapshot: cluster,
+    });
+    if let Some(f) = outcome
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Deny)
+    {
+        return Err(format!(
+            "cannot plan this DirectUpdate: {} ({})",
+            f.message, f.rule
+        ));
+    }
+    Ok(outcome.plan.stages)
+}
+
+async fn write_status(
+    ctx: &Context,
+    du: &DirectUpdate,
+    status: &DirectUpdateStatus,
+) -> Result<(), kube::Error> {
+    let api = Api::<DirectUpdate>::all(ctx.clients.client.clone());
+    let patch = serde_json::json!({
+        "apiVersion": "cupcake.ricardomolendijk.com/v1",
+        "kind": "DirectUpdate",
+        "metadata": {"name": du.name_any(), "resourceVersion": du.resource_version()},
+        "status": status,
+    });
+    api.patch_status(
+        &du.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
+    let du_ref = du.object_ref(&());
+    for e in &d.events {
+        let ev = KEvent {
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: e.reason.to_string(),
+            note: Some(e.message.chars().take(1000).collect()),
+            action: "Rollout".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&ev, &du_ref).await {
+            warn!(error = %err, "recording an event");
+        }
+        if let Some(n) = &e.node {
+            let node_ref = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(n.clone()),
+                uid: Some(n.clone()),
+                ..ObjectReference::default()
+            };
+            if let Err(err) = ctx.recorder.publish(&ev, &node_ref).await {
+                warn!(error = %err, node = %n, "recording a node event");
+            }
+        }
+    }
+}
+
+/// One round: decide and act for the DirectUpdate that may run. Returns when to look again.
+async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
+    let dus = s.dus.state();
+    for phase in [
+        "Pending",
+        "InProgress",
+        "Succeeded",
+        "Failed",
+        "RequiresAttention",
+        "Paused",
+        "Cancelled",
+    ] {
+        let n = dus
+            .iter()
+            .filter(|d| {
+                d.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .map(|p| format!("{p:?}"))
+                    .unwrap_or_else(|| "Pending".into())
+                    == phase
+            })
+            .count();
+        ctx.metrics
+            .directupdates
+            .with_label_values(&[phase])
+            .set(n as i64);
+    }
+    let Some(du) = pick(&dus) else {
+        return Ok(None);
+    };
+    // Tell the others why they wait (once).
+    for other in dus
+        .iter()
+        .filter(|d| !terminal(d) && d.name_any() != du.name_any())
+    {
+        let msg = format!(
+            "waiting: DirectUpdate {} runs first (one at a time per cluster)",
+            du.name_any()
+        );
+        let st = other.status.clone().unwrap_or_default();
+        if st.message.as_deref() != Some(&msg) && st.operation_id.is_none() {
+            let st = DirectUpdateStatus {
+                phase: Some(Phase::Pending),
+                message: Some(msg),
+                ..st
+            };
+            write_status(ctx, other, &st)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let cluster = cluster_snapshot(s)?;
+    let node_ann = node_annotations(s);
+    let mut status = du.status.clone();
+    let stages: Vec<Stage> = if !du.spec.stages.is_empty() {
+        du.spec.stages.clone()
+    } else if let Some(st) = status.as_ref().filter(|s| !s.stages.is_empty()) {
+        st.stages.clone()
+    } else {
+        match plan_seed_style(&du, &cluster) {
+            Ok(stages) => {
+                let st = status.get_or_insert_with(Default::default);
+                st.stages = stages.clone();
+                stages
+            }
+            Err(msg) => {
+                let st = DirectUpdateStatus {
+                    phase: Some(Phase::Failed),
+                    message: Some(msg),
+                    ..status.unwrap_or_default()
+                };
+                if du.status.as_ref() != Some(&st) {
+                    write_status(ctx, &du, &st)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                return Ok(None);
+            }
+        }
+    };
+    let deleting = du.metadata.deletion_timestamp.is_some();
+    let mut spec = du.spec.clone();
+    spec.paused |= deleting;
+    let empty = BTreeMap::new();
+    let d = rollout::next(RolloutInput {
+        name: &du.name_any(),
+        uid: du.metadata.uid.as_deref(),
+        generation: du.metadata.generation,
+        annotations: du.metadata.annotations.as_ref().unwrap_or(&empty),
+        spec: &spec,
+        status: status.as_ref(),
+        stages: &stages,
+        cluster: &cluster,
+        node_annotations: &node_ann,
+        now: Utc::now(),
+    });
+    // A DirectUpdate with work ahead carries the finalizer, so deleting it cancels cleanly.
+    let api = Api::<DirectUpdate>::all(ctx.clients.client.clone());
+    if !deleting
+        && !du.finalizers().iter().any(|f| f == FINALIZER)
+        && d.status
+            .phase
+            .is_some_and(|p| !matches!(p, Phase::Succeeded | Phase::Cancelled))
+    {
+        let mut f = du.finalizers().to_vec();
+        f.push(FINALIZER.to_string());
+        api.patch(
+            &du.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"finalizers": f, "resourceVersion": du.resource_version()}})),
+        )
+        .await
+        .map_err(|e| format!("adding the finalizer: {e}"))?;
+        return Ok(Some(Duration::ZERO));
+    }
+    let drain = du.spec.drain.clone().unwrap_or_default();
+    for e in &d.effects {
+        effects::perform(&ctx.clients, &du, &drain, e, &ctx.metrics)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    for (name, ns) in &d.status.nodes {
+        let before = du
+            .status
+            .as_ref()
+            .and_then(|s| s.nodes.get(name))
+            .map(|n| n.phase);
+        if before != Some(ns.phase)
+            && matches!(ns.phase, NodePhase::Completed | NodePhase::Failed)
+            && let Some(start) = ns.started_at
+        {
+            let secs = (Utc::now() - start).num_milliseconds().max(0) as f64 / 1000.0;
+            let result = if ns.phase == NodePhase::Completed {
+                "completed"
+            } else {
+                "failed"
+            };
+            ctx.metrics
+                .node_seconds
+                .with_label_values(&[result])
+                .observe(secs);
+        }
+    }
+    for p in NodePhase::ALL {
+        let n = d.status.nodes.values().filter(|n| n.phase == p).count();
+        ctx.metrics
+            .nodes
+            .with_label_values(&[p.as_str()])
+            .set(n as i64);
+    }
+    if du.status.as_ref() != Some(&d.status) {
+        write_status(ctx, &du, &d.status)
+            .await
+            .map_err(|e| format!("writing the status: {e}"))?;
+        if du.status.as_ref().and_then(|s| s.phase) != d.status.phase {
+            info!(directupdate = %du.name_any(), phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
+        }
+    }
+    publish(ctx, &du, &d).await;
+    if deleting && !d.status.nodes.values().any(|n| n.phase.is_active()) {
+        cancel(ctx, &du, &d.status, &node_ann).await?;
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(d.requeue_after)
+}
+
+/// A deleted DirectUpdate whose nodes in flight are done: clear assignments not
+/// started, then let it go.
+async fn cancel(
+    ctx: &Context,
+    du: &DirectUpdate,
+    status: &DirectUpdateStatus,
+    node_ann: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<(), String> {
+    for node in rollout::unstarted_assignments(status, node_ann) {
+        effects::perform(
+            &ctx.clients,
+            du,
+            &Default::default(),
+            &rollout::Effect::Release {
+                node: node.clone(),
+                uncordon: true,
+            },
+            &ctx.metrics,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let f: Vec<String> = du
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    Api::<DirectUpdate>::all(ctx.clients.client.clone())
+        .patch(
+            &du.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"finalizers": f}})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("removing the finalizer: {e}"))?;
+    info!(directupdate = %du.name_any(), "cancelled (deleted)");
+    Ok(())
+}
+
+/// Run the rollout controller until the future is dropped (lease lost, shutdown).
+pub async fn run(ctx: Context) {
+    let notify = Arc::new(Notify::new());
+    let c = ctx.clients.client.clone();
+    let (dus, w1) = reflect(Api::<DirectUpdate>::all(c.clone()), notify.clone());
+    let (nodes, w2) = reflect(Api::<Node>::all(c.clone()), notify.clone());
+    let (pods, w3) = reflect(Api::<Pod>::all(c.clone()), notify.clone());
+    let (pdbs, w4) = reflect(Api::<PodDisruptionBudget>::all(c), notify.clone());
+    let stores = Stores {
+        dus,
+        nodes,
+        pods,
+        pdbs,
+    };
+    let watchers = futures::future::join4(w1, w2, w3, w4);
+    let control = async {
+        let _ = stores.dus.wait_until_ready().await;
+        let _ = stores.nodes.wait_until_ready().await;
+        let _ = stores.pods.wait_until_ready().await;
+        let _ = stores.pdbs.wait_until_ready().await;
+        info!("rollout controller: caches ready");
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let started = Instant::now();
+            ctx.metrics.reconciles.inc();
+            let wait = match round(&ctx, &stores).await {
+                Ok(w) => {
+                    backoff = Duration::from_millis(500);
+                    w
+                }
+                Err(e) => {
+                    ctx.metrics.reconcile_errors.inc();
+                    warn!(error = %e, "rollout round failed; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    Some(backoff)
+                }
+            };
+            ctx.metrics
+                .reconcile_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match wait {
+                Some(d) if d.is_zero() => continue,
+                Some(d) => {
+                    let _ = tokio::time::timeout(d, notify.notified()).await;
+                }
+                None => notify.notified().await,
+            }
+            // Coalesce a burst of watch events into one round.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = watchers => warn!("watchers ended"),
+        _ = control => {}
+    }
+}
