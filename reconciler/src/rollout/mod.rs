@@ -16,7 +16,7 @@
 
 mod effects;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -280,7 +280,7 @@ async fn write_status(
     ctx: &Context,
     du: &DirectUpdate,
     status: &DirectUpdateStatus,
-) -> Result<(), kube::Error> {
+) -> Result<DirectUpdate, kube::Error> {
     let api = Api::<DirectUpdate>::all(ctx.clients.client.clone());
     let patch = serde_json::json!({
         "apiVersion": "cupcake.ricardomolendijk.com/v1",
@@ -294,7 +294,26 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map(|_| ())
+}
+
+/// Our own latest writes: the watch may deliver them after the next round starts,
+/// and deciding from a stale status would repeat effects and lose the write race.
+type Written = BTreeMap<String, (Option<String>, Arc<DirectUpdate>)>;
+
+/// The freshest copy of each DirectUpdate: the store's, unless it is still the
+/// version our last write replaced.
+fn freshest(dus: Vec<Arc<DirectUpdate>>, written: &mut Written) -> Vec<Arc<DirectUpdate>> {
+    let names: BTreeSet<String> = dus.iter().map(|d| d.name_any()).collect();
+    written.retain(|n, _| names.contains(n));
+    dus.into_iter()
+        .map(|d| match written.get(&d.name_any()) {
+            Some((replaced, mine)) if d.resource_version() == *replaced => mine.clone(),
+            _ => {
+                written.remove(&d.name_any());
+                d
+            }
+        })
+        .collect()
 }
 
 async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
@@ -330,8 +349,12 @@ async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
 }
 
 /// One round: decide and act for the DirectUpdate that may run. Returns when to look again.
-async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
-    let dus = s.dus.state();
+async fn round(
+    ctx: &Context,
+    s: &Stores,
+    written: &mut Written,
+) -> Result<Option<Duration>, String> {
+    let dus = freshest(s.dus.state(), written);
     for phase in [
         "Pending",
         "InProgress",
@@ -357,6 +380,13 @@ async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
             .with_label_values(&[phase])
             .set(n as i64);
     }
+    // Finished ones need no finalizer (and a deleted finished one must go at once).
+    for d in dus
+        .iter()
+        .filter(|d| terminal(d) && d.finalizers().iter().any(|f| f == FINALIZER))
+    {
+        remove_finalizer(ctx, d).await?;
+    }
     let Some(du) = pick(&dus) else {
         return Ok(None);
     };
@@ -376,9 +406,10 @@ async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
                 message: Some(msg),
                 ..st
             };
-            write_status(ctx, other, &st)
+            let new = write_status(ctx, other, &st)
                 .await
                 .map_err(|e| e.to_string())?;
+            written.insert(other.name_any(), (other.resource_version(), Arc::new(new)));
         }
     }
     let cluster = cluster_snapshot(s)?;
@@ -402,9 +433,10 @@ async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
                     ..status.unwrap_or_default()
                 };
                 if du.status.as_ref() != Some(&st) {
-                    write_status(ctx, &du, &st)
+                    let new = write_status(ctx, &du, &st)
                         .await
                         .map_err(|e| e.to_string())?;
+                    written.insert(du.name_any(), (du.resource_version(), Arc::new(new)));
                 }
                 return Ok(None);
             }
@@ -436,13 +468,15 @@ async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
     {
         let mut f = du.finalizers().to_vec();
         f.push(FINALIZER.to_string());
-        api.patch(
-            &du.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"metadata": {"finalizers": f, "resourceVersion": du.resource_version()}})),
-        )
-        .await
-        .map_err(|e| format!("adding the finalizer: {e}"))?;
+        let new = api
+            .patch(
+                &du.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"metadata": {"finalizers": f, "resourceVersion": du.resource_version()}})),
+            )
+            .await
+            .map_err(|e| format!("adding the finalizer: {e}"))?;
+        written.insert(du.name_any(), (du.resource_version(), Arc::new(new)));
         return Ok(Some(Duration::ZERO));
     }
     let drain = du.spec.drain.clone().unwrap_or_default();
@@ -481,9 +515,10 @@ async fn round(ctx: &Context, s: &Stores) -> Result<Option<Duration>, String> {
             .set(n as i64);
     }
     if du.status.as_ref() != Some(&d.status) {
-        write_status(ctx, &du, &d.status)
+        let new = write_status(ctx, &du, &d.status)
             .await
             .map_err(|e| format!("writing the status: {e}"))?;
+        written.insert(du.name_any(), (du.resource_version(), Arc::new(new)));
         if du.status.as_ref().and_then(|s| s.phase) != d.status.phase {
             info!(directupdate = %du.name_any(), phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
         }
@@ -518,6 +553,12 @@ async fn cancel(
         .await
         .map_err(|e| e.to_string())?;
     }
+    remove_finalizer(ctx, du).await?;
+    info!(directupdate = %du.name_any(), "cancelled (deleted)");
+    Ok(())
+}
+
+async fn remove_finalizer(ctx: &Context, du: &DirectUpdate) -> Result<(), String> {
     let f: Vec<String> = du
         .finalizers()
         .iter()
@@ -532,9 +573,7 @@ async fn cancel(
         )
         .await
         .map(|_| ())
-        .map_err(|e| format!("removing the finalizer: {e}"))?;
-    info!(directupdate = %du.name_any(), "cancelled (deleted)");
-    Ok(())
+        .map_err(|e| format!("removing the finalizer: {e}"))
 }
 
 /// Run the rollout controller until the future is dropped (lease lost, shutdown).
@@ -559,10 +598,11 @@ pub async fn run(ctx: Context) {
         let _ = stores.pdbs.wait_until_ready().await;
         info!("rollout controller: caches ready");
         let mut backoff = Duration::from_millis(500);
+        let mut written = Written::new();
         loop {
             let started = Instant::now();
             ctx.metrics.reconciles.inc();
-            let wait = match round(&ctx, &stores).await {
+            let wait = match round(&ctx, &stores, &mut written).await {
                 Ok(w) => {
                     backoff = Duration::from_millis(500);
                     w

@@ -9,6 +9,8 @@
 //! also on panic. If it cannot start, the test fails and says why — never a
 //! silent skip.
 
+pub mod private;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,170 @@
+//! A control plane of a test's own, for tests that drive the whole cluster
+//! (the rollout controller acts on every node it sees, and runs one DirectUpdate
+//! at a time per cluster, so rollout tests cannot share the common harness).
+//! Started with `tests/harness/up.sh`, stopped on drop; child processes
+//! (`cupcake run`, `cupcake-agent`) are killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use kube::Client;
+
+use crate::repo;
+
+/// A private control plane.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+impl PrivateCluster {
+    /// Start one (with the scheduler); panics with the harness's stderr if it cannot.
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cupcake-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(repo().join("tests/harness/up.sh"))
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--scheduler")
+            .output()
+            .expect("running tests/harness/up.sh");
+        assert!(
+            out.status.success(),
+            "tests/harness/up.sh failed (logs in {}/logs):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A watchdog stops it if this process dies without running Drop (SIGKILL, abort).
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{}' --dir '{}' >/dev/null 2>&1",
+            repo().join("tests/harness/down.sh").display(),
+            dir.display(),
+            pid = std::process::id()
+        );
+        let _ = Command::new("setsid")
+            .args(["bash", "-c", &watchdog])
+            .spawn();
+        Self {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        cupcake_reconciler::observe::client(&cupcake_reconciler::observe::KubeArgs {
+            kubeconfig: Some(self.kubeconfig.clone()),
+            context: None,
+        })
+        .await
+        .expect("client for the private cluster")
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl on PATH")
+    }
+
+    /// `kubectl apply -f -` of a YAML document.
+    pub fn apply(&self, yaml: &str) {
+        use std::io::Write as _;
+        let mut c = Command::new("kubectl")
+            .args(["apply", "--server-side", "-f", "-"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write");
+        let out = c.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start a process with this cluster's kubeconfig; killed when the guard drops.
+    pub fn spawn(&self, bin: &Path, args: &[&str], log: &str) -> Proc {
+        let log_path = self.dir.join("logs").join(log);
+        let f = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdout(f.try_clone().expect("log"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        Proc {
+            child,
+            log: log_path,
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("tests/harness/down.sh"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .output();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!(
+                "private control plane logs kept in {}/logs",
+                self.dir.display()
+            );
+        }
+    }
+}
+
+/// A child process, SIGKILLed on drop.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// SIGKILL now (a crash, not a shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A binary of this build next to the test executable (target/<profile>/NAME).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .expect("target dir");
+    assert!(
+        p.is_file(),
+        "{} not found: run `cargo build --bin {name}` first",
+        p.display()
+    );
+    p
+}
