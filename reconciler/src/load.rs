@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use cupcake_api::common::CanarySpec;
+use cupcake_api::common::{CanarySpec, Strategy};
 use cupcake_api::fleet::{
     API_VERSION, ClusterVersion, ClusterVersionSpec, Manifest, UpdateScheduleManifest,
     VersionCatalog, VersionCatalogSpec,
@@ -241,6 +241,41 @@ pub fn validate_cluster(
         selector,
         count,
     } = &spec.canary;
+    let batch_field = if spec.concurrency.is_some() {
+        Some("spec.concurrency")
+    } else if spec.max_unavailable.is_some() {
+        Some("spec.maxUnavailable")
+    } else {
+        None
+    };
+    if spec.strategy == Strategy::Parallel
+        && let Some(f) = batch_field
+    {
+        return Err(LoadError::invalid(
+            file,
+            text,
+            f,
+            format!(
+                "spec.strategy: parallel upgrades every worker at once (as far as PDBs allow) and contradicts {f}: remove {f}, or use strategy: rolling"
+            ),
+        ));
+    }
+    if spec.strategy == Strategy::Canary && !*enabled {
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "spec.canary.enabled",
+            "spec.strategy: canary needs spec.canary.enabled: true (with canary nodes or a selector)",
+        ));
+    }
+    if !nodes.is_empty() && selector.is_some() {
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "spec.canary.selector",
+            "spec.canary.nodes and spec.canary.selector both pick canary nodes: keep one",
+        ));
+    }
     if *enabled && nodes.is_empty() && selector.is_none() {
         return Err(LoadError::invalid(
             file,
@@ -308,15 +343,18 @@ fn load_cluster_def(tree: &FleetTree, name: &str) -> Result<ClusterDef, LoadErro
             known: known_clusters(tree).join(", "),
         });
     }
+    check_cluster_files(tree, name)?;
     let file = tree.display(&rel);
     let text = text_of(tree, &rel)?;
     let version: ClusterVersion = parse_manifest(&file, text, "ClusterVersion")?;
+    check_name(&file, text, &version.metadata.name, name)?;
     validate_cluster(&file, text, &version.spec)?;
     let sched_rel = format!("clusters/{name}/schedule.yaml");
     let schedule = if tree.contains(&sched_rel) {
         let sched_file = tree.display(&sched_rel);
         let text = text_of(tree, &sched_rel)?;
         let s: UpdateScheduleManifest = parse_manifest(&sched_file, text, "UpdateSchedule")?;
+        check_name(&sched_file, text, &s.metadata.name, name)?;
         validate_schedule(&sched_file, text, &s.spec)?;
         Some(s)
     } else {
@@ -328,6 +366,98 @@ fn load_cluster_def(tree: &FleetTree, name: &str) -> Result<ClusterDef, LoadErro
         version,
         schedule,
     })
+}
+
+/// Files CUPCAKE reads in a cluster folder.
+pub const CLUSTER_FILES: [&str; 4] = [
+    "cluster.yaml",
+    "schedule.yaml",
+    "snapshot.yaml",
+    "snapshot.json",
+];
+
+/// The fleet's list of files CUPCAKE must not complain about (paths relative to the
+/// fleet root, one per line, `#` comments, `*` matching within one path segment).
+pub const IGNORE_FILE: &str = ".cupcakeignore";
+
+fn glob_match(pattern: &str, path: &str) -> bool {
+    let (p, t): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == t.len()
+        && p.iter().zip(&t).all(|(p, t)| {
+            let parts: Vec<&str> = p.split('*').collect();
+            if parts.len() == 1 {
+                return p == t;
+            }
+            let (first, last) = (parts[0], parts[parts.len() - 1]);
+            if !t.starts_with(first) || !t.ends_with(last) || t.len() < first.len() + last.len() {
+                return false;
+            }
+            let mut rest = &t[first.len()..t.len() - last.len()];
+            for mid in &parts[1..parts.len() - 1] {
+                match rest.find(mid) {
+                    Some(i) => rest = &rest[i + mid.len()..],
+                    None => return false,
+                }
+            }
+            true
+        })
+}
+
+fn ignored(tree: &FleetTree, rel: &str) -> bool {
+    let Ok(Some(list)) = tree.text(IGNORE_FILE) else {
+        return false;
+    };
+    list.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .any(|pat| glob_match(pat.trim_start_matches('/'), rel))
+}
+
+/// Every file in `clusters/<name>/` is one CUPCAKE reads, or listed in `.cupcakeignore`:
+/// a misnamed `schedule.yml` silently skipped would mean no maintenance window at all.
+fn check_cluster_files(tree: &FleetTree, name: &str) -> Result<(), LoadError> {
+    let dir = format!("clusters/{name}");
+    for rel in tree.under(&dir) {
+        let file = &rel[dir.len() + 1..];
+        if CLUSTER_FILES.contains(&file) || file == ".gitkeep" || ignored(tree, rel) {
+            continue;
+        }
+        let lower = file.to_ascii_lowercase();
+        let hint = CLUSTER_FILES
+            .iter()
+            .find(|known| {
+                let stem = known.split('.').next().unwrap_or(known);
+                lower.split('.').next() == Some(stem)
+            })
+            .map(|k| format!(" (did you mean {k}?)"))
+            .unwrap_or_default();
+        return Err(LoadError::Invalid(Box::new(Invalid {
+            file: tree.display(rel),
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!(
+                "CUPCAKE does not read this file{hint}; rename it, move it out of {dir}/, or list it in {IGNORE_FILE}. Files read here: {}",
+                CLUSTER_FILES.join(", ")
+            ),
+        })));
+    }
+    Ok(())
+}
+
+/// `metadata.name` of a cluster's manifests is its folder name.
+fn check_name(file: &Path, text: &str, got: &str, folder: &str) -> Result<(), LoadError> {
+    if got == folder {
+        return Ok(());
+    }
+    Err(LoadError::invalid(
+        file,
+        text,
+        "metadata.name",
+        format!(
+            "{got:?} does not match the cluster folder {folder:?}: the folder name is the cluster's name"
+        ),
+    ))
 }
 
 /// Cluster folders of the tree (those with a `cluster.yaml`), sorted; `["none"]` when empty.

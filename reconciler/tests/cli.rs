@@ -308,3 +308,140 @@ fn errors_exit_1_and_name_the_problem() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot at"));
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Provenance from the enclosing Git repository: the commit, the path, the remote
+/// without its token, and `dirty` when the working tree differs from the commit.
+#[test]
+fn provenance_records_the_commit_never_a_token_and_marks_dirty_trees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("ops/fleet");
+    copy_dir(&repo().join("examples/fleet"), &fleet);
+    git(tmp.path(), &["init", "-q", "-b", "main"]);
+    git(tmp.path(), &["add", "."]);
+    git(tmp.path(), &["commit", "-qm", "fleet"]);
+    git(
+        tmp.path(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://x-access-token:ghp_SECRET123@github.com/acme/fleet.git",
+        ],
+    );
+    let plan = |args: &[&str]| -> (serde_json::Value, String) {
+        let mut a = vec![
+            "plan",
+            fleet.to_str().unwrap(),
+            "--cluster",
+            "demo",
+            "--now",
+            IN_WINDOW,
+        ];
+        a.extend_from_slice(args);
+        let out = cupcake(&a);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (serde_json::from_str(&text).unwrap_or_default(), text)
+    };
+    let (j, text) = plan(&["-o", "json"]);
+    assert!(
+        !text.contains("ghp_SECRET123"),
+        "token leaked into the output"
+    );
+    let src = &j["directUpdate"]["spec"]["source"];
+    assert_eq!(src["repository"], "https://github.com/acme/fleet.git");
+    assert_eq!(src["path"], "ops/fleet/clusters/demo/cluster.yaml");
+    assert_eq!(src["revision"].as_str().unwrap().len(), 40);
+    assert!(src.get("dirty").is_none(), "clean tree: {src}");
+    let (_, yaml) = plan(&["-o", "yaml"]);
+    assert!(!yaml.contains("ghp_SECRET123") && yaml.contains("github.com/acme/fleet.git"));
+    // An uncommitted edit under the fleet: the provenance says so.
+    std::fs::write(
+        fleet.join("clusters/demo/cluster.yaml"),
+        std::fs::read_to_string(fleet.join("clusters/demo/cluster.yaml")).unwrap() + "# edited\n",
+    )
+    .unwrap();
+    let (j, _) = plan(&["-o", "json"]);
+    assert_eq!(j["directUpdate"]["spec"]["source"]["dirty"], true);
+}
+
+/// `-o yaml` never prints a DirectUpdate that is not allowed now: piping it into
+/// `kubectl apply` must not start an upgrade outside the window.
+#[test]
+fn yaml_output_only_when_allowed() {
+    // Friday 10:00 UTC: outside the demo cluster's windows → deferred.
+    let out = cupcake(&[
+        "plan",
+        "examples/fleet",
+        "--cluster",
+        "demo",
+        "--now",
+        "2026-11-27T10:00:00Z",
+        "-o",
+        "yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deferred until"), "{err}");
+    let out = cupcake(&[
+        "plan",
+        "examples/fleet",
+        "--cluster",
+        "demo",
+        "--now",
+        IN_WINDOW,
+        "-o",
+        "yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: DirectUpdate"));
+}
+
+/// Usage errors exit 1: exit 2 means "denied" to CI scripts.
+#[test]
+fn usage_errors_exit_1() {
+    for args in [
+        vec!["plan"],
+        vec!["plan", "examples/fleet", "--cluster", "demo", "--bogus"],
+        vec!["plan", "examples/fleet", "--cluster", "demo", "-o", "xml"],
+        vec!["frobnicate"],
+    ] {
+        let out = cupcake(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = cupcake(&["version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cupcake "));
+    let out = cupcake(&["plan", "/nonexistent/fleet", "--cluster", "demo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("fleet directory /nonexistent/fleet does not exist")
+    );
+}

@@ -72,3 +72,139 @@ fn malformed_corpus_gives_precise_errors() {
     }
     assert!(checked >= 25, "only {checked} corpus files checked");
 }
+
+/// A fleet tree in memory: (path, text) pairs.
+fn tree(files: &[(&str, &str)]) -> cupcake_reconciler::source::FleetTree {
+    cupcake_reconciler::source::FleetTree {
+        files: files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect(),
+        origin: PathBuf::from("fleet"),
+        ..Default::default()
+    }
+}
+
+const SCHEDULE: &str = "apiVersion: cupcake.ricardomolendijk.com/v1\nkind: UpdateSchedule\nmetadata:\n  name: demo\nspec:\n  windows:\n    - {days: [Sat], startTime: \"01:00\", endTime: \"05:00\"}\n";
+
+/// Every input used or refused: stray files, names that do not match, contradictions.
+#[test]
+fn fail_closed_table() {
+    let cluster_with = |extra: &str| format!("{VALID_CLUSTER}{extra}");
+    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+        (
+            "misnamed schedule file",
+            vec![("clusters/demo/schedule.yml", SCHEDULE.into())],
+            "fleet/clusters/demo/schedule.yml: CUPCAKE does not read this file (did you mean schedule.yaml?)",
+        ),
+        (
+            "capitalised schedule file",
+            vec![("clusters/demo/Schedule.yaml", SCHEDULE.into())],
+            "fleet/clusters/demo/Schedule.yaml: CUPCAKE does not read this file (did you mean schedule.yaml?)",
+        ),
+        (
+            "stray YAML",
+            vec![("clusters/demo/extra.yaml", "a: 1\n".into())],
+            "fleet/clusters/demo/extra.yaml: CUPCAKE does not read this file; rename it",
+        ),
+        (
+            "cluster.yaml named for another cluster",
+            vec![(
+                "clusters/demo/cluster.yaml",
+                VALID_CLUSTER.replace("name: demo", "name: prod"),
+            )],
+            "fleet/clusters/demo/cluster.yaml:4:3: metadata.name: \"prod\" does not match the cluster folder \"demo\"",
+        ),
+        (
+            "schedule.yaml named for another cluster",
+            vec![(
+                "clusters/demo/schedule.yaml",
+                SCHEDULE.replace("name: demo", "name: staging"),
+            )],
+            "fleet/clusters/demo/schedule.yaml:4:3: metadata.name: \"staging\" does not match",
+        ),
+        (
+            "parallel with a batch size",
+            vec![(
+                "clusters/demo/cluster.yaml",
+                cluster_with("  strategy: parallel\n  concurrency: 3\n"),
+            )],
+            "spec.concurrency: spec.strategy: parallel upgrades every worker at once",
+        ),
+        (
+            "parallel with maxUnavailable",
+            vec![(
+                "clusters/demo/cluster.yaml",
+                cluster_with("  strategy: parallel\n  maxUnavailable: 20%\n"),
+            )],
+            "spec.maxUnavailable: spec.strategy: parallel",
+        ),
+        (
+            "canary strategy without the canary enabled",
+            vec![(
+                "clusters/demo/cluster.yaml",
+                cluster_with("  strategy: canary\n  canary: {enabled: false, nodes: [w-1]}\n"),
+            )],
+            "spec.canary.enabled: spec.strategy: canary needs spec.canary.enabled: true",
+        ),
+        (
+            "canary nodes and selector",
+            vec![(
+                "clusters/demo/cluster.yaml",
+                cluster_with("  canary: {enabled: true, nodes: [w-1], selector: {pool: a}}\n"),
+            )],
+            "spec.canary.selector: spec.canary.nodes and spec.canary.selector both pick canary nodes",
+        ),
+    ];
+    for (name, files, want) in cases {
+        let mut all: Vec<(&str, String)> =
+            vec![("clusters/demo/cluster.yaml", VALID_CLUSTER.into())];
+        for (p, t) in files {
+            all.retain(|(q, _)| *q != p);
+            all.push((p, t));
+        }
+        let t = tree(
+            &all.iter()
+                .map(|(p, t)| (*p, t.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let err = match cupcake_reconciler::load::cluster(&t, "demo") {
+            Ok(_) => panic!("{name}: loaded, but should fail with {want:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "{name}:\n  got:  {err}\n  want: {want}");
+    }
+}
+
+#[test]
+fn ignored_and_known_files_load() {
+    let t = tree(&[
+        ("clusters/demo/cluster.yaml", VALID_CLUSTER),
+        ("clusters/demo/schedule.yaml", SCHEDULE),
+        ("clusters/demo/snapshot.json", "{}"),
+        ("clusters/demo/README.md", "# demo\n"),
+        ("clusters/demo/notes/old.yaml", "a: 1\n"),
+        (
+            ".cupcakeignore",
+            "# docs\nclusters/*/README.md\nclusters/demo/notes/*.yaml\n",
+        ),
+        (
+            "README.md",
+            "top-level files outside clusters/ are not CUPCAKE's business\n",
+        ),
+    ]);
+    let f = cupcake_reconciler::load::cluster(&t, "demo").unwrap();
+    assert!(f.clusters["demo"].schedule.is_some());
+    // Without the ignore list, the README is refused.
+    let t = tree(&[
+        ("clusters/demo/cluster.yaml", VALID_CLUSTER),
+        ("clusters/demo/README.md", "# demo\n"),
+    ]);
+    let err = cupcake_reconciler::load::cluster(&t, "demo")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("README.md") && err.contains(".cupcakeignore"),
+        "{err}"
+    );
+}

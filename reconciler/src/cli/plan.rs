@@ -23,7 +23,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub cluster: String,
     /// Observed cluster state: the output of `kubectl get nodes,pods,pdb -A -o yaml` (or -o json).
-    /// Default: clusters/NAME/snapshot.yaml of the fleet.
+    /// Default: clusters/NAME/snapshot.yaml (or snapshot.json) of the fleet.
     #[arg(long, conflicts_with = "live")]
     pub snapshot: Option<PathBuf>,
     /// Plan against the live cluster instead of a snapshot file (kubeconfig as kubectl finds it:
@@ -69,7 +69,13 @@ fn observed(
     if let Some(p) = &args.snapshot {
         return Ok(snapshot::read_file(p)?);
     }
-    let rel = format!("clusters/{}/snapshot.yaml", args.cluster);
+    let yaml = format!("clusters/{}/snapshot.yaml", args.cluster);
+    let json = format!("clusters/{}/snapshot.json", args.cluster);
+    let rel = if !tree.contains(&yaml) && tree.contains(&json) {
+        json
+    } else {
+        yaml
+    };
     match tree
         .text(&rel)
         .with_context(|| tree.display(&rel).display().to_string())?
