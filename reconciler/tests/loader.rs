@@ -91,7 +91,8 @@ const SCHEDULE: &str = "apiVersion: cupcake.ricardomolendijk.com/v1\nkind: Updat
 #[test]
 fn fail_closed_table() {
     let cluster_with = |extra: &str| format!("{VALID_CLUSTER}{extra}");
-    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "misnamed schedule file",
             vec![("clusters/demo/schedule.yml", SCHEDULE.into())],
