@@ -56,6 +56,7 @@ pub struct Metrics {
     pub evictions: prometheus::IntCounter,
     pub evictions_blocked: prometheus::IntCounter,
     pub node_seconds: prometheus::HistogramVec,
+    pub phase_seconds: prometheus::HistogramVec,
 }
 
 impl Metrics {
@@ -103,8 +104,17 @@ impl Metrics {
                 ]),
                 &["result"],
             )?,
+            phase_seconds: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "cupcake_node_phase_duration_seconds",
+                    "Time a node spent in a phase (Draining, Upgrading, Verifying, Uncordoning) before leaving it",
+                )
+                .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]),
+                &["phase"],
+            )?,
         };
         registry.register(Box::new(m.reconciles.clone()))?;
+        registry.register(Box::new(m.phase_seconds.clone()))?;
         registry.register(Box::new(m.reconcile_errors.clone()))?;
         registry.register(Box::new(m.reconcile_seconds.clone()))?;
         registry.register(Box::new(m.directupdates.clone()))?;
@@ -486,11 +496,19 @@ async fn round(
             .map_err(|e| e.to_string())?;
     }
     for (name, ns) in &d.status.nodes {
-        let before = du
-            .status
-            .as_ref()
-            .and_then(|s| s.nodes.get(name))
-            .map(|n| n.phase);
+        let old_ns = du.status.as_ref().and_then(|s| s.nodes.get(name));
+        if let Some(o) = old_ns
+            && o.phase != ns.phase
+            && o.phase.is_active()
+            && let Some(since) = o.last_updated
+        {
+            let secs = (Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
+            ctx.metrics
+                .phase_seconds
+                .with_label_values(&[o.phase.as_str()])
+                .observe(secs);
+        }
+        let before = old_ns.map(|n| n.phase);
         if before != Some(ns.phase)
             && matches!(ns.phase, NodePhase::Completed | NodePhase::Failed)
             && let Some(start) = ns.started_at
