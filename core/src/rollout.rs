@@ -75,7 +75,8 @@ pub enum Effect {
     /// refusals are not errors, the next decision looks again).
     Drain { node: String },
     /// Write the assignment annotations with `status=pending` (unless the node already
-    /// carries this exact assignment).
+    /// carries this exact assignment and its agent has not failed it: assigning a failed
+    /// assignment again is the retry).
     Assign {
         node: String,
         operation_id: String,

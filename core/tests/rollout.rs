@@ -166,6 +166,7 @@ impl World {
                 let a = self.ann.get_mut(node).unwrap();
                 if a.get(labels::OPERATION_ID) != Some(operation_id)
                     || a.get(labels::TARGET_VERSION) != Some(&target.to_string())
+                    || a.get(labels::STATUS).map(String::as_str) == Some("failed")
                 {
                     a.insert(labels::OPERATION_ID.into(), operation_id.clone());
                     a.insert(labels::TARGET_VERSION.into(), target.to_string());
@@ -671,8 +672,7 @@ fn a_failed_node_stops_the_operation_and_retry_resumes_it() {
     // Retry: the node goes back to Pending and the operation resumes.
     w.failing.clear();
     w.du_ann.insert(labels::RETRY.into(), "w-4".into());
-    // The agent's failed report stays on the node until the assignment is rewritten.
-    w.ann.get_mut("w-4").unwrap().remove(labels::OPERATION_ID);
+    // The agent's failed report stays on the node: the new assignment rewrites it.
     let d = decide(&w, &sp, st.as_ref(), now);
     assert_eq!(d.effects[0], Effect::ClearRetry);
     assert_eq!(d.status.phase, Some(Phase::InProgress));

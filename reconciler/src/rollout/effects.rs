@@ -38,22 +38,27 @@ pub struct Clients {
     pub evict: Client,
 }
 
-async fn patch_node(c: &Clients, node: &str, patch: serde_json::Value) -> Result<(), EffectError> {
+async fn patch_node(
+    c: &Clients,
+    node: &str,
+    patch: serde_json::Value,
+) -> Result<Option<Node>, EffectError> {
     Api::<Node>::all(c.client.clone())
         .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map(|_| ())
+        .map(Some)
         .map_err(err(format!("patching node {node}")))
 }
 
-/// Perform one effect.
+/// Perform one effect; returns the node as the API server has it after a node patch
+/// (the watch may deliver it after the next decision).
 pub async fn perform(
     c: &Clients,
     du: &DirectUpdate,
     drain: &DrainSpec,
     effect: &Effect,
     metrics: &Metrics,
-) -> Result<(), EffectError> {
+) -> Result<Option<Node>, EffectError> {
     match effect {
         Effect::Cordon {
             node,
@@ -67,7 +72,7 @@ pub async fn perform(
             }),
         )
         .await,
-        Effect::Drain { node } => drain_node(c, node, drain, metrics).await,
+        Effect::Drain { node } => drain_node(c, node, drain, metrics).await.map(|()| None),
         Effect::Assign {
             node,
             operation_id,
@@ -83,9 +88,11 @@ pub async fn perform(
             let a = n.annotations();
             if a.get(labels::OPERATION_ID) == Some(operation_id)
                 && a.get(labels::TARGET_VERSION) == Some(&target.to_string())
+                && a.get(labels::STATUS).map(String::as_str) != Some(AgentStatus::Failed.as_str())
             {
-                return Ok(()); // this exact assignment is there: the agent owns `status` now
+                return Ok(None); // this exact assignment is there: the agent owns `status` now
             }
+            // New, changed, or a retry of a failed one (the agent resumes at its first step not done).
             let comps = components
                 .iter()
                 .map(|c| {
@@ -139,7 +146,7 @@ pub async fn perform(
                 &Patch::Merge(&json!({"metadata": {"annotations": {labels::RETRY: null}}})),
             )
             .await
-            .map(|_| ())
+            .map(|_| None)
             .map_err(err(format!(
                 "clearing {} on {}",
                 labels::RETRY,

@@ -191,9 +191,9 @@ where
 }
 
 /// The cluster as the planner and the rollout decision read it, from the stores.
-fn cluster_snapshot(s: &Stores) -> Result<ClusterSnapshot, String> {
+fn cluster_snapshot(s: &Stores, nodes: &[Arc<Node>]) -> Result<ClusterSnapshot, String> {
     let mut items = Vec::new();
-    for n in s.nodes.state() {
+    for n in nodes {
         items.push(serde_json::to_value(&*n).map_err(|e| e.to_string())?);
     }
     for p in s.pods.state() {
@@ -206,9 +206,8 @@ fn cluster_snapshot(s: &Stores) -> Result<ClusterSnapshot, String> {
     crate::snapshot::parse(&list.to_string(), "the live cluster").map_err(|e| e.to_string())
 }
 
-fn node_annotations(s: &Stores) -> BTreeMap<String, BTreeMap<String, String>> {
-    s.nodes
-        .state()
+fn node_annotations(nodes: &[Arc<Node>]) -> BTreeMap<String, BTreeMap<String, String>> {
+    nodes
         .iter()
         .map(|n| {
             let a = n
@@ -308,11 +307,18 @@ async fn write_status(
 
 /// Our own latest writes: the watch may deliver them after the next round starts,
 /// and deciding from a stale status would repeat effects and lose the write race.
-type Written = BTreeMap<String, (Option<String>, Arc<DirectUpdate>)>;
+type Written<K> = BTreeMap<String, (Option<String>, Arc<K>)>;
 
-/// The freshest copy of each DirectUpdate: the store's, unless it is still the
-/// version our last write replaced.
-fn freshest(dus: Vec<Arc<DirectUpdate>>, written: &mut Written) -> Vec<Arc<DirectUpdate>> {
+/// Our latest writes to DirectUpdates and Nodes.
+#[derive(Default)]
+struct Mine {
+    dus: Written<DirectUpdate>,
+    nodes: Written<Node>,
+}
+
+/// The freshest copy of each object: the store's, unless it is still the version our
+/// last write replaced.
+fn freshest<K: Resource + Clone>(dus: Vec<Arc<K>>, written: &mut Written<K>) -> Vec<Arc<K>> {
     let names: BTreeSet<String> = dus.iter().map(|d| d.name_any()).collect();
     written.retain(|n, _| names.contains(n));
     dus.into_iter()
@@ -359,12 +365,10 @@ async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
 }
 
 /// One round: decide and act for the DirectUpdate that may run. Returns when to look again.
-async fn round(
-    ctx: &Context,
-    s: &Stores,
-    written: &mut Written,
-) -> Result<Option<Duration>, String> {
+async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Duration>, String> {
+    let written = &mut mine.dus;
     let dus = freshest(s.dus.state(), written);
+    let nodes = freshest(s.nodes.state(), &mut mine.nodes);
     for phase in [
         "Pending",
         "InProgress",
@@ -422,8 +426,8 @@ async fn round(
             written.insert(other.name_any(), (other.resource_version(), Arc::new(new)));
         }
     }
-    let cluster = cluster_snapshot(s)?;
-    let node_ann = node_annotations(s);
+    let cluster = cluster_snapshot(s, &nodes)?;
+    let node_ann = node_annotations(&nodes);
     let mut status = du.status.clone();
     let stages: Vec<Stage> = if !du.spec.stages.is_empty() {
         du.spec.stages.clone()
@@ -490,10 +494,23 @@ async fn round(
         return Ok(Some(Duration::ZERO));
     }
     let drain = du.spec.drain.clone().unwrap_or_default();
-    for e in &d.effects {
-        effects::perform(&ctx.clients, &du, &drain, e, &ctx.metrics)
+    // The retry annotation is cleared after the status that acts on it is written: clearing
+    // it first would change the object under the status write (and lose the retry).
+    let (after, before): (Vec<_>, Vec<_>) = d
+        .effects
+        .iter()
+        .partition(|e| matches!(e, rollout::Effect::ClearRetry));
+    for e in before {
+        if let Some(n) = effects::perform(&ctx.clients, &du, &drain, e, &ctx.metrics)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            let before = nodes
+                .iter()
+                .find(|x| x.name_any() == n.name_any())
+                .and_then(|x| x.resource_version());
+            mine.nodes.insert(n.name_any(), (before, Arc::new(n)));
+        }
     }
     for (name, ns) in &d.status.nodes {
         let old_ns = du.status.as_ref().and_then(|s| s.nodes.get(name));
@@ -540,6 +557,11 @@ async fn round(
         if du.status.as_ref().and_then(|s| s.phase) != d.status.phase {
             info!(directupdate = %du.name_any(), phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
         }
+    }
+    for e in after {
+        effects::perform(&ctx.clients, &du, &drain, e, &ctx.metrics)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     publish(ctx, &du, &d).await;
     if deleting && !d.status.nodes.values().any(|n| n.phase.is_active()) {
@@ -616,11 +638,11 @@ pub async fn run(ctx: Context) {
         let _ = stores.pdbs.wait_until_ready().await;
         info!("rollout controller: caches ready");
         let mut backoff = Duration::from_millis(500);
-        let mut written = Written::new();
+        let mut mine = Mine::default();
         loop {
             let started = Instant::now();
             ctx.metrics.reconciles.inc();
-            let wait = match round(&ctx, &stores, &mut written).await {
+            let wait = match round(&ctx, &stores, &mut mine).await {
                 Ok(w) => {
                     backoff = Duration::from_millis(500);
                     w
