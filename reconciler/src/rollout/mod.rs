@@ -194,7 +194,7 @@ where
 fn cluster_snapshot(s: &Stores, nodes: &[Arc<Node>]) -> Result<ClusterSnapshot, String> {
     let mut items = Vec::new();
     for n in nodes {
-        items.push(serde_json::to_value(&*n).map_err(|e| e.to_string())?);
+        items.push(serde_json::to_value(n).map_err(|e| e.to_string())?);
     }
     for p in s.pods.state() {
         items.push(serde_json::to_value(&*p).map_err(|e| e.to_string())?);
