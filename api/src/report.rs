@@ -9,6 +9,9 @@ use crate::KubeVersion;
 use crate::crd::DirectUpdate;
 use crate::plan::{CurrentVersions, Decision, Plan, Verdict};
 
+/// The rule id of findings raised for broken policies.
+pub const POLICY_ERROR: &str = "policy.error";
+
 /// `cupcake plan -o json`. Tests and CI tools depend on these keys.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -27,9 +30,20 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    /// Process exit code: 0 allowed or up to date, 2 denied, 3 deferred.
+    /// Process exit code: 0 allowed or up to date, 2 denied, 3 deferred, 1 when a
+    /// policy is broken (the verdict is deny, but CI must see an error, not a decision).
     pub fn exit_code(&self) -> u8 {
-        match self.decision.verdict {
+        self.decision.exit_code()
+    }
+}
+
+impl Decision {
+    /// Exit code of a command that prints this decision (see [`PlanReport::exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        if self.findings.iter().any(|f| f.rule == POLICY_ERROR) {
+            return 1;
+        }
+        match self.verdict {
             Verdict::Allow => 0,
             Verdict::Deny => 2,
             Verdict::Defer => 3,

@@ -163,10 +163,27 @@ fn broken_policies_deny_naming_the_file_and_position() {
             "package cupcake\n\nwarn contains 42 if true\n",
             "expected an object",
         ),
+        (
+            "policies/other.rego",
+            "package org.rules\n\ndeny contains {\"id\": \"org.x\", \"msg\": \"m\"} if true\n",
+            "policies/other.rego:1:1: package org.rules: CUPCAKE evaluates rules only in `package cupcake`",
+        ),
+        (
+            "policies/http.rego",
+            "package cupcake\n\ndeny contains {\"id\": \"org.cmdb\", \"msg\": \"m\"} if {\n  r := http.send({\"method\": \"get\", \"url\": \"http://cmdb\"})\n  r.status_code != 200\n}\n",
+            "policies/http.rego:4:8: http.send is not supported",
+        ),
+        (
+            "policies/unknown.rego",
+            "package cupcake\n\ndeny contains {\"id\": \"org.y\", \"msg\": \"m\"} if crypto.sha256(\"a\") == \"b\"\n",
+            "could not find function crypto.sha256",
+        ),
     ] {
         let fleet = fleet_with(&[(file, content)]);
         let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
-        assert_eq!(code, Some(2), "{file}: {v:#}");
+        // A broken policy is an error for CI (exit 1); the verdict stays deny.
+        assert_eq!(code, Some(1), "{file}: {v:#}");
+        assert_eq!(v["decision"]["verdict"], "deny", "{file}");
         let f = v["decision"]["findings"]
             .as_array()
             .expect("findings")

@@ -118,7 +118,7 @@ impl fmt::Display for PolicyError {
 }
 
 /// The rule id of findings raised for broken policies.
-pub const POLICY_ERROR: &str = "policy.error";
+pub const POLICY_ERROR: &str = cupcake_api::report::POLICY_ERROR;
 
 impl PolicyError {
     /// The non-forceable deny a broken policy becomes.

@@ -123,11 +123,60 @@ pub(crate) fn engine_with(sources: &[&PolicySource]) -> (Engine, Vec<PolicyError
     engine.set_execution_timer_config(timer());
     let mut errors = Vec::new();
     for s in sources {
-        if let Err(e) = engine.add_policy(s.path.clone(), s.text.clone()) {
-            errors.push(error_from(&s.path, &e));
+        match engine.add_policy(s.path.clone(), s.text.clone()) {
+            Err(e) => errors.push(error_from(&s.path, &e)),
+            Ok(pkg) => {
+                let is_rules = super::SourceKind::of(&s.path) == Some(super::SourceKind::Rego);
+                if is_rules && pkg != "data.cupcake" {
+                    let line = s
+                        .text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("package "))
+                        .map(|i| i as u32 + 1);
+                    errors.push(PolicyError {
+                        file: s.path.clone(),
+                        line,
+                        col: line.map(|_| 1),
+                        message: format!(
+                            "package {}: CUPCAKE evaluates rules only in `package cupcake`; rules in another package would never run (tests may live in any package, in *_test.rego files)",
+                            pkg.trim_start_matches("data.")
+                        ),
+                    });
+                }
+                errors.extend(unsupported_builtins(s));
+            }
         }
     }
     (engine, errors)
+}
+
+/// Builtins regorus accepts but does not carry out (they evaluate to undefined, so a rule
+/// using one would silently never fire): refused with their position.
+const STUBBED_BUILTINS: &[&str] = &["http.send"];
+
+static CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b([a-z_][A-Za-z0-9_]*(?:\.[a-z_][A-Za-z0-9_]*)+)\s*\(").expect("static regex")
+});
+
+fn unsupported_builtins(s: &PolicySource) -> Vec<PolicyError> {
+    let mut out = Vec::new();
+    for (i, line) in s.text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or("");
+        for c in CALL.captures_iter(code) {
+            let name = &c[1];
+            if STUBBED_BUILTINS.contains(&name) {
+                out.push(PolicyError {
+                    file: s.path.clone(),
+                    line: Some(i as u32 + 1),
+                    col: c.get(1).map(|m| m.start() as u32 + 1),
+                    message: format!(
+                        "{name} is not supported by CUPCAKE's Rego engine (regorus evaluates it to undefined, so this rule would never fire); policies must decide from `input` and `data` alone"
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `(package, rule name, file, line)` of one rule.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use cupcake_api::plan::{Decision, Verdict};
+use cupcake_api::plan::Decision;
 use regex::Regex;
 
 use crate::gate::{self, PolicyEnv, PolicySource, RuleKind, SourceKind, testing};
@@ -180,11 +180,7 @@ fn eval(a: &EvalArgs) -> anyhow::Result<u8> {
         }
         PolicyFormat::Text => print!("{}", text_decision(&env, &decision, a.explain)),
     }
-    Ok(match decision.verdict {
-        Verdict::Allow => 0,
-        Verdict::Deny => 2,
-        Verdict::Defer => 3,
-    })
+    Ok(decision.exit_code())
 }
 
 fn explain_rules(env: &PolicyEnv) -> serde_json::Value {
