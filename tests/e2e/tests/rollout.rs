@@ -611,3 +611,163 @@ async fn pause_resume_and_delete_mid_rollout() {
         "the cancelled rollout did not finish every node"
     );
 }
+
+/// 1.32 → 1.34: the control plane hop by hop (1.33 then 1.34), workers in one skip-level pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_hop_rollout_with_a_skip_level_worker_pass() {
+    let (pc, client) = cluster("rollout-hops", 1, 3, "v1.32.9").await;
+    let state = tempfile::tempdir().unwrap();
+    let ag = agents(&pc, state.path(), &[]);
+    let ctl = controller(&pc, "c1", &[]);
+    pc.apply(&SEED_DU.replace("concurrency: 5", "concurrency: 3"));
+    let du = wait_phase(
+        &client,
+        "upgrade-to-1-34-2",
+        Phase::Succeeded,
+        Duration::from_secs(180),
+        &[&ctl, &ag],
+    )
+    .await;
+    let st = du.status.unwrap();
+    let kinds: Vec<(String, String)> = st
+        .stages
+        .iter()
+        .map(|s| (s.kind.as_str().to_string(), s.version.to_string()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("control-plane".to_string(), "1.33.0".to_string()),
+            ("control-plane".to_string(), "1.34.2".to_string()),
+            ("workers".to_string(), "1.34.2".to_string()),
+        ],
+        "{:?}",
+        st.stages
+    );
+    let up = st.upgrade_path.unwrap();
+    assert_eq!((up.current_step, up.total_steps), (2, 2), "{up:?}");
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(nodes.items.iter().all(|n| {
+        n.status
+            .as_ref()
+            .unwrap()
+            .node_info
+            .as_ref()
+            .unwrap()
+            .kubelet_version
+            == "v1.34.2"
+    }));
+    drop(ctl);
+    drop(ag);
+}
+
+/// SIGKILL the controller at many moments of one rollout: it completes, no node is
+/// upgraded twice (each agent operation ran each step once), never two control-plane
+/// nodes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_killed_at_random_moments_completes_without_double_upgrades() {
+    let (pc, client) = cluster("rollout-chaos", 3, 8, FROM).await;
+    let state = tempfile::tempdir().unwrap();
+    let ag = agents(&pc, state.path(), &["--step-duration", "150ms"]);
+    let (watch, sampling) = sampler(client.clone(), "upgrade-to-1-34-2".into(), None);
+    pc.apply(&SEED_DU.replace("concurrency: 5", "concurrency: 2"));
+    // A seeded sequence of kill delays (no randomness that a rerun could not repeat).
+    let mut x: u64 = 0x5eed;
+    let mut kills = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let mut ctl = controller(&pc, &format!("c{kills}"), &[]);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(300 + (x >> 33) % 1700);
+        tokio::time::sleep(delay).await;
+        let done = du_status(&client, "upgrade-to-1-34-2")
+            .await
+            .and_then(|d| d.status)
+            .and_then(|s| s.phase)
+            == Some(Phase::Succeeded);
+        if done {
+            break;
+        }
+        ctl.kill();
+        kills += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no success after {kills} kills"
+        );
+    }
+    sampling.abort();
+    assert!(
+        kills >= 5,
+        "only {kills} kills: the rollout was too fast for the test"
+    );
+    let w = watch.lock().unwrap();
+    assert_eq!(w.max_cp_active, 1, "control-plane nodes one at a time");
+    assert_runs_once(state.path());
+    let agent_log = ag.output();
+    for n in (1..=3)
+        .map(|i| format!("cp-{i}"))
+        .chain((1..=8).map(|i| format!("w-{i}")))
+    {
+        let runs = agent_log
+            .matches(&format!("{n}: operation started"))
+            .count();
+        assert!(runs <= 1, "{n} started {runs} operations:\n{agent_log}");
+    }
+}
+
+/// Two replicas: only the Lease holder writes; kill it, the other takes over and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_replica_takes_over_when_the_leader_dies() {
+    let (pc, client) = cluster("rollout-lease", 1, 4, FROM).await;
+    let state = tempfile::tempdir().unwrap();
+    let _ag = agents(&pc, state.path(), &["--step-duration", "300ms"]);
+    let mut a = controller(&pc, "replica-a", &[]);
+    wait_for(
+        "replica-a holds the lease",
+        Duration::from_secs(30),
+        || async {
+            let out = pc.kubectl(&[
+                "get",
+                "lease",
+                "-n",
+                "default",
+                "cupcake",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ]);
+            (String::from_utf8_lossy(&out.stdout) == "replica-a").then_some(())
+        },
+    )
+    .await;
+    let b = controller(&pc, "replica-b", &[]);
+    pc.apply(&SEED_DU.replace("concurrency: 5", "concurrency: 1"));
+    let dus = Api::<DirectUpdate>::all(client.clone());
+    wait_for("two nodes done", Duration::from_secs(60), || async {
+        let d = dus.get("upgrade-to-1-34-2").await.ok()?;
+        (d.status?.summary?.completed >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        !b.output().contains("leading: starting"),
+        "the standby must not lead while a holds the lease"
+    );
+    a.kill();
+    let du = wait_phase(
+        &client,
+        "upgrade-to-1-34-2",
+        Phase::Succeeded,
+        Duration::from_secs(120),
+        &[&b],
+    )
+    .await;
+    assert_eq!(du.status.unwrap().progress.as_deref(), Some("5/5"));
+    assert!(
+        b.output().contains("leading: starting"),
+        "replica-b took over"
+    );
+}
