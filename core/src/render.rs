@@ -13,17 +13,22 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::PlanOutcome;
 
-/// Short, stable hash of what the plan does (cluster, target, stages).
-pub fn plan_hash(cluster: &str, outcome: &PlanOutcome) -> String {
+/// Short, stable hash of what the DirectUpdate does: the cluster and its whole spec
+/// except the provenance (a new commit with the same desired state is the same
+/// DirectUpdate; any change to what would run — target, stages, strategy, drain,
+/// timeouts, components … — is a new one).
+pub fn spec_hash(cluster: &str, spec: &DirectUpdateSpec) -> String {
     let mut h = Sha256::new();
     h.update(cluster.as_bytes());
     h.update(b"\0");
-    h.update(outcome.target.to_string().as_bytes());
-    h.update(b"\0");
+    let without_source = DirectUpdateSpec {
+        source: None,
+        ..spec.clone()
+    };
     // serde_json of our own types cannot fail; fall back to Debug to stay total.
-    let stages = serde_json::to_vec(&outcome.plan.stages)
-        .unwrap_or_else(|_| format!("{:?}", outcome.plan.stages).into_bytes());
-    h.update(&stages);
+    let bytes = serde_json::to_vec(&without_source)
+        .unwrap_or_else(|_| format!("{without_source:?}").into_bytes());
+    h.update(&bytes);
     let digest = h.finalize();
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
@@ -50,17 +55,16 @@ fn dns_label(s: &str) -> String {
     }
 }
 
-/// Deterministic DirectUpdate name: `<cluster>-<target>-<hash>`.
-pub fn name(cluster: &str, outcome: &PlanOutcome) -> String {
+/// Deterministic DirectUpdate name: `<cluster>-<target>-<hash of the spec>`.
+pub fn name(cluster: &str, spec: &DirectUpdateSpec) -> String {
     format!(
         "{}-{}-{}",
         dns_label(cluster),
-        outcome
-            .target
+        spec.target_version
             .to_string()
             .replace(['.', '+'], "-")
             .to_ascii_lowercase(),
-        plan_hash(cluster, outcome)
+        spec_hash(cluster, spec)
     )
 }
 
@@ -72,10 +76,8 @@ pub fn direct_update(
     source: &SourceRef,
 ) -> DirectUpdate {
     let plan: &Plan = &outcome.plan;
-    let hash = plan_hash(cluster, outcome);
     let mut labels_map = BTreeMap::from([
         (labels::CLUSTER.to_string(), dns_label(cluster)),
-        (labels::PLAN_HASH.to_string(), hash),
         (labels::MANAGED_BY.to_string(), "cupcake".to_string()),
     ]);
     labels_map.retain(|_, v| !v.is_empty());
@@ -132,9 +134,10 @@ pub fn direct_update(
         drain: Some(spec.drain.clone()),
         source: has_source.then(|| source.clone()),
     };
+    labels_map.insert(labels::PLAN_HASH.to_string(), spec_hash(cluster, &du_spec));
     DirectUpdate {
         metadata: ObjectMeta {
-            name: Some(name(cluster, outcome)),
+            name: Some(name(cluster, &du_spec)),
             labels: Some(labels_map),
             annotations: (!annotations.is_empty()).then_some(annotations),
             ..ObjectMeta::default()

@@ -59,6 +59,24 @@ fn severity_tag(sev: Severity, forced: bool) -> &'static str {
     }
 }
 
+/// ` [forceable]` after a deny that `force: [id]` in cluster.yaml would override.
+fn forceable_mark(f: &cupcake_api::plan::Finding) -> &'static str {
+    if f.severity == Severity::Deny && f.forceable && !f.forced {
+        " [forceable]"
+    } else {
+        ""
+    }
+}
+
+/// What happens to the DirectUpdate: created only when allowed, else what would be.
+fn direct_update_line(r: &PlanReport) -> Option<String> {
+    let name = r.direct_update.as_ref()?.metadata.name.clone()?;
+    Some(match r.decision.verdict {
+        Verdict::Allow => format!("DirectUpdate: {name}"),
+        _ => format!("DirectUpdate: none now (would create {name} when allowed)"),
+    })
+}
+
 fn current_text(c: &CurrentVersions) -> (String, String) {
     let cp = c
         .control_plane
@@ -139,20 +157,17 @@ pub fn text(r: &PlanReport) -> String {
         for f in &r.decision.findings {
             let _ = writeln!(
                 o,
-                "  {:<6} {} ({}): {}",
+                "  {:<6} {}{} ({}): {}",
                 severity_tag(f.severity, f.forced),
                 f.rule,
+                forceable_mark(f),
                 f.source,
                 f.message
             );
         }
     }
-    if let Some(du) = &r.direct_update {
-        let _ = writeln!(
-            o,
-            "DirectUpdate: {}",
-            du.metadata.name.as_deref().unwrap_or_default()
-        );
+    if let Some(line) = direct_update_line(r) {
+        let _ = writeln!(o, "{line}");
     }
     o
 }
@@ -197,8 +212,9 @@ pub fn markdown(r: &PlanReport) -> String {
         for f in &r.decision.findings {
             let _ = writeln!(
                 o,
-                "| {} | `{}` | {} | {} |",
+                "| {}{} | `{}` | {} | {} |",
                 severity_tag(f.severity, f.forced),
+                forceable_mark(f),
                 f.rule,
                 md_escape(&f.message),
                 f.source
@@ -224,18 +240,40 @@ pub fn markdown(r: &PlanReport) -> String {
             );
         }
         o.push('\n');
+        // Every batch, folded: the table above abbreviates long stages.
+        let _ = writeln!(o, "<details><summary>Every batch</summary>\n");
+        for (i, s) in r.plan.stages.iter().enumerate() {
+            for (j, b) in s.batches.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "- stage {} ({} {}), batch {}: {}",
+                    i + 1,
+                    s.kind.as_str(),
+                    s.version,
+                    j + 1,
+                    b.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(o, "</details>\n");
     }
     let (apis, kubelets) = current_text(&r.current);
     let _ = writeln!(
         o,
         "<details><summary>Current versions</summary>\n\n- control plane: {apis}\n- kubelets: {kubelets}\n</details>"
     );
-    if let Some(du) = &r.direct_update {
-        let _ = writeln!(
-            o,
-            "\nDirectUpdate: `{}`",
-            du.metadata.name.as_deref().unwrap_or_default()
-        );
+    if let Some(name) = r
+        .direct_update
+        .as_ref()
+        .and_then(|d| d.metadata.name.as_deref())
+    {
+        let _ = match r.decision.verdict {
+            Verdict::Allow => writeln!(o, "\nDirectUpdate: `{name}`"),
+            _ => writeln!(
+                o,
+                "\nDirectUpdate: none now (would create `{name}` when allowed)"
+            ),
+        };
     }
     o
 }

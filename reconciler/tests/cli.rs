@@ -445,3 +445,130 @@ fn usage_errors_exit_1() {
             .contains("fleet directory /nonexistent/fleet does not exist")
     );
 }
+
+fn plan_in(fleet: &Path, now: &str, output: &[&str]) -> (Option<i32>, String) {
+    let mut a = vec![
+        "plan",
+        fleet.to_str().unwrap(),
+        "--cluster",
+        "demo",
+        "--now",
+        now,
+    ];
+    a.extend_from_slice(output);
+    let out = cupcake(&a);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+/// The output says why: forceable denies are marked, a DirectUpdate not allowed now is
+/// what "would" be created, every batch is listed in the PR comment.
+#[test]
+fn output_explains_the_decision() {
+    let fleet = fleet_with(|t| t.replace("kubernetesVersion: 1.34.2", "kubernetesVersion: 1.33.2"));
+    let (code, text) = plan_in(fleet.path(), IN_WINDOW, &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        text.contains("planner.patch-downgrade [forceable]"),
+        "{text}"
+    );
+    let (_, md) = plan_in(fleet.path(), IN_WINDOW, &["-o", "markdown"]);
+    assert!(
+        md.contains("DENY [forceable] | `planner.patch-downgrade`"),
+        "{md}"
+    );
+    // Deferred: no DirectUpdate is created, the one that would be is named.
+    let (code, text) = plan_in(&repo().join("examples/fleet"), "2026-11-27T10:00:00Z", &[]);
+    assert_eq!(code, Some(3));
+    assert!(
+        text.contains("DirectUpdate: none now (would create demo-1-34-2-"),
+        "{text}"
+    );
+    // Allowed: it is named; the markdown lists every batch, folded.
+    let (_, text) = plan_in(&repo().join("examples/fleet"), IN_WINDOW, &[]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("DirectUpdate: demo-1-34-2-")),
+        "{text}"
+    );
+    let (_, md) = plan_in(
+        &repo().join("examples/fleet"),
+        IN_WINDOW,
+        &["-o", "markdown"],
+    );
+    assert!(
+        md.contains("<details><summary>Every batch</summary>"),
+        "{md}"
+    );
+    for w in ["worker-2", "worker-3", "worker-7"] {
+        assert!(md.contains(w), "{w} missing from {md}");
+    }
+}
+
+/// `--show-input` prints the policy input; `policy eval` of it reaches the same verdict.
+#[test]
+fn show_input_feeds_policy_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.json");
+    for (now, verdict) in [(IN_WINDOW, "allow"), ("2026-11-27T10:00:00Z", "defer")] {
+        let out = cupcake(&[
+            "plan",
+            "examples/fleet",
+            "--cluster",
+            "demo",
+            "--now",
+            now,
+            "--show-input",
+        ]);
+        std::fs::write(&input, &out.stdout).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["now"], now);
+        assert_eq!(j["cluster"]["name"], "demo");
+        let out = cupcake(&[
+            "policy",
+            "eval",
+            "--input",
+            input.to_str().unwrap(),
+            "--fleet",
+            "examples/fleet",
+            "-o",
+            "json",
+        ]);
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(d["verdict"], verdict, "{now}: {d}");
+    }
+}
+
+/// The rendered name is a function of the whole spec: any change to what would run is a
+/// new DirectUpdate; a new commit with the same desired state is the same one.
+#[test]
+fn the_rendered_name_changes_with_anything_in_its_spec() {
+    let name = |fleet: &Path| -> String {
+        let (_, y) = plan_in(fleet, IN_WINDOW, &["-o", "yaml"]);
+        let du: serde_json::Value = yaml_serde::from_str(&y).unwrap();
+        du["metadata"]["name"].as_str().unwrap().to_string()
+    };
+    let base = name(&repo().join("examples/fleet"));
+    for edit in [
+        |t: String| t.replace("timeout: 10m", "timeout: 20m"),
+        |t: String| {
+            t.replace(
+                "components: [kubeadm, kubelet, kubectl]",
+                "components: [kubeadm, kubelet]",
+            )
+        },
+        |t: String| t.replace("preflightChecks: true", "preflightChecks: false"),
+    ] {
+        let f = fleet_with(edit);
+        assert_ne!(
+            name(f.path()),
+            base,
+            "a changed spec must render a new name"
+        );
+    }
+    // A copy (different path, same spec): same name.
+    let f = fleet_with(|t| t);
+    assert_eq!(name(f.path()), base);
+}

@@ -39,6 +39,10 @@ pub struct PlanArgs {
     /// Output format. `yaml` prints the DirectUpdate only when the verdict is allow.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Print the policy input document (JSON) instead of the plan, for
+    /// `cupcake policy eval --input FILE --explain`.
+    #[arg(long, conflicts_with = "output")]
+    pub show_input: bool,
 }
 
 impl PlanArgs {
@@ -127,7 +131,14 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     let _span = tracing::info_span!("plan", cluster = %args.cluster).entered();
-    let Planned { report, .. } = plan_report(args)?;
+    let Planned { report, pass } = plan_report(args)?;
+    if args.show_input {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&pass.input).context("encoding the policy input")?
+        );
+        return Ok(report.exit_code());
+    }
     tracing::debug!(verdict = ?report.decision.verdict, "pass done");
     let out = match args.output {
         Format::Text => present::text(&report),
