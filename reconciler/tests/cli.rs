@@ -435,6 +435,12 @@ fn usage_errors_exit_1() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cupcake(&["completion", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("show-input"), "{shell}");
+    }
+    assert_eq!(cupcake(&["completion", "tcsh"]).status.code(), Some(1));
     let out = cupcake(&["version"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("cupcake "));

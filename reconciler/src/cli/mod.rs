@@ -80,6 +80,11 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the version of this binary.
     Version,
+    /// Print a shell completion script: `source <(cupcake completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Run the CLI; returns the process exit code. Usage errors exit 1 (2 means denied).
@@ -114,6 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             let code = run::run(&args)?;
             Ok(code)
+        }
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cupcake", &mut std::io::stdout());
+            Ok(0)
         }
         Command::Version => {
             println!("cupcake {}", env!("CARGO_PKG_VERSION"));
