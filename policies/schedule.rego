@@ -47,3 +47,20 @@ defer contains f if {
 	msg := sprintf("the plan's estimate (%ds) does not fit the %ds left in the current must-finish window (closes %s); it waits for the next window, or raise concurrency/maxUnavailable to shorten it", [input.plan.estimate.seconds, input.schedule.remainingSeconds, w.end])
 	f := deferral("schedule.must-finish", msg, next_window_start)
 }
+
+# The original CUPCAKE's updatePolicy.targetVersionPattern (1.34.x): the target must match it.
+deny contains {"id": "schedule.target-version-pattern", "msg": msg, "forceable": true} if {
+	upgrading
+	p := trim_prefix(input.schedule.targetVersionPattern, "v")
+	not matches_pattern(input.cluster.target, p)
+	msg := sprintf("target %s does not match updatePolicy.targetVersionPattern %s of schedule.yaml; change the target or the pattern", [input.cluster.target, p])
+}
+
+matches_pattern(v, p) if {
+	vs := split(split(v, "-")[0], ".")
+	ps := split(p, ".")
+	count(vs) == count(ps)
+	every i, x in ps {
+		x in {"x", vs[i]}
+	}
+}

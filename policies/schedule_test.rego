@@ -66,3 +66,21 @@ test_window_without_must_finish_ignores_estimate if {
 	inp := object.union(base, {"schedule": {"remainingSeconds": 60}})
 	not "schedule.must-finish" in defers(inp)
 }
+
+test_target_matching_the_version_pattern_passes if {
+	inp := object.union(base, {"schedule": {"targetVersionPattern": "1.34.x"}})
+	not "schedule.target-version-pattern" in denies(inp)
+	exact := object.union(base, {"schedule": {"targetVersionPattern": "v1.34.2"}})
+	not "schedule.target-version-pattern" in denies(exact)
+}
+
+test_target_outside_the_version_pattern_denies_forceably if {
+	inp := object.union(base, {"schedule": {"targetVersionPattern": "1.33.x"}})
+	f := finding(cupcake.deny, "schedule.target-version-pattern") with input as inp
+	f.forceable
+	contains(f.msg, "1.33.x")
+}
+
+test_no_version_pattern_no_finding if {
+	not "schedule.target-version-pattern" in denies(base)
+}

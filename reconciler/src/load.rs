@@ -317,7 +317,52 @@ pub fn validate_schedule(
     text: &str,
     spec: &UpdateScheduleSpec,
 ) -> Result<(), LoadError> {
-    schedule::validate(spec).map_err(|e| LoadError::invalid(file, text, &e.field, e.message))
+    schedule::validate(spec).map_err(|e| LoadError::invalid(file, text, &e.field, e.message))?;
+    refuse_in_fleet_schedule(file, text, spec)
+}
+
+/// Fields of the original CUPCAKE's UpdateSchedule that a fleet repo's `schedule.yaml`
+/// cannot honour: refused (never accepted and ignored), each saying what to use instead.
+/// `maintenanceWindow` (a window) and `updatePolicy.targetVersionPattern` (a forceable
+/// deny, `schedule.target-version-pattern`) are honoured.
+fn refuse_in_fleet_schedule(
+    file: &Path,
+    text: &str,
+    spec: &UpdateScheduleSpec,
+) -> Result<(), LoadError> {
+    if spec.schedule.is_some() {
+        return Err(LoadError::invalid(
+            file,
+            text,
+            "spec.schedule",
+            "in a fleet repo the desired version comes from cluster.yaml, so there is no recurring upgrade to attempt: use spec.windows (when upgrades may start) and spec.autoUpdate (new versions proposed as pull requests); spec.schedule belongs to the in-cluster UpdateSchedule resource",
+        ));
+    }
+    if let Some(p) = &spec.update_policy {
+        for (set, field, instead) in [
+            (!p.components.is_empty(), "components", "spec.components"),
+            (p.strategy.is_some(), "strategy", "spec.strategy"),
+            (p.concurrency.is_some(), "concurrency", "spec.concurrency"),
+            (
+                p.preflight_checks.is_some(),
+                "preflightChecks",
+                "spec.preflightChecks",
+            ),
+            (!p.labels.is_empty(), "labels", "metadata.labels"),
+        ] {
+            if set {
+                return Err(LoadError::invalid(
+                    file,
+                    text,
+                    &format!("spec.updatePolicy.{field}"),
+                    format!(
+                        "how the cluster is upgraded is set in cluster.yaml: move this to {instead} of clusters/<cluster>/cluster.yaml (only updatePolicy.targetVersionPattern applies in schedule.yaml)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn text_of<'t>(tree: &'t FleetTree, rel: &str) -> Result<&'t str, LoadError> {

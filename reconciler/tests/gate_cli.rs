@@ -293,3 +293,42 @@ fn policy_eval_explains_which_rules_fired() {
         "{t}"
     );
 }
+
+/// The seed's updatePolicy.targetVersionPattern gates the plan; its maintenanceWindow is a window.
+#[test]
+fn seed_schedule_fields_gate_the_plan() {
+    let sched = std::fs::read_to_string(repo().join("examples/fleet/clusters/demo/schedule.yaml"))
+        .expect("schedule");
+    let with = |extra: &str| {
+        sched.replace(
+            "  suspended: false",
+            &format!("  suspended: false\n{extra}"),
+        )
+    };
+    let fleet = fleet_with(&[(
+        "clusters/demo/schedule.yaml",
+        &with("  updatePolicy: {targetVersionPattern: 1.33.x}"),
+    )]);
+    let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(2), "{v:#}");
+    assert!(
+        v["decision"]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["rule"] == "schedule.target-version-pattern" && f["forceable"] == true),
+        "{v:#}"
+    );
+    let fleet = fleet_with(&[(
+        "clusters/demo/schedule.yaml",
+        &with("  updatePolicy: {targetVersionPattern: 1.34.x}"),
+    )]);
+    assert_eq!(plan_json(fleet.path(), "2026-11-28T02:30:00Z").0, Some(0));
+    // maintenanceWindow is one more window: Friday 10:30 UTC is inside 10:00–11:00.
+    let fleet = fleet_with(&[(
+        "clusters/demo/schedule.yaml",
+        &with("  maintenanceWindow: {start: \"10:00\", end: \"11:00\", timezone: UTC}"),
+    )]);
+    assert_eq!(plan_json(fleet.path(), "2026-11-27T10:30:00Z").0, Some(0));
+    assert_eq!(plan_json(fleet.path(), "2026-11-27T12:30:00Z").0, Some(3));
+}

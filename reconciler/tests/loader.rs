@@ -125,6 +125,24 @@ fn fail_closed_table() {
             "fleet/clusters/demo/schedule.yaml:4:3: metadata.name: \"staging\" does not match",
         ),
         (
+            "seed schedule in a fleet",
+            vec![(
+                "clusters/demo/schedule.yaml",
+                format!("{SCHEDULE}  schedule: \"0 3 1 * *\"\n"),
+            )],
+            "spec.schedule: in a fleet repo the desired version comes from cluster.yaml",
+        ),
+        (
+            "seed updatePolicy.strategy in a fleet",
+            vec![(
+                "clusters/demo/schedule.yaml",
+                format!(
+                    "{SCHEDULE}  updatePolicy: {{targetVersionPattern: 1.34.x, strategy: rolling}}\n"
+                ),
+            )],
+            "spec.updatePolicy.strategy: how the cluster is upgraded is set in cluster.yaml: move this to spec.strategy",
+        ),
+        (
             "parallel with a batch size",
             vec![(
                 "clusters/demo/cluster.yaml",
