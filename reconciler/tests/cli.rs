@@ -438,7 +438,10 @@ fn usage_errors_exit_1() {
     for shell in ["bash", "zsh", "fish"] {
         let out = cupcake(&["completion", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("show-input"), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("show-input"),
+            "{shell}"
+        );
     }
     assert_eq!(cupcake(&["completion", "tcsh"]).status.code(), Some(1));
     let out = cupcake(&["version"]);
