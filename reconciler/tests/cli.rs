@@ -581,3 +581,45 @@ fn the_rendered_name_changes_with_anything_in_its_spec() {
     let f = fleet_with(|t| t);
     assert_eq!(name(f.path()), base);
 }
+
+/// Errors say what is wrong once, name the file or flag, and show an example.
+#[test]
+fn errors_are_clear_and_not_repeated() {
+    let out = cupcake(&[
+        "plan",
+        "examples/fleet",
+        "--cluster",
+        "demo",
+        "--snapshot",
+        "/nonexistent/snap.yaml",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("/nonexistent/snap.yaml"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "repeated cause: {err}"
+    );
+    let out = cupcake(&[
+        "plan",
+        "examples/fleet",
+        "--cluster",
+        "demo",
+        "--now",
+        "yesterday",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("like 2026-11-28T02:30:00Z"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = cupcake(&["policy", "test", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no tests found in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cupcake(&["policy", "test", "--run", "no-such-test"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matches --run"));
+}

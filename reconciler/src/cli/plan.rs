@@ -34,7 +34,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
     /// Evaluate as of this time (RFC 3339, e.g. 2026-11-28T02:30:00Z); default now.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_time)]
     pub now: Option<DateTime<Utc>>,
     /// Output format. `yaml` prints the DirectUpdate only when the verdict is allow.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]

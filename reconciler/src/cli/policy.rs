@@ -128,15 +128,25 @@ fn test(a: &TestArgs) -> anyhow::Result<u8> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
     }
-    Ok(
-        if report.failed() > 0
-            || (report.tests.is_empty() && report.errors.is_empty() && filter.is_none())
-        {
-            1
+    if report.tests.is_empty() && report.errors.is_empty() {
+        let where_ = if a.dirs.is_empty() {
+            "the built-in pack".to_string()
         } else {
-            0
-        },
-    )
+            a.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &a.run {
+            Some(re) => eprintln!("no test in {where_} matches --run {re:?}"),
+            None => eprintln!(
+                "no tests found in {where_}: tests are rules named test_* (in *_test.rego files) and cases of *.cel.test.yaml fixtures"
+            ),
+        }
+        return Ok(1);
+    }
+    Ok(if report.failed() > 0 { 1 } else { 0 })
 }
 
 fn eval(a: &EvalArgs) -> anyhow::Result<u8> {
