@@ -125,6 +125,40 @@ pub fn parse_manifest<S: DeserializeOwned>(
             format!("empty file: expected a {kind} manifest"),
         ));
     }
+    // Like kubectl, accept document separators around the one manifest; a second
+    // manifest in the same file is an error (it would otherwise be ignored).
+    let mut seen_content = false;
+    let mut cut = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        let is_sep = t == "---" || t.starts_with("--- #") || t.starts_with("---\t");
+        if is_sep {
+            if seen_content && cut.is_none() {
+                cut = Some(i);
+            }
+        } else if !t.is_empty() && !t.starts_with('#') {
+            if let Some(at) = cut {
+                return Err(LoadError::Invalid(Box::new(Invalid {
+                    file: file.to_path_buf(),
+                    line: Some(at + 1),
+                    column: Some(1),
+                    field: String::new(),
+                    message: format!(
+                        "a second YAML document starts here: one {kind} manifest per file"
+                    ),
+                })));
+            }
+            seen_content = true;
+        }
+    }
+    let owned;
+    let text = match cut {
+        Some(at) => {
+            owned = text.lines().take(at).collect::<Vec<_>>().join("\n") + "\n";
+            owned.as_str()
+        }
+        None => text,
+    };
     // Check what the file claims to be before judging its fields by that claim.
     #[derive(serde::Deserialize)]
     struct Header {

@@ -125,6 +125,14 @@ fn fail_closed_table() {
             "fleet/clusters/demo/schedule.yaml:4:3: metadata.name: \"staging\" does not match",
         ),
         (
+            "two manifests in one file",
+            vec![(
+                "clusters/demo/cluster.yaml",
+                format!("{VALID_CLUSTER}---\n{VALID_CLUSTER}"),
+            )],
+            "fleet/clusters/demo/cluster.yaml:7:1: a second YAML document starts here: one ClusterVersion manifest per file",
+        ),
+        (
             "seed schedule in a fleet",
             vec![(
                 "clusters/demo/schedule.yaml",
@@ -197,8 +205,9 @@ fn fail_closed_table() {
 
 #[test]
 fn ignored_and_known_files_load() {
+    let with_separators = format!("---\n{VALID_CLUSTER}---\n# end\n---\n");
     let t = tree(&[
-        ("clusters/demo/cluster.yaml", VALID_CLUSTER),
+        ("clusters/demo/cluster.yaml", with_separators.as_str()),
         ("clusters/demo/schedule.yaml", SCHEDULE),
         ("clusters/demo/snapshot.json", "{}"),
         ("clusters/demo/README.md", "# demo\n"),
