@@ -365,6 +365,7 @@ async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
 }
 
 /// One round: decide and act for the DirectUpdate that may run. Returns when to look again.
+#[tracing::instrument(name = "rollout_round", skip_all)]
 async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Duration>, String> {
     let written = &mut mine.dus;
     let dus = freshest(s.dus.state(), written);
