@@ -4,13 +4,17 @@
 //! loop, the tests and the benchmarks call [`pass`]; none re-wires it.
 //!
 //! ```
-//! use cupcake_core::{pass, PassInput, gate::PolicyEnv, pass::Cluster};
+//! use cupcake_core::{pass, PassInput, gate::PolicyEnv, pass::Cluster, schedule};
 //! # let spec: cupcake_api::fleet::ClusterVersionSpec =
 //! #     serde_json::from_value(serde_json::json!({"kubernetesVersion": "1.34.2"})).unwrap();
 //! # let snapshot = cupcake_api::snapshot::ClusterSnapshot::default();
+//! # let schedule_spec: cupcake_api::schedule::UpdateScheduleSpec =
+//! #     serde_json::from_value(serde_json::json!({"windows": [{"days": ["Sat"], "startTime": "01:00", "endTime": "05:00"}]})).unwrap();
+//! // Built once, when the fleet is loaded.
 //! let env = PolicyEnv::default_pack();
+//! let schedule = schedule::Compiled::new(&schedule_spec).unwrap();
 //! let out = pass(PassInput {
-//!     cluster: Cluster { name: "demo", spec: &spec, schedule: None },
+//!     cluster: Cluster { name: "demo", spec: &spec, schedule: Some(&schedule) },
 //!     catalog: None,
 //!     snapshot: &snapshot,
 //!     policies: &env,
@@ -29,13 +33,12 @@ use cupcake_api::fleet::{ClusterVersionSpec, VersionCatalogSpec};
 use cupcake_api::plan::{Decision, Verdict};
 use cupcake_api::policy::PolicyInput;
 use cupcake_api::report::PlanReport;
-use cupcake_api::schedule::UpdateScheduleSpec;
 use cupcake_api::snapshot::ClusterSnapshot;
 
 use crate::gate::{self, PolicyEnv};
-use crate::plan::{self, PlanOutcome};
+use crate::plan::{self, ClusterIndex, PlanOutcome, SnapshotDataError};
 use crate::render;
-use crate::schedule::{self, ScheduleError};
+use crate::schedule;
 
 /// The cluster's desired state, as loaded from the fleet.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +47,8 @@ pub struct Cluster<'a> {
     pub name: &'a str,
     /// `cluster.yaml`'s spec.
     pub spec: &'a ClusterVersionSpec,
-    /// `schedule.yaml`'s spec, when the cluster has one.
-    pub schedule: Option<&'a UpdateScheduleSpec>,
+    /// `schedule.yaml`, compiled when it was loaded; `None` without one (always open).
+    pub schedule: Option<&'a schedule::Compiled>,
 }
 
 /// Everything one pass reads. All values: the caller did the IO.
@@ -83,13 +86,13 @@ pub struct PassOutcome {
 /// A pass that could not be evaluated at all.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
-    /// The schedule failed to evaluate (the loader validates it, so this is a bug or a
-    /// schedule that bypassed the loader).
-    #[error("schedule.yaml: {0}")]
-    Schedule(#[from] ScheduleError),
+    /// The snapshot holds data the planner would misread (fail closed: no plan, no verdict).
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] SnapshotDataError),
 }
 
-/// Plan, evaluate the schedule, gate and render: one cluster, one instant.
+/// Validate the snapshot, plan, evaluate the schedule, gate and render: one cluster,
+/// one instant. The snapshot is indexed once, for the planner and the policy input.
 pub fn pass(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
     let PassInput {
         cluster,
@@ -100,16 +103,21 @@ pub fn pass(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         source,
         now,
     } = input;
-    let outcome = plan::plan(plan::PlanInput {
-        spec: cluster.spec,
-        catalog,
-        snapshot,
-    });
-    let schedule = schedule::evaluate(cluster.schedule, now)?;
+    plan::validate(snapshot)?;
+    let index = ClusterIndex::new(cluster.spec, snapshot);
+    let outcome = plan::plan_indexed(
+        plan::PlanInput {
+            spec: cluster.spec,
+            catalog,
+            snapshot,
+        },
+        &index,
+    );
+    let schedule = schedule::evaluate_compiled(cluster.schedule, now);
     let input = gate::input::build(gate::InputParts {
         cluster: cluster.name,
         spec: cluster.spec,
-        snapshot,
+        index: &index,
         outcome: &outcome,
         schedule: &schedule,
         source,

@@ -1,6 +1,6 @@
-//! Maintenance schedules: validation, and evaluation against `now` (active
-//! window, next window, active exclusions) as a pure function of the spec and
-//! the instant.
+//! Maintenance schedules: validation, compilation ([`Compiled`], once, when the
+//! schedule is loaded), and evaluation against `now` (active window, next
+//! window, active exclusions) as a pure function of the schedule and the instant.
 //!
 //! Semantics, pinned by the tests below:
 //! - crontab windows follow POSIX crontab (croner): 5 fields, Sunday is 0 or
@@ -23,7 +23,7 @@ use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, Ti
 use chrono_tz::Tz;
 use croner::Cron;
 pub use cupcake_api::schedule::{ActiveExclusion, ScheduleEval, WindowSpan};
-use cupcake_api::schedule::{UpdateScheduleSpec, Weekday, Window};
+use cupcake_api::schedule::{Exclusion, UpdateScheduleSpec, Weekday, Window};
 
 /// A schedule field that is wrong, with its path for error positions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +189,7 @@ const MAX_MERGE: usize = 2_000;
 
 /// A window in evaluable form.
 #[derive(Debug, Clone)]
-enum Compiled {
+enum CompiledWindow {
     Cron {
         cron: Box<Cron>,
         tz: Tz,
@@ -217,7 +217,7 @@ fn weekday(d: Weekday) -> chrono::Weekday {
     }
 }
 
-fn compile_window(i: usize, w: &Window) -> Result<Compiled, ScheduleError> {
+fn compile_window(i: usize, w: &Window) -> Result<CompiledWindow, ScheduleError> {
     validate_window(i, w)?;
     let at = |f: &str| format!("spec.windows[{i}].{f}");
     let tz = parse_tz(w.time_zone.as_deref()).map_err(|m| err(at("timeZone"), m))?;
@@ -226,7 +226,7 @@ fn compile_window(i: usize, w: &Window) -> Result<Compiled, ScheduleError> {
         let secs = w.duration.map(|d| d.as_secs()).unwrap_or(0);
         let duration =
             Duration::seconds(i64::try_from(secs).map_err(|_| err(at("duration"), "too long"))?);
-        return Ok(Compiled::Cron {
+        return Ok(CompiledWindow::Cron {
             cron: Box::new(cron),
             tz,
             duration,
@@ -237,7 +237,7 @@ fn compile_window(i: usize, w: &Window) -> Result<Compiled, ScheduleError> {
         .map_err(|m| err(at("startTime"), m))?;
     let end = parse_time_of_day(w.end_time.as_deref().unwrap_or_default())
         .map_err(|m| err(at("endTime"), m))?;
-    Ok(Compiled::Days {
+    Ok(CompiledWindow::Days {
         days: w.days.iter().copied().map(weekday).collect(),
         start,
         end,
@@ -268,7 +268,7 @@ fn local_instant(tz: Tz, date: NaiveDate, minutes: u32) -> Option<DateTime<Utc>>
     None
 }
 
-impl Compiled {
+impl CompiledWindow {
     fn must_finish(&self) -> bool {
         match self {
             Self::Cron { must_finish, .. } | Self::Days { must_finish, .. } => *must_finish,
@@ -368,8 +368,8 @@ impl Compiled {
 }
 
 /// All windows of a spec in evaluable form, the seed's maintenanceWindow last.
-fn compiled_windows(spec: &UpdateScheduleSpec) -> Result<Vec<Compiled>, ScheduleError> {
-    let mut v: Vec<Compiled> = spec
+fn compiled_windows(spec: &UpdateScheduleSpec) -> Result<Vec<CompiledWindow>, ScheduleError> {
+    let mut v: Vec<CompiledWindow> = spec
         .windows
         .iter()
         .enumerate()
@@ -396,7 +396,7 @@ fn compiled_windows(spec: &UpdateScheduleSpec) -> Result<Vec<Compiled>, Schedule
             chrono::Weekday::Sat,
             chrono::Weekday::Sun,
         ];
-        v.push(Compiled::Days {
+        v.push(CompiledWindow::Days {
             days,
             start,
             end,
@@ -408,7 +408,7 @@ fn compiled_windows(spec: &UpdateScheduleSpec) -> Result<Vec<Compiled>, Schedule
 }
 
 /// The earliest instant ≥ `t` at which some window is open (`t` itself when there are no windows).
-fn open_at_or_after(windows: &[Compiled], t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn open_at_or_after(windows: &[CompiledWindow], t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if windows.is_empty() || windows.iter().any(|w| w.active(t).is_some()) {
         return Some(t);
     }
@@ -419,13 +419,107 @@ fn open_at_or_after(windows: &[Compiled], t: DateTime<Utc>) -> Option<DateTime<U
         .min()
 }
 
-/// Evaluate a schedule at `now`. `None` (no schedule.yaml) is always open.
-pub fn evaluate(
-    spec: Option<&UpdateScheduleSpec>,
-    now: DateTime<Utc>,
-) -> Result<ScheduleEval, ScheduleError> {
-    let Some(spec) = spec else {
-        return Ok(ScheduleEval {
+/// A schedule in evaluable form: crontabs parsed and time zones resolved once,
+/// when the schedule is loaded, then evaluated at any instant (the GitOps loop
+/// evaluates the same schedule every pass).
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    windows: Vec<CompiledWindow>,
+    exclusions: Vec<Exclusion>,
+    /// The seed's `spec.schedule`: when the next attempt is due.
+    attempt: Option<Cron>,
+    suspended: bool,
+    target_version_pattern: Option<String>,
+}
+
+impl Compiled {
+    /// Validate and compile `spec`; the errors are [`validate`]'s.
+    pub fn new(spec: &UpdateScheduleSpec) -> Result<Self, ScheduleError> {
+        validate(spec)?;
+        let windows = compiled_windows(spec)?;
+        let attempt = spec
+            .schedule
+            .as_deref()
+            .map(|s| parse_cron(s).map_err(|m| err("spec.schedule", m)))
+            .transpose()?;
+        Ok(Self {
+            windows,
+            exclusions: spec.exclusions.clone(),
+            attempt,
+            suspended: spec.suspended,
+            target_version_pattern: spec
+                .update_policy
+                .as_ref()
+                .and_then(|p| p.target_version_pattern.clone()),
+        })
+    }
+
+    /// The schedule at `now`.
+    pub fn evaluate(&self, now: DateTime<Utc>) -> ScheduleEval {
+        let windows = &self.windows;
+        // The active window that stays open longest: the most room for the plan.
+        let active_window = windows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                w.active(now).map(|(s, e)| WindowSpan {
+                    index: i,
+                    start: s,
+                    end: e,
+                    must_finish: w.must_finish(),
+                })
+            })
+            .max_by_key(|w| (w.end, std::cmp::Reverse(w.index)));
+        let next_window = windows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                w.next(now).map(|(s, e)| WindowSpan {
+                    index: i,
+                    start: s,
+                    end: e,
+                    must_finish: w.must_finish(),
+                })
+            })
+            .min_by_key(|w| (w.start, w.index));
+        let active_exclusions = self
+            .exclusions
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.start <= now && now < x.end)
+            .map(|(i, x)| ActiveExclusion {
+                index: i,
+                start: x.start,
+                end: x.end,
+                scope: x.scope,
+                reason: x.reason.clone(),
+                resume_at: open_at_or_after(windows, x.end),
+            })
+            .collect();
+        let next_attempt = self
+            .attempt
+            .as_ref()
+            .and_then(|cron| cron.find_next_occurrence(&now, false).ok());
+        ScheduleEval {
+            configured: true,
+            suspended: self.suspended,
+            windows: windows.len(),
+            in_window: windows.is_empty() || active_window.is_some(),
+            remaining_seconds: active_window.map(|w| (w.end - now).num_seconds()),
+            active_window,
+            next_window,
+            active_exclusions,
+            next_attempt,
+            target_version_pattern: self.target_version_pattern.clone(),
+        }
+    }
+}
+
+/// Evaluate a compiled schedule at `now`. `None` (no schedule.yaml) is always open.
+pub fn evaluate_compiled(schedule: Option<&Compiled>, now: DateTime<Utc>) -> ScheduleEval {
+    match schedule {
+        Some(c) => c.evaluate(now),
+        None => ScheduleEval {
             configured: false,
             suspended: false,
             windows: 0,
@@ -436,71 +530,18 @@ pub fn evaluate(
             active_exclusions: Vec::new(),
             next_attempt: None,
             target_version_pattern: None,
-        });
-    };
-    validate(spec)?;
-    let windows = compiled_windows(spec)?;
-    // The active window that stays open longest: the most room for the plan.
-    let active_window = windows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| {
-            w.active(now).map(|(s, e)| WindowSpan {
-                index: i,
-                start: s,
-                end: e,
-                must_finish: w.must_finish(),
-            })
-        })
-        .max_by_key(|w| (w.end, std::cmp::Reverse(w.index)));
-    let next_window = windows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| {
-            w.next(now).map(|(s, e)| WindowSpan {
-                index: i,
-                start: s,
-                end: e,
-                must_finish: w.must_finish(),
-            })
-        })
-        .min_by_key(|w| (w.start, w.index));
-    let active_exclusions = spec
-        .exclusions
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.start <= now && now < x.end)
-        .map(|(i, x)| ActiveExclusion {
-            index: i,
-            start: x.start,
-            end: x.end,
-            scope: x.scope,
-            reason: x.reason.clone(),
-            resume_at: open_at_or_after(&windows, x.end),
-        })
-        .collect();
-    let next_attempt = match &spec.schedule {
-        Some(s) => {
-            let cron = parse_cron(s).map_err(|m| err("spec.schedule", m))?;
-            cron.find_next_occurrence(&now, false).ok()
-        }
-        None => None,
-    };
-    Ok(ScheduleEval {
-        configured: true,
-        suspended: spec.suspended,
-        windows: windows.len(),
-        in_window: windows.is_empty() || active_window.is_some(),
-        remaining_seconds: active_window.map(|w| (w.end - now).num_seconds()),
-        active_window,
-        next_window,
-        active_exclusions,
-        next_attempt,
-        target_version_pattern: spec
-            .update_policy
-            .as_ref()
-            .and_then(|p| p.target_version_pattern.clone()),
-    })
+        },
+    }
+}
+
+/// Compile and evaluate a schedule at `now`. `None` (no schedule.yaml) is always
+/// open. Evaluating the same schedule repeatedly: compile it once with [`Compiled::new`].
+pub fn evaluate(
+    spec: Option<&UpdateScheduleSpec>,
+    now: DateTime<Utc>,
+) -> Result<ScheduleEval, ScheduleError> {
+    let compiled = spec.map(Compiled::new).transpose()?;
+    Ok(evaluate_compiled(compiled.as_ref(), now))
 }
 
 #[cfg(test)]
@@ -743,6 +784,61 @@ mod tests {
         );
         assert_eq!(e.next_attempt, Some(t("2026-12-01T03:00:00Z")));
         assert_eq!(e.windows, 1);
+    }
+
+    #[test]
+    fn a_compiled_schedule_evaluates_like_the_spec_at_every_instant() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Compiled>();
+        let s = spec(
+            "windows:\n\
+             - {schedule: '0 2 * * 6', duration: 4h, timeZone: Europe/Amsterdam, mustFinish: true}\n\
+             - {days: [Sun], startTime: '01:00', endTime: '05:00'}\n\
+             exclusions: [{start: '2026-12-20T00:00:00Z', end: '2027-01-04T00:00:00Z', scope: minor, reason: freeze}]\n\
+             maintenanceWindow: {start: '22:00', end: '23:00'}\n\
+             schedule: '0 3 1 * *'\n\
+             updatePolicy: {targetVersionPattern: 1.34.x}",
+        );
+        let c = Compiled::new(&s).expect("compile");
+        for now in [
+            "2026-11-28T02:30:00Z",
+            "2026-11-27T10:00:00Z",
+            "2026-11-27T22:30:00Z",
+            "2026-12-27T02:00:00Z",
+            "2026-03-29T03:30:00Z",
+            "2026-10-25T01:30:00Z",
+        ] {
+            let want = evaluate(Some(&s), t(now)).expect("eval");
+            assert_eq!(c.evaluate(t(now)), want, "{now}");
+            assert_eq!(evaluate_compiled(Some(&c), t(now)), want, "{now}");
+        }
+        assert_eq!(
+            evaluate_compiled(None, t("2026-11-28T02:30:00Z")),
+            evaluate(None, t("2026-11-28T02:30:00Z")).expect("eval")
+        );
+    }
+
+    #[test]
+    fn schedule_errors_surface_when_compiling() {
+        let cases = [
+            (
+                "windows: [{schedule: '0 2 * * *'}]",
+                "spec.windows[0].duration",
+            ),
+            (
+                "windows: [{schedule: '0 2 * * 6', duration: 4h, timeZone: Mars/Olympus}]",
+                "spec.windows[0].timeZone",
+            ),
+            ("schedule: '0 3 1 *'", "spec.schedule"),
+            (
+                "maintenanceWindow: {start: '02:00', end: '02:00'}",
+                "spec.maintenanceWindow.end",
+            ),
+        ];
+        for (yaml, field) in cases {
+            let e = Compiled::new(&spec(yaml)).expect_err(yaml);
+            assert_eq!(e.field, field, "{yaml}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     let env = PolicyEnv::default_pack();
     assert!(env.errors().is_empty());
     let spec = spec();
-    let sched = sched();
+    let sched = cupcake_reconciler::schedule::Compiled::new(&sched()).expect("static schedule");
     let now: DateTime<Utc> = "2026-11-28T02:30:00Z".parse().expect("now");
     let config = serde_json::json!({});
     let source = Default::default();

@@ -10,7 +10,7 @@ use cupcake_api::plan::Verdict;
 use cupcake_api::schedule::UpdateScheduleSpec;
 use cupcake_core::pass::{Cluster, PassInput, PassOutcome, pass};
 use cupcake_reconciler::gate::{self, PolicyEnv, PolicyInput};
-use cupcake_reconciler::{load, snapshot, synth};
+use cupcake_reconciler::{load, schedule, snapshot, synth};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("time")
@@ -21,11 +21,15 @@ fn example_input(now: &str) -> PolicyInput {
     let fleet = load::load_cluster(&root, "demo").expect("fleet");
     let def = &fleet.clusters["demo"];
     let snap = snapshot::read_file(&root.join("clusters/demo/snapshot.yaml")).expect("snapshot");
+    let sched = def
+        .schedule
+        .as_ref()
+        .map(|s| schedule::Compiled::new(&s.spec).expect("schedule"));
     pass(PassInput {
         cluster: Cluster {
             name: "demo",
             spec: &def.version.spec,
-            schedule: def.schedule.as_ref().map(|s| &s.spec),
+            schedule: sched.as_ref(),
         },
         catalog: fleet.catalog_spec(),
         snapshot: &snap,
@@ -132,6 +136,7 @@ fn five_thousand_nodes_gate_cleanly() {
         "windows: [{schedule: '0 2 * * 6', duration: 4h, timeZone: Europe/Amsterdam}]",
     )
     .expect("schedule");
+    let sched = schedule::Compiled::new(&sched).expect("schedule");
     let snap = snapshot::parse(&synth::kubectl_json(5_000, 10, 500, "1.33.4"), "synthetic")
         .expect("snapshot");
     let now = t("2026-11-28T02:30:00Z");

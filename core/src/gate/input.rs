@@ -1,13 +1,14 @@
 //! The policy input document: `{plan, cluster, schedule, source, now, config}`.
 //!
 //! Built from values the reconciler already has (the ClusterVersion spec, the
-//! snapshot, the planner's outcome, the evaluated schedule) and kept compact:
+//! snapshot indexed once for the planner and this builder ([`ClusterIndex`]),
+//! the planner's outcome, the evaluated schedule) and kept compact:
 //! nodes are summarised, pods are reduced to the PDBs that cover them, and
 //! the skew state after every stage is precomputed so that rules stay cheap
 //! on 5,000-node clusters. `schemas/policy-input.schema.json` is generated
 //! from these types.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cupcake_api::KubeVersion;
@@ -18,20 +19,19 @@ use cupcake_api::policy::{
     ClusterInput, NodeInput, PdbInput, PolicyInput, TimelineEntry, UpgradeKind,
 };
 use cupcake_api::schedule::ScheduleEval;
-use cupcake_api::snapshot::{ClusterSnapshot, Node, Role};
 
-use super::FnvBuild;
-use crate::plan::{PlanOutcome, natural_cmp};
+use crate::plan::{ClusterIndex, PlanOutcome};
 
 /// How many node names a summary lists (oldest/newest kubelets).
 const NAMES_LISTED: usize = 5;
 
-/// Everything [`PolicyInput::build`] reads.
+/// Everything [`build`] reads.
 #[derive(Debug, Clone, Copy)]
 pub struct InputParts<'a> {
     pub cluster: &'a str,
     pub spec: &'a ClusterVersionSpec,
-    pub snapshot: &'a ClusterSnapshot,
+    /// The snapshot, indexed (the same index the planner used).
+    pub index: &'a ClusterIndex<'a>,
     pub outcome: &'a PlanOutcome,
     pub schedule: &'a ScheduleEval,
     pub source: &'a SourceRef,
@@ -44,24 +44,31 @@ pub fn format_now(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn in_scope(spec: &ClusterVersionSpec, n: &Node) -> bool {
-    n.role == Role::ControlPlane
-        || spec
-            .node_selector
-            .iter()
-            .all(|(k, v)| n.labels.get(k) == Some(v))
+/// Which nodes the plan drains (upgrades), by snapshot position.
+fn planned(ix: &ClusterIndex<'_>, plan: &Plan) -> Vec<bool> {
+    let mut planned = vec![false; ix.snapshot().nodes.len()];
+    for n in plan
+        .stages
+        .iter()
+        .filter(|s| s.kind != StageKind::Backup)
+        .flat_map(|s| s.nodes())
+    {
+        if let Some(i) = ix.position(n) {
+            planned[i] = true;
+        }
+    }
+    planned
 }
 
 fn timeline(
     plan: &Plan,
-    snapshot: &ClusterSnapshot,
     apiservers: &BTreeMap<String, KubeVersion>,
-    ix: &NodeIndex<'_>,
+    ix: &ClusterIndex<'_>,
 ) -> Vec<TimelineEntry> {
+    let snapshot = ix.snapshot();
     if plan.stages.is_empty() || snapshot.nodes.is_empty() {
         return Vec::new();
     }
-    let index = &ix.by_name;
     let mut kubelet: Vec<&KubeVersion> =
         snapshot.nodes.iter().map(|n| &n.kubelet_version).collect();
     let mut api: Vec<Option<&KubeVersion>> = snapshot
@@ -71,12 +78,12 @@ fn timeline(
         .collect();
     // Node indices in natural name order, sorted once: "the first five nodes on version v"
     // is then a scan, not a sort per stage.
-    let order = &ix.order;
+    let order = ix.natural_order();
     let mut out = Vec::with_capacity(plan.stages.len());
     for (i, stage) in plan.stages.iter().enumerate() {
         if stage.kind != StageKind::Backup {
             for name in stage.nodes() {
-                let Some(&j) = index.get(name.as_str()) else {
+                let Some(j) = ix.position(name) else {
                     continue;
                 };
                 kubelet[j] = &stage.version;
@@ -113,134 +120,29 @@ fn timeline(
     out
 }
 
-/// Node lookups by name, sized for 5,000 nodes and 50,000 pods.
-struct NodeIndex<'a> {
-    by_name: HashMap<&'a str, usize, FnvBuild>,
-    /// The plan drains node i.
-    planned: Vec<bool>,
-    /// Position of node i in natural name order.
-    rank: Vec<usize>,
-    /// Node indices in natural name order.
-    order: Vec<usize>,
-}
-
-impl<'a> NodeIndex<'a> {
-    fn new(snapshot: &'a ClusterSnapshot, plan: &Plan) -> Self {
-        let by_name: HashMap<&str, usize, FnvBuild> = snapshot
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i))
-            .collect();
-        let mut planned = vec![false; snapshot.nodes.len()];
-        for n in plan
-            .stages
-            .iter()
-            .filter(|s| s.kind != StageKind::Backup)
-            .flat_map(|s| s.nodes())
-        {
-            if let Some(&i) = by_name.get(n.as_str()) {
-                planned[i] = true;
-            }
-        }
-        let mut order: Vec<usize> = (0..snapshot.nodes.len()).collect();
-        order.sort_by(|&a, &b| natural_cmp(&snapshot.nodes[a].name, &snapshot.nodes[b].name));
-        let mut rank = vec![0; order.len()];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i] = r;
-        }
-        Self {
-            by_name,
-            planned,
-            rank,
-            order,
-        }
-    }
-}
-
-fn pdbs(snapshot: &ClusterSnapshot, ix_nodes: &NodeIndex<'_>) -> Vec<PdbInput> {
-    // Candidate PDBs per pod without testing every selector of the namespace: PDBs are
-    // indexed by one of their matchLabels (key, value); those without matchLabels are
-    // tested against every pod of their namespace.
-    #[derive(Default)]
-    struct NsIndex<'a> {
-        by_label: HashMap<&'a str, HashMap<&'a str, Vec<usize>>>,
-        scan: Vec<usize>,
-    }
-    let mut by_ns: HashMap<&str, NsIndex<'_>> = HashMap::new();
-    for (i, p) in snapshot.pdbs.iter().enumerate() {
-        let ix = by_ns.entry(p.namespace.as_str()).or_default();
-        match p
-            .selector
-            .as_ref()
-            .and_then(|s| s.match_labels.iter().next())
-        {
-            Some((k, v)) => ix
-                .by_label
-                .entry(k.as_str())
-                .or_default()
-                .entry(v.as_str())
-                .or_default()
-                .push(i),
-            None if p.selector.is_some() => ix.scan.push(i),
-            None => {} // a null selector selects nothing
-        }
-    }
-    let mut pods = vec![0i64; snapshot.pdbs.len()];
-    let mut nodes: Vec<Vec<usize>> = vec![Vec::new(); snapshot.pdbs.len()];
-    let mut cands = Vec::new();
-    for pod in &snapshot.pods {
-        let Some(ix) = by_ns.get(pod.namespace.as_str()) else {
-            continue;
-        };
-        cands.clear();
-        for (k, values) in &ix.by_label {
-            if let Some(v) = pod.labels.get(*k).and_then(|v| values.get(v.as_str())) {
-                cands.extend_from_slice(v);
-            }
-        }
-        cands.extend_from_slice(&ix.scan);
-        for &i in &cands {
-            if snapshot.pdbs[i]
-                .selector
-                .as_ref()
-                .is_some_and(|s| s.matches(&pod.labels))
-            {
-                pods[i] += 1;
-                if let Some(&n) = ix_nodes.by_name.get(pod.node.as_str())
-                    && ix_nodes.planned[n]
-                    && pod.evictable()
-                {
-                    nodes[i].push(n);
-                }
-            }
-        }
-    }
+fn pdbs(ix: &ClusterIndex<'_>, planned: &[bool]) -> Vec<PdbInput> {
+    let snapshot = ix.snapshot();
     snapshot
         .pdbs
         .iter()
-        .zip(pods)
-        .zip(nodes)
-        .map(|((p, pods), nodes)| {
-            let mut nodes = nodes;
-            nodes.sort_unstable_by_key(|&n| ix_nodes.rank[n]);
-            nodes.dedup();
-            let nodes: Vec<String> = nodes
-                .into_iter()
-                .map(|n| snapshot.nodes[n].name.clone())
-                .collect();
-            PdbInput {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                min_available: p.min_available.clone(),
-                max_unavailable: p.max_unavailable.clone(),
-                disruptions_allowed: p.status.map(|s| s.disruptions_allowed),
-                expected_pods: p.status.map(|s| s.expected_pods),
-                current_healthy: p.status.map(|s| s.current_healthy),
-                desired_healthy: p.status.map(|s| s.desired_healthy),
-                pods,
-                nodes_to_drain: nodes,
-            }
+        .zip(ix.pdbs())
+        .map(|(p, facts)| PdbInput {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            min_available: p.min_available.clone(),
+            max_unavailable: p.max_unavailable.clone(),
+            disruptions_allowed: p.status.map(|s| s.disruptions_allowed),
+            expected_pods: p.status.map(|s| s.expected_pods),
+            current_healthy: p.status.map(|s| s.current_healthy),
+            desired_healthy: p.status.map(|s| s.desired_healthy),
+            pods: facts.pods,
+            // Already in natural order.
+            nodes_to_drain: facts
+                .nodes
+                .iter()
+                .filter(|&&n| planned[n])
+                .map(|&n| snapshot.nodes[n].name.clone())
+                .collect(),
         })
         .collect()
 }
@@ -250,14 +152,15 @@ pub fn build(parts: InputParts<'_>) -> PolicyInput {
     let InputParts {
         cluster,
         spec,
-        snapshot,
+        index,
         outcome,
         schedule,
         source,
         now,
         config,
     } = parts;
-    let ix = NodeIndex::new(snapshot, &outcome.plan);
+    let snapshot = index.snapshot();
+    let planned = planned(index, &outcome.plan);
     let nodes: Vec<NodeInput> = snapshot
         .nodes
         .iter()
@@ -268,16 +171,17 @@ pub fn build(parts: InputParts<'_>) -> PolicyInput {
             kubelet_version: n.kubelet_version.clone(),
             ready: n.ready,
             unschedulable: n.unschedulable,
-            in_scope: in_scope(spec, n),
-            planned: ix.planned[i],
+            in_scope: index.in_scope(i),
+            planned: planned[i],
         })
         .collect();
     let target = &outcome.target;
     let oldest = snapshot
         .nodes
         .iter()
-        .filter(|n| in_scope(spec, n))
-        .map(|n| &n.kubelet_version)
+        .enumerate()
+        .filter(|&(i, _)| index.in_scope(i))
+        .map(|(_, n)| &n.kubelet_version)
         .chain(outcome.current.control_plane.as_ref())
         .min();
     let upgrade = if outcome.up_to_date {
@@ -301,8 +205,8 @@ pub fn build(parts: InputParts<'_>) -> PolicyInput {
             force: spec.force.clone(),
             strategy: spec.strategy,
             nodes,
-            pdbs: pdbs(snapshot, &ix),
-            timeline: timeline(&outcome.plan, snapshot, &outcome.current.apiservers, &ix),
+            pdbs: pdbs(index, &planned),
+            timeline: timeline(&outcome.plan, &outcome.current.apiservers, index),
         },
         schedule: schedule.clone(),
         source: source.clone(),

@@ -105,11 +105,20 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
     let config = load::policy_config(&tree)?;
     let source = tree.source_ref(&def.path.to_string_lossy());
     let now = args.now.unwrap_or_else(Utc::now);
+    let schedule = def
+        .schedule
+        .as_ref()
+        .map(|s| crate::schedule::Compiled::new(&s.spec))
+        .transpose()
+        .map_err(|e| {
+            let file = format!("clusters/{}/schedule.yaml", args.cluster);
+            anyhow::anyhow!("{}: {e}", tree.display(&file).display())
+        })?;
     let pass = cupcake_core::pass(PassInput {
         cluster: Cluster {
             name: &args.cluster,
             spec: &def.version.spec,
-            schedule: def.schedule.as_ref().map(|s| &s.spec),
+            schedule: schedule.as_ref(),
         },
         catalog: fleet.catalog_spec(),
         snapshot: &snapshot,

@@ -1,0 +1,146 @@
+//! Checks of the target against what runs now: findings that deny, warn, or
+//! stop planning altogether.
+
+use std::collections::BTreeMap;
+
+use cupcake_api::KubeVersion;
+use cupcake_api::fleet::ClusterVersionSpec;
+use cupcake_api::plan::Finding;
+use cupcake_api::snapshot::Role;
+use cupcake_api::version::PrereleaseKind;
+
+use super::index::ClusterIndex;
+use super::{kubelet_skew_ok, list_names, rules};
+
+/// Whether the target can be planned at all from control plane `cp`: `None` stops
+/// planning (a pre-release not allowed, a minor downgrade); `Some(downgrade)` goes
+/// on, `downgrade` for an older patch of the same minor.
+pub(crate) fn target(
+    spec: &ClusterVersionSpec,
+    target: &KubeVersion,
+    cp: &KubeVersion,
+    findings: &mut Vec<Finding>,
+) -> Option<bool> {
+    if !spec.allow_prerelease.permits(target) {
+        findings.push(rules::PRERELEASE.finding(format!(
+            "target {target} is a pre-release; set allowPrerelease: {} in cluster.yaml to accept it",
+            if target.prerelease_kind() == Some(PrereleaseKind::Rc) {
+                "rc"
+            } else {
+                "all"
+            }
+        )));
+        return None;
+    }
+    if target.minor_distance(cp) < 0 {
+        findings.push(rules::MINOR_DOWNGRADE.finding(format!(
+            "target {target} is an older minor than the control plane ({cp}): kubeadm cannot downgrade a minor version; restore from an etcd backup instead"
+        )));
+        return None;
+    }
+    let downgrade = target < cp;
+    if downgrade {
+        findings.push(rules::PATCH_DOWNGRADE.finding(format!(
+            "target {target} is older than the control plane ({cp}); patch downgrades are possible but unusual: add {} to force in cluster.yaml if you mean it",
+            rules::PATCH_DOWNGRADE.id
+        )));
+    }
+    Some(downgrade)
+}
+
+/// kube-apiservers apart from each other, or ahead of the target.
+pub(crate) fn apiservers(
+    apiservers: &BTreeMap<String, KubeVersion>,
+    cp: &KubeVersion,
+    target: &KubeVersion,
+    downgrade: bool,
+    findings: &mut Vec<Finding>,
+) {
+    let newest_api = apiservers.values().max().unwrap_or(cp);
+    if newest_api.minor_distance(cp) > 1 {
+        findings.push(rules::APISERVER_SKEW.finding(format!(
+            "kube-apiservers are more than one minor apart ({cp} to {newest_api}); finish the interrupted upgrade first"
+        )));
+    } else if newest_api != cp {
+        findings.push(rules::MIXED_APISERVERS.finding(format!(
+            "kube-apiservers run different versions ({}); planning from the oldest, {cp}",
+            apiservers
+                .iter()
+                .map(|(n, v)| format!("{n} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if newest_api > target && !downgrade {
+        let ahead: Vec<&String> = apiservers
+            .iter()
+            .filter(|(_, v)| *v > target)
+            .map(|(n, _)| n)
+            .collect();
+        findings.push(rules::APISERVER_NEWER_THAN_TARGET.finding(format!(
+            "kube-apiserver on {} is newer than the target {target}; raise the target or restore those nodes",
+            list_names(&ahead)
+        )));
+    }
+}
+
+/// Kubelets ahead of the target or the control plane, already out of skew, or
+/// (outside nodeSelector) about to fall out of skew. Names in snapshot order.
+pub(crate) fn kubelets(
+    index: &ClusterIndex<'_>,
+    cp: &KubeVersion,
+    target: &KubeVersion,
+    downgrade: bool,
+    findings: &mut Vec<Finding>,
+) {
+    let nodes = &index.snapshot().nodes;
+    let mut newer_than_target = Vec::new();
+    let mut newer_than_api = Vec::new();
+    let mut out_of_skew = Vec::new();
+    let mut stuck = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if !index.in_scope(i) {
+            if !kubelet_skew_ok(&n.kubelet_version, target) {
+                stuck.push(n.name.as_str());
+            }
+            continue;
+        }
+        if n.role != Role::Worker {
+            continue;
+        }
+        if n.kubelet_version.minor_distance(target) > 0
+            || (!downgrade && n.kubelet_version > *target)
+        {
+            newer_than_target.push(n.name.as_str());
+        } else if n.kubelet_version.minor_distance(cp) > 0 {
+            newer_than_api.push(n.name.as_str());
+        } else if !kubelet_skew_ok(&n.kubelet_version, cp) {
+            out_of_skew.push(n.name.as_str());
+        }
+    }
+    if !newer_than_target.is_empty() {
+        findings.push(rules::KUBELET_NEWER_THAN_TARGET.finding(format!(
+            "kubelet on {} is newer than the target {target}; CUPCAKE does not downgrade kubelets",
+            list_names(&newer_than_target)
+        )));
+    }
+    if !newer_than_api.is_empty() {
+        findings.push(rules::KUBELET_NEWER_THAN_APISERVER.finding(format!(
+            "kubelet on {} is newer than the oldest kube-apiserver ({cp}), which the skew policy forbids; the control-plane upgrade fixes it",
+            list_names(&newer_than_api)
+        )));
+    }
+    if !out_of_skew.is_empty() {
+        findings.push(rules::KUBELET_OUT_OF_SKEW.finding(format!(
+            "kubelet on {} is already more minors behind the control plane ({cp}) than the skew policy allows; the plan moves it first",
+            list_names(&out_of_skew)
+        )));
+    }
+    if !stuck.is_empty() {
+        findings.push(rules::OUT_OF_SCOPE_SKEW.finding(format!(
+            "node(s) {} are outside nodeSelector and their kubelets would fall out of the skew policy with a {target} control plane; widen nodeSelector, upgrade them separately, or force {}",
+            list_names(&stuck),
+            rules::OUT_OF_SCOPE_SKEW.id
+        )));
+    }
+}
