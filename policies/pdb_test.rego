@@ -41,3 +41,14 @@ test_without_status_replicas_are_the_matched_pods if {
 	p := json.remove(with_pdb({"minAvailable": 3}), ["cluster/pdbs/0/maxUnavailable", "cluster/pdbs/0/expectedPods", "cluster/pdbs/0/disruptionsAllowed"])
 	"pdb.never-drainable" in denies(p)
 }
+
+no_status(p) := json.remove(with_pdb(p), ["cluster/pdbs/0/disruptionsAllowed", "cluster/pdbs/0/expectedPods", "cluster/pdbs/0/currentHealthy", "cluster/pdbs/0/desiredHealthy"])
+
+test_zero_budget_without_status_defers if {
+	f := finding(cupcake.defer, "pdb.zero-disruptions") with input as no_status({"budget": 0})
+	contains(f.msg, "no PDB status")
+}
+
+test_budget_without_status_lets_the_drain_go if {
+	not "pdb.zero-disruptions" in defers(no_status({"budget": 1}))
+}

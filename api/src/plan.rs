@@ -99,7 +99,7 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
-    /// Rule id, e.g. `skew.kubelet-too-old` or `planner.pdb-blocked`.
+    /// Rule id, e.g. `skew.kubelet-too-old` or `planner.patch-downgrade`.
     pub rule: String,
     /// deny | warn | defer.
     pub severity: Severity,

@@ -113,6 +113,9 @@ pub struct PdbInput {
     /// `status.disruptionsAllowed`; absent when the snapshot had no status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruptions_allowed: Option<i64>,
+    /// Disruptions allowed now as the planner counts them: `status.disruptionsAllowed`, or,
+    /// without a status, estimated from the spec and the matched pods (all counted healthy).
+    pub budget: i64,
     /// `status.expectedPods`: the selected workload's replicas; absent without status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_pods: Option<i64>,

@@ -549,6 +549,21 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                     ));
                     continue;
                 }
+                // Quorum: never take a control-plane node down while another one is NotReady.
+                if s.is_control_plane()
+                    && let Some(sick) = input
+                        .cluster
+                        .nodes
+                        .iter()
+                        .find(|n| n.role == Role::ControlPlane && n.name != *name && !n.ready)
+                {
+                    waiting = Some(format!(
+                        "control-plane node {name} waits: {} is not Ready, and taking a second control-plane node down risks etcd quorum",
+                        sick.name
+                    ));
+                    wake(POLL, &mut requeue);
+                    continue;
+                }
                 // PDB budgets against nodes already draining.
                 if let Some(p) = pdb_conflict(&input, &st, name) {
                     waiting = Some(format!(

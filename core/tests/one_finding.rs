@@ -49,6 +49,16 @@ fn each_problem_is_reported_once_by_the_pack() {
             Verdict::Defer,
             &["pdb.zero-disruptions"],
         ),
+        (
+            "PDB without status whose spec allows no disruption (hand-written snapshot)",
+            |s| {
+                s.pdbs[0].status = None;
+                s.pdbs[0].min_available =
+                    Some(cupcake_api::snapshot::IntOrString::String("90%".into()));
+            },
+            Verdict::Defer,
+            &["pdb.zero-disruptions"],
+        ),
     ];
     let spec = mk_spec("kubernetesVersion: 1.34.2");
     for (name, mutate, verdict, want) in cases {

@@ -562,6 +562,21 @@ fn first_decision_table() {
             want_phase: Phase::InProgress,
         },
         Case {
+            name: "a NotReady control-plane node holds back the others (quorum)",
+            spec: || {
+                let mut s = full_spec();
+                s.backup = None;
+                s
+            },
+            world: || {
+                let mut w = cluster_3cp_4w();
+                w.node_mut("cp-3").ready = false;
+                w
+            },
+            want_effects: vec![],
+            want_phase: Phase::InProgress,
+        },
+        Case {
             name: "paused before start: nothing starts",
             spec: || {
                 let mut s = full_spec();

@@ -132,6 +132,7 @@ fn pdbs(ix: &ClusterIndex<'_>, planned: &[bool]) -> Vec<PdbInput> {
             min_available: p.min_available.clone(),
             max_unavailable: p.max_unavailable.clone(),
             disruptions_allowed: p.status.map(|s| s.disruptions_allowed),
+            budget: facts.budget,
             expected_pods: p.status.map(|s| s.expected_pods),
             current_healthy: p.status.map(|s| s.current_healthy),
             desired_healthy: p.status.map(|s| s.desired_healthy),
