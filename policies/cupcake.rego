@@ -8,6 +8,8 @@ upgrading if not input.cluster.upToDate
 # Minor number of a normalised version string ("1.34.2" -> 34).
 minor(v) := to_number(split(v, ".")[1])
 
+major(v) := to_number(split(v, ".")[0])
+
 # A pre-release ("1.35.0-rc.1").
 is_prerelease(v) := contains(v, "-")
 

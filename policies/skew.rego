@@ -16,6 +16,7 @@ deny contains {"id": "skew.minor-skip", "msg": msg, "forceable": forceable} if {
 deny contains {"id": "skew.minor-downgrade", "msg": msg} if {
 	cp := input.cluster.controlPlane
 	is_string(cp)
+	major(input.cluster.target) == major(cp) # another major: planner.major-change
 	minor(input.cluster.target) < minor(cp)
 	msg := sprintf("target %s is an older minor than the control plane (%s); kubeadm cannot downgrade a minor. Restore from an etcd backup instead, or set kubernetesVersion back to %s or newer", [input.cluster.target, cp, cp])
 }

@@ -91,3 +91,8 @@ test_ha_apiservers_within_one_minor if {
 	two := object.union(base, {"cluster": {"timeline": [timeline(0, "control-plane", "1.32.4", "1.34.2", "1.32.4", "1.32.4")]}})
 	"skew.apiserver-skew" in denies(two)
 }
+
+test_major_change_is_not_a_minor_downgrade if {
+	inp := object.union(base, {"cluster": {"target": "2.0.0"}})
+	not "skew.minor-downgrade" in denies(inp)
+}

@@ -44,6 +44,12 @@ pub enum PrereleaseKind {
     Other,
 }
 
+/// Bounds of each part: far beyond any Kubernetes release, small enough that nothing
+/// computed from a version (hop lists, ranges) can grow without bound.
+pub const MAX_MAJOR: u64 = 9;
+pub const MAX_MINOR: u64 = 999;
+pub const MAX_PATCH: u64 = 99_999;
+
 impl KubeVersion {
     pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
         Self {
@@ -84,6 +90,11 @@ impl KubeVersion {
         let major = num("missing or non-numeric major")?;
         let minor = num("missing or non-numeric minor")?;
         let patch = num("missing or non-numeric patch")?;
+        if major > MAX_MAJOR || minor > MAX_MINOR || patch > MAX_PATCH {
+            return Err(err(
+                "number out of range (major at most 9, minor at most 999, patch at most 99999)",
+            ));
+        }
         if parts.next().is_some() {
             return Err(err("too many numeric parts"));
         }

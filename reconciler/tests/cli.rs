@@ -234,7 +234,7 @@ fn denied_plans_exit_2_without_a_direct_update() {
 #[test]
 fn forcing_a_forceable_deny_allows_the_plan() {
     let fleet = fleet_with(|t| {
-        t.replace("kubernetesVersion: 1.34.2", "kubernetesVersion: 1.33.2")
+        t.replace("kubernetesVersion: 1.34.2", "kubernetesVersion: 1.33.0")
             .replace("force: []", "force: [planner.patch-downgrade]")
     });
     let out = cupcake(&[

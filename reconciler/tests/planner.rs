@@ -449,7 +449,7 @@ fn node_selector_limits_workers_but_never_the_control_plane() {
     // Out-of-scope kubelets at 1.33 stay within skew of 1.33.5: no finding.
     assert!(!rules(&o).contains(&"planner.out-of-scope-skew".to_string()));
     // …but not of a control plane four minors ahead.
-    let cat = catalog(&["1.34.2", "1.35.0", "1.36.0"]);
+    let cat = catalog(&["1.34.2", "1.35.0", "1.36.0", "1.37.0"]);
     let mut far = s.clone();
     far.kubernetes_version = v("1.37.0");
     let o = run(&far, &snap, Some(&cat));
@@ -606,4 +606,89 @@ fn nodes_are_ordered_naturally() {
         ["w-1".to_string(), "w-2".into(), "w-3".into()]
     );
     assert_eq!(w.batches[0].last().unwrap(), "w-11");
+}
+
+/// Versions are bounded and checked: absurd targets stop before any hop is computed,
+/// with exactly one finding; a target missing from versions.yaml is a forceable deny
+/// naming the nearest releases.
+#[test]
+fn absurd_and_unknown_targets_table() {
+    let cat = catalog(&["1.32.9", "1.33.4", "1.34.0", "1.34.2", "1.35.0"]);
+    let snap = cluster(1, "1.33.4", 2, "1.33.4");
+    // (target, catalogue?, the one deny expected, forceable, message fragment)
+    let cases: &[(&str, bool, &str, bool, &str)] = &[
+        (
+            "2.0.0",
+            true,
+            "planner.major-change",
+            false,
+            "changes the major version",
+        ),
+        (
+            "1.99.0",
+            true,
+            "planner.too-many-minors",
+            false,
+            "66 minors past",
+        ),
+        (
+            "1.99.0",
+            false,
+            "planner.too-many-minors",
+            false,
+            "without versions.yaml a plan spans at most 10",
+        ),
+        (
+            "1.34.7",
+            true,
+            "planner.target-not-in-catalog",
+            true,
+            "nearest known: 1.34.0, 1.34.2, 1.35.0",
+        ),
+        (
+            "1.36.0",
+            true,
+            "planner.target-not-in-catalog",
+            true,
+            "nearest known: 1.34.2, 1.35.0)",
+        ),
+        (
+            "1.38.0",
+            true,
+            "planner.too-many-minors",
+            false,
+            "versions.yaml spans 4 minors (1.32 to 1.35)",
+        ),
+    ];
+    for (target, with_cat, rule, forceable, fragment) in cases {
+        let o = run(&spec(target), &snap, with_cat.then_some(&cat));
+        let denies: Vec<&cupcake_api::plan::Finding> = o
+            .findings
+            .iter()
+            .filter(|f| f.severity == cupcake_api::plan::Severity::Deny)
+            .collect();
+        assert_eq!(denies.len(), 1, "{target}: {denies:?}");
+        assert_eq!(denies[0].rule, *rule, "{target}");
+        assert_eq!(denies[0].forceable, *forceable, "{target}");
+        assert!(
+            denies[0].message.contains(fragment),
+            "{target}: {}",
+            denies[0].message
+        );
+        assert!(
+            o.plan.hops.len() <= 3,
+            "{target}: {} hops",
+            o.plan.hops.len()
+        );
+    }
+    // A target in the catalogue plans normally.
+    let o = run(&spec("1.34.2"), &snap, Some(&cat));
+    assert!(
+        o.findings
+            .iter()
+            .all(|f| f.severity != cupcake_api::plan::Severity::Deny),
+        "{:?}",
+        o.findings
+    );
+    assert_eq!(hops(&o), ["1.33.4>1.34.2"]);
 }

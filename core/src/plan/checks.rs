@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cupcake_api::KubeVersion;
-use cupcake_api::fleet::ClusterVersionSpec;
+use cupcake_api::fleet::{ClusterVersionSpec, VersionCatalogSpec};
 use cupcake_api::plan::Finding;
 use cupcake_api::snapshot::Role;
 use cupcake_api::version::PrereleaseKind;
@@ -15,12 +15,75 @@ use super::{kubelet_skew_ok, list_names, rules};
 /// Whether the target can be planned at all from control plane `cp`: `None` stops
 /// planning (a pre-release not allowed, a minor downgrade); `Some(downgrade)` goes
 /// on, `downgrade` for an older patch of the same minor.
+/// Without a catalogue, at most this many minors in one plan (a bound, not a policy:
+/// Kubernetes supports about a year of minors, and each hop is a full control-plane pass).
+pub const MAX_MINORS_WITHOUT_CATALOG: i64 = 10;
+
 pub(crate) fn target(
     spec: &ClusterVersionSpec,
     target: &KubeVersion,
     cp: &KubeVersion,
+    catalog: Option<&VersionCatalogSpec>,
     findings: &mut Vec<Finding>,
 ) -> Option<bool> {
+    // Absurd targets stop here, before any hop is computed.
+    if target.major != cp.major {
+        findings.push(rules::MAJOR_CHANGE.finding(format!(
+            "target {target} changes the major version of the control plane ({cp}); kubeadm upgrades one minor at a time within a major"
+        )));
+        return None;
+    }
+    let distance = target.minor_distance(cp);
+    let (limit, why) = match catalog.map(|c| {
+        c.versions
+            .iter()
+            .filter(|v| v.major == target.major)
+            .map(|v| v.minor)
+            .fold((u64::MAX, 0), |(lo, hi), m| (lo.min(m), hi.max(m)))
+    }) {
+        Some((lo, hi)) if lo <= hi => (
+            (hi - lo) as i64 + 1,
+            format!(
+                "versions.yaml spans {} minors ({}.{lo} to {}.{hi})",
+                hi - lo + 1,
+                target.major,
+                target.major
+            ),
+        ),
+        _ => (
+            MAX_MINORS_WITHOUT_CATALOG,
+            format!(
+                "without versions.yaml a plan spans at most {MAX_MINORS_WITHOUT_CATALOG} minors"
+            ),
+        ),
+    };
+    if distance > limit {
+        findings.push(rules::TOO_MANY_MINORS.finding(format!(
+            "target {target} is {distance} minors past the control plane ({cp}) and {why}: check the version for a typo"
+        )));
+        return None;
+    }
+    if let Some(c) = catalog
+        && !c.versions.iter().any(|v| v == target)
+    {
+        let mut below: Vec<&KubeVersion> = c.versions.iter().filter(|v| *v < target).collect();
+        below.sort();
+        let mut above: Vec<&KubeVersion> = c.versions.iter().filter(|v| *v > target).collect();
+        above.sort();
+        let nearest: Vec<String> = below
+            .iter()
+            .rev()
+            .take(2)
+            .rev()
+            .chain(above.iter().take(2))
+            .map(|v| v.to_string())
+            .collect();
+        findings.push(rules::TARGET_NOT_IN_CATALOG.finding(format!(
+            "target {target} is not a release in versions.yaml (nearest known: {}); fix the version, add it to versions.yaml, or force {} if it is a real release",
+            if nearest.is_empty() { "none".to_string() } else { nearest.join(", ") },
+            rules::TARGET_NOT_IN_CATALOG.id
+        )));
+    }
     if !spec.allow_prerelease.permits(target) {
         findings.push(rules::PRERELEASE.finding(format!(
             "target {target} is a pre-release; set allowPrerelease: {} in cluster.yaml to accept it",

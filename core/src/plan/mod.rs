@@ -149,7 +149,7 @@ pub fn plan_indexed(input: PlanInput<'_>, index: &ClusterIndex<'_>) -> PlanOutco
         ));
         return PlanOutcome::unplanned(current, target, findings);
     };
-    let Some(downgrade) = checks::target(spec, &target, &cp, &mut findings) else {
+    let Some(downgrade) = checks::target(spec, &target, &cp, catalog, &mut findings) else {
         return PlanOutcome::unplanned(current, target, findings);
     };
     checks::apiservers(&current.apiservers, &cp, &target, downgrade, &mut findings);

@@ -39,6 +39,12 @@ pub const NO_STATIC_PODS: Rule = rule("planner.no-static-pods", Severity::Warn, 
 pub const NO_CONTROL_PLANE: Rule = rule("planner.no-control-plane", Severity::Deny, false);
 /// The target is a pre-release that `allowPrerelease` does not accept.
 pub const PRERELEASE: Rule = rule("planner.prerelease", Severity::Deny, false);
+/// The target has another major version than the control plane.
+pub const MAJOR_CHANGE: Rule = rule("planner.major-change", Severity::Deny, false);
+/// The target is more minors away than the catalogue spans (or than 10 without one).
+pub const TOO_MANY_MINORS: Rule = rule("planner.too-many-minors", Severity::Deny, false);
+/// The target is not a release listed in versions.yaml.
+pub const TARGET_NOT_IN_CATALOG: Rule = rule("planner.target-not-in-catalog", Severity::Deny, true);
 /// The target is an older minor than the control plane.
 pub const MINOR_DOWNGRADE: Rule = rule("planner.minor-downgrade", Severity::Deny, false);
 /// The target is an older patch of the control plane's minor.
@@ -72,6 +78,9 @@ pub const CANARY_MISSING: Rule = rule("planner.canary-missing", Severity::Warn, 
 pub const ALL: &[Rule] = &[
     NO_STATIC_PODS,
     NO_CONTROL_PLANE,
+    MAJOR_CHANGE,
+    TOO_MANY_MINORS,
+    TARGET_NOT_IN_CATALOG,
     PRERELEASE,
     MINOR_DOWNGRADE,
     PATCH_DOWNGRADE,
