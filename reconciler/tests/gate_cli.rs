@@ -332,3 +332,52 @@ fn seed_schedule_fields_gate_the_plan() {
     assert_eq!(plan_json(fleet.path(), "2026-11-27T10:30:00Z").0, Some(0));
     assert_eq!(plan_json(fleet.path(), "2026-11-27T12:30:00Z").0, Some(3));
 }
+
+/// `force:` can only override forceable denies: listing a deny that cannot be forced
+/// leaves the plan denied (and says so), and an id no rule has is reported.
+#[test]
+fn force_never_overrides_an_unforceable_deny_and_typos_are_reported() {
+    let cluster = std::fs::read_to_string(repo().join("examples/fleet/clusters/demo/cluster.yaml"))
+        .expect("cluster");
+    let downgrade = cluster
+        .replace("kubernetesVersion: 1.34.2", "kubernetesVersion: 1.32.9")
+        .replace(
+            "force: []",
+            "force: [planner.minor-downgrade, skew.minor-downgrade, planer.patch-downgrade]",
+        );
+    let fleet = fleet_with(&[("clusters/demo/cluster.yaml", &downgrade)]);
+    let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(2), "{v:#}");
+    assert_eq!(v["decision"]["verdict"], "deny");
+    let findings = v["decision"]["findings"].as_array().expect("findings");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule"] == "planner.minor-downgrade" && f["forced"] == false),
+        "{v:#}"
+    );
+    let warns: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["rule"] == "gate.force-ineffective")
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    assert!(
+        warns
+            .iter()
+            .any(|m| m.contains("planner.minor-downgrade cannot be forced")),
+        "{warns:?}"
+    );
+    assert!(
+        warns
+            .iter()
+            .any(|m| m.contains("skew.minor-downgrade cannot be forced")),
+        "{warns:?}"
+    );
+    assert!(
+        warns
+            .iter()
+            .any(|m| m.contains("planer.patch-downgrade names no rule")
+                && m.contains("did you mean")),
+        "{warns:?}"
+    );
+}

@@ -420,7 +420,66 @@ impl PolicyEnv {
 pub fn decide(env: &PolicyEnv, input: &PolicyInput, planner_findings: &[Finding]) -> Decision {
     let mut findings = planner_findings.to_vec();
     findings.extend(env.evaluate(input).findings);
+    findings.extend(force_findings(env, &input.cluster.force, &findings));
     Decision::from_findings(findings, &expand_force(&input.cluster.force), None)
+}
+
+/// The rule id of findings about `force:` entries that force nothing.
+pub const FORCE_UNUSED: &str = "gate.force-ineffective";
+
+/// `force:` entries that cannot do what the user expects: an id no rule has (a typo
+/// forces nothing), or a rule whose denies cannot be forced. Warnings — the denies
+/// stand either way — so nobody believes a deny was overridden when it was not.
+pub fn force_findings(env: &PolicyEnv, force: &[String], findings: &[Finding]) -> Vec<Finding> {
+    let known: std::collections::BTreeSet<&str> = crate::plan::rules::ALL
+        .iter()
+        .map(|r| r.id)
+        .chain(env.rego.iter().flat_map(|r| r.ids()))
+        .chain(env.cel.rules.iter().map(|r| r.id.as_str()))
+        .chain(FORCE_ALIASES.iter().flat_map(|(a, b)| [*a, *b]))
+        .collect();
+    let warn = |message: String| Finding {
+        rule: FORCE_UNUSED.to_string(),
+        severity: Severity::Warn,
+        forceable: false,
+        forced: false,
+        message,
+        source: "cluster.yaml".to_string(),
+        until: None,
+    };
+    let mut out = Vec::new();
+    for id in force {
+        if !known.contains(id.as_str()) {
+            let near: Vec<&str> = known
+                .iter()
+                .copied()
+                .filter(|k| {
+                    let (kp, ip) = (k.split('.').next_back(), id.split('.').next_back());
+                    kp == ip || k.contains(id.as_str()) || id.contains(k)
+                })
+                .take(3)
+                .collect();
+            out.push(warn(format!(
+                "force: {id} names no rule, so it forces nothing{}",
+                if near.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean {}?)", near.join(", "))
+                }
+            )));
+            continue;
+        }
+        let static_no = crate::plan::rules::by_id(id).is_some_and(|r| !r.forceable);
+        let fired_no = findings
+            .iter()
+            .any(|f| &f.rule == id && f.severity == Severity::Deny && !f.forceable);
+        if static_no || fired_no {
+            out.push(warn(format!(
+                "force: {id} cannot be forced: its denies stand (fix the cause instead)"
+            )));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

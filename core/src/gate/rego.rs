@@ -232,6 +232,11 @@ pub(crate) struct RegoPack {
 }
 
 impl RegoPack {
+    /// Id-like string literals of the Rego files: the rule ids they can report.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.id_files.keys().map(String::as_str)
+    }
+
     /// Compile the sources. Files that fail to parse or compile are dropped and returned
     /// as errors; the rest still evaluate (the errors deny on their own).
     pub(crate) fn build(sources: &[PolicySource]) -> (Option<Self>, Vec<PolicyError>) {
