@@ -53,6 +53,9 @@ pub enum UpgradeKind {
 pub struct ClusterInput {
     /// Cluster name (its folder under `clusters/`).
     pub name: String,
+    /// `metadata.labels` of cluster.yaml (`input.cluster.labels.environment == "production"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// `spec.kubernetesVersion`, normalised (no leading `v`).
     pub target: KubeVersion,
     /// The control plane and every in-scope node already run the target.
@@ -84,6 +87,9 @@ pub struct ClusterInput {
 #[serde(rename_all = "camelCase")]
 pub struct NodeInput {
     pub name: String,
+    /// The node's labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// control-plane | worker.
     pub role: Role,
     /// `status.nodeInfo.kubeletVersion`, normalised.

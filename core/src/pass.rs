@@ -14,7 +14,7 @@
 //! let env = PolicyEnv::default_pack();
 //! let schedule = schedule::Compiled::new(&schedule_spec).unwrap();
 //! let out = pass(PassInput {
-//!     cluster: Cluster { name: "demo", spec: &spec, schedule: Some(&schedule) },
+//!     cluster: Cluster { name: "demo", spec: &spec, schedule: Some(&schedule), labels: None },
 //!     catalog: None,
 //!     snapshot: &snapshot,
 //!     policies: &env,
@@ -49,6 +49,8 @@ pub struct Cluster<'a> {
     pub spec: &'a ClusterVersionSpec,
     /// `schedule.yaml`, compiled when it was loaded; `None` without one (always open).
     pub schedule: Option<&'a schedule::Compiled>,
+    /// `cluster.yaml`'s `metadata.labels` (`input.cluster.labels`), when it has any.
+    pub labels: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 /// Everything one pass reads. All values: the caller did the IO.
@@ -116,6 +118,7 @@ pub fn pass(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
     let schedule = schedule::evaluate_compiled(cluster.schedule, now);
     let input = gate::input::build(gate::InputParts {
         cluster: cluster.name,
+        labels: cluster.labels,
         spec: cluster.spec,
         index: &index,
         outcome: &outcome,

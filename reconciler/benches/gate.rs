@@ -48,6 +48,7 @@ fn bench(c: &mut Criterion) {
                     name: "bench",
                     spec: &spec,
                     schedule: Some(&sched),
+                    labels: None,
                 },
                 catalog: None,
                 snapshot: &snap,

@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
                         name: "bench",
                         spec: &spec,
                         schedule: None,
+                        labels: None,
                     },
                     catalog: None,
                     snapshot: &snap,

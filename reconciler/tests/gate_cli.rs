@@ -381,3 +381,22 @@ fn force_never_overrides_an_unforceable_deny_and_typos_are_reported() {
         "{warns:?}"
     );
 }
+
+/// Rules people write can match on the cluster's and the nodes' labels.
+#[test]
+fn rules_see_cluster_and_node_labels() {
+    let fleet = fleet_with(&[(
+        "policies/prod.rego",
+        "package cupcake\n\ndeny contains {\"id\": \"org.prod-needs-approval\", \"msg\": \"production needs an approval\", \"forceable\": true} if {\n  input.cluster.labels.environment == \"production\"\n}\n\nwarn contains {\"id\": \"org.worker-label\", \"msg\": n.name} if {\n  some n in input.cluster.nodes\n  n.labels[\"kubernetes.io/hostname\"] == \"worker-3\"\n}\n",
+    )]);
+    let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+    assert_eq!(code, Some(2), "{v:#}");
+    let ids: Vec<&str> = v["decision"]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert!(ids.contains(&"org.prod-needs-approval"), "{ids:?}");
+    assert!(ids.contains(&"org.worker-label"), "{ids:?}");
+}

@@ -29,6 +29,8 @@ const NAMES_LISTED: usize = 5;
 #[derive(Debug, Clone, Copy)]
 pub struct InputParts<'a> {
     pub cluster: &'a str,
+    /// `cluster.yaml`'s `metadata.labels`.
+    pub labels: Option<&'a std::collections::BTreeMap<String, String>>,
     pub spec: &'a ClusterVersionSpec,
     /// The snapshot, indexed (the same index the planner used).
     pub index: &'a ClusterIndex<'a>,
@@ -152,6 +154,7 @@ fn pdbs(ix: &ClusterIndex<'_>, planned: &[bool]) -> Vec<PdbInput> {
 pub fn build(parts: InputParts<'_>) -> PolicyInput {
     let InputParts {
         cluster,
+        labels,
         spec,
         index,
         outcome,
@@ -168,6 +171,7 @@ pub fn build(parts: InputParts<'_>) -> PolicyInput {
         .enumerate()
         .map(|(i, n)| NodeInput {
             name: n.name.clone(),
+            labels: n.labels.clone(),
             role: n.role,
             kubelet_version: n.kubelet_version.clone(),
             ready: n.ready,
@@ -196,6 +200,7 @@ pub fn build(parts: InputParts<'_>) -> PolicyInput {
         plan: outcome.plan.clone(),
         cluster: ClusterInput {
             name: cluster.to_string(),
+            labels: labels.cloned().unwrap_or_default(),
             target: target.clone(),
             up_to_date: outcome.up_to_date,
             upgrade,

@@ -101,6 +101,7 @@ pub fn run(
             name: "test",
             spec,
             schedule: None,
+            labels: None,
         },
         catalog: None,
         snapshot,

@@ -119,6 +119,7 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
             name: &args.cluster,
             spec: &def.version.spec,
             schedule: schedule.as_ref(),
+            labels: Some(&def.version.metadata.labels),
         },
         catalog: fleet.catalog_spec(),
         snapshot: &snapshot,
