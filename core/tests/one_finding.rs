@@ -60,7 +60,7 @@ fn each_problem_is_reported_once_by_the_pack() {
             &["pdb.zero-disruptions"],
         ),
     ];
-    let spec = mk_spec("kubernetesVersion: 1.34.2");
+    let spec = mk_spec("kubernetesVersion: 1.34.2\nbackup: {etcd: true, store: file:///backups}");
     for (name, mutate, verdict, want) in cases {
         let mut snap = mk_cluster(1, 3, "1.33.4");
         mutate(&mut snap);

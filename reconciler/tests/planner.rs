@@ -102,16 +102,28 @@ fn catalog(versions: &[&str]) -> VersionCatalogSpec {
     }
 }
 
+/// Warnings about the inputs themselves (tested in `input_warnings_table`).
+const INPUT_WARNINGS: &[&str] = &[
+    "planner.no-pdbs",
+    "planner.one-namespace",
+    "planner.backup-without-store",
+    "planner.selector-matches-no-worker",
+];
+
+/// Plan, without the input warnings (the bare test clusters have no PDBs and no store).
 fn run(
     spec: &ClusterVersionSpec,
     snap: &ClusterSnapshot,
     cat: Option<&VersionCatalogSpec>,
 ) -> PlanOutcome {
-    plan(PlanInput {
+    let mut o = plan(PlanInput {
         spec,
         catalog: cat,
         snapshot: snap,
-    })
+    });
+    o.findings
+        .retain(|f| !INPUT_WARNINGS.contains(&f.rule.as_str()));
+    o
 }
 
 fn hops(o: &PlanOutcome) -> Vec<String> {
@@ -691,4 +703,51 @@ fn absurd_and_unknown_targets_table() {
         o.findings
     );
     assert_eq!(hops(&o), ["1.33.4>1.34.2"]);
+}
+
+/// Inputs that change what the plan is are warnings: a snapshot without PDBs or with
+/// pods of one namespace only (made with -n instead of -A?), a nodeSelector matching no
+/// worker, backup.etcd without a store.
+#[test]
+fn input_warnings_table() {
+    let full = |snap: &ClusterSnapshot, spec_yaml: &str| -> Vec<String> {
+        let s: ClusterVersionSpec = yaml_serde::from_str(spec_yaml).unwrap();
+        plan(PlanInput {
+            spec: &s,
+            catalog: None,
+            snapshot: snap,
+        })
+        .findings
+        .into_iter()
+        .filter(|f| INPUT_WARNINGS.contains(&f.rule.as_str()))
+        .map(|f| f.rule)
+        .collect()
+    };
+    let store = "kubernetesVersion: 1.34.2\nbackup: {etcd: true, store: s3://b/c}";
+    let mut healthy = cluster(1, "1.33.4", 2, "1.33.4");
+    healthy.pods.push(mk_pod("shop", "web-0", "w-1", "web"));
+    healthy
+        .pods
+        .push(mk_pod("kube-system", "dns-0", "w-2", "dns"));
+    healthy.pdbs.push(mk_pdb("shop", "web", 1));
+    assert!(
+        full(&healthy, store).is_empty(),
+        "{:?}",
+        full(&healthy, store)
+    );
+    let mut no_pdbs = healthy.clone();
+    no_pdbs.pdbs.clear();
+    assert_eq!(full(&no_pdbs, store), ["planner.no-pdbs"]);
+    let mut one_ns = healthy.clone();
+    one_ns.pods.retain(|p| p.namespace == "shop");
+    one_ns.pods.push(mk_pod("shop", "web-1", "w-2", "web"));
+    assert_eq!(full(&one_ns, store), ["planner.one-namespace"]);
+    assert_eq!(
+        full(&healthy, &format!("{store}\nnodeSelector: {{pool: gpu}}")),
+        ["planner.selector-matches-no-worker"]
+    );
+    assert_eq!(
+        full(&healthy, "kubernetesVersion: 1.34.2"),
+        ["planner.backup-without-store"]
+    );
 }

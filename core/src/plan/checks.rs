@@ -207,3 +207,44 @@ pub(crate) fn kubelets(
         )));
     }
 }
+
+/// Inputs that change what the plan is without being errors: each a warning, so the
+/// reader of the plan knows (a snapshot made with `-n` instead of `-A` hides PDBs).
+pub(crate) fn inputs(
+    spec: &ClusterVersionSpec,
+    index: &ClusterIndex<'_>,
+    scope_workers: usize,
+    findings: &mut Vec<Finding>,
+) {
+    let snap = index.snapshot();
+    let workers = snap.nodes.iter().filter(|n| n.role == Role::Worker).count();
+    if snap.pdbs.is_empty() && workers > 0 {
+        findings.push(rules::NO_PDBS.finding(
+            "the snapshot has no PodDisruptionBudget: batches are limited only by concurrency/maxUnavailable. If the cluster has PDBs, make the snapshot with `kubectl get nodes,pods,pdb -A -o yaml` (all namespaces)",
+        ));
+    }
+    let namespaces: std::collections::BTreeSet<&str> =
+        snap.pods.iter().map(|p| p.namespace.as_str()).collect();
+    if namespaces.len() == 1 && snap.pods.len() > 1 {
+        findings.push(rules::ONE_NAMESPACE.finding(format!(
+            "every pod of the snapshot is in namespace {}: was it made with -n instead of -A? Pods and PDBs of other namespaces are not considered",
+            namespaces.iter().next().copied().unwrap_or_default()
+        )));
+    }
+    if !spec.node_selector.is_empty() && scope_workers == 0 && workers > 0 {
+        let sel: Vec<String> = spec
+            .node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        findings.push(rules::SELECTOR_MATCHES_NO_WORKER.finding(format!(
+            "nodeSelector {} matches none of the {workers} workers: only the control plane would be upgraded",
+            sel.join(",")
+        )));
+    }
+    if spec.backup.etcd && spec.backup.store.is_none() {
+        findings.push(rules::BACKUP_WITHOUT_STORE.finding(
+            "backup.etcd is on but backup.store is not set: the snapshot has nowhere to go, and no control-plane node is upgraded without a verified backup. Set backup.store (s3://…, gs://…, az://…, file://…)",
+        ));
+    }
+}

@@ -162,6 +162,7 @@ pub fn plan_indexed(input: PlanInput<'_>, index: &ClusterIndex<'_>) -> PlanOutco
         catalog,
         &mut findings,
     );
+    checks::inputs(spec, index, scope.workers.len(), &mut findings);
     let canaries = canary::choose(spec, &scope.workers, &mut findings);
     let batch_size = batches::size(spec, scope.workers.len());
     let stages = stages::sequence(&stages::StageInput {

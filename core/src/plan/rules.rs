@@ -74,8 +74,22 @@ pub const NO_CATALOG: Rule = rule("planner.no-catalog", Severity::Warn, false);
 /// Canary nodes that are not in-scope workers, or no worker matching the canary selector.
 pub const CANARY_MISSING: Rule = rule("planner.canary-missing", Severity::Warn, false);
 
+/// The snapshot has no PodDisruptionBudget at all (made without `-A`, or no PDBs exist).
+pub const NO_PDBS: Rule = rule("planner.no-pdbs", Severity::Warn, false);
+/// Every pod of the snapshot is in one namespace (made with `-n` instead of `-A`?).
+pub const ONE_NAMESPACE: Rule = rule("planner.one-namespace", Severity::Warn, false);
+/// `nodeSelector` matches no worker: only the control plane would be upgraded.
+pub const SELECTOR_MATCHES_NO_WORKER: Rule =
+    rule("planner.selector-matches-no-worker", Severity::Warn, false);
+/// `backup.etcd` is on but no `backup.store` is set.
+pub const BACKUP_WITHOUT_STORE: Rule = rule("planner.backup-without-store", Severity::Warn, false);
+
 /// Every planner rule.
 pub const ALL: &[Rule] = &[
+    NO_PDBS,
+    ONE_NAMESPACE,
+    SELECTOR_MATCHES_NO_WORKER,
+    BACKUP_WITHOUT_STORE,
     NO_STATIC_PODS,
     NO_CONTROL_PLANE,
     MAJOR_CHANGE,

@@ -82,6 +82,7 @@ pub fn mk_cluster(cps: usize, workers: usize, ver: &str) -> ClusterSnapshot {
         pods: vec![
             mk_pod("shop", "web-0", "w-1", "web"),
             mk_pod("shop", "web-1", "w-2", "web"),
+            mk_pod("kube-system", "coredns-0", "w-3", "coredns"),
         ],
         pdbs: vec![mk_pdb("shop", "web", 1)],
     }
