@@ -96,3 +96,14 @@ test_major_change_is_not_a_minor_downgrade if {
 	inp := object.union(base, {"cluster": {"target": "2.0.0"}})
 	not "skew.minor-downgrade" in denies(inp)
 }
+
+test_a_control_plane_node_mid_hop_is_not_a_kubelet_skew_violation if {
+	t := object.union(timeline(0, "backup", "1.33.4", "1.34.2", "1.33.4", "1.34.2"), {"newestKubelets": ["cp-1"]})
+	inp := object.union(base, {"cluster": {"apiservers": {"cp-1": "1.34.2", "cp-2": "1.33.4"}, "timeline": [t]}})
+	not "skew.kubelet-newer-than-apiserver" in denies(inp)
+	worker := object.union(t, {"newestKubelets": ["cp-1", "worker-9"]})
+	bad := object.union(inp, {"cluster": {"timeline": [worker]}})
+	f := finding(cupcake.deny, "skew.kubelet-newer-than-apiserver") with input as bad
+	contains(f.msg, "worker-9")
+	not contains(f.msg, "cp-1")
+}

@@ -107,3 +107,28 @@ fn planner_rule_ids_are_unique_and_forcing_aliases_name_forceable_rules() {
         assert!(rules::by_id(gone).is_none(), "{gone}");
     }
 }
+
+/// Finishing a half-done control-plane hop (cp-1 already at the target by its static pods
+/// and kubelet) is allowed, and the plan skips the node that is done.
+#[test]
+fn finishing_a_half_done_control_plane_hop_is_allowed() {
+    let spec = mk_spec("kubernetesVersion: 1.34.2\nbackup: {etcd: true, store: file:///backups}");
+    let mut snap = mk_cluster(3, 3, "1.33.4");
+    snap.nodes[0] = common::mk_node("cp-1", cupcake_api::snapshot::Role::ControlPlane, "1.34.2");
+    let out = run(&spec, &snap).unwrap();
+    assert_eq!(
+        out.decision.verdict,
+        Verdict::Allow,
+        "{:?}",
+        out.decision.findings
+    );
+    let cp_nodes: Vec<&String> = out
+        .outcome
+        .plan
+        .stages
+        .iter()
+        .filter(|s| s.kind == cupcake_api::plan::StageKind::ControlPlane)
+        .flat_map(|s| s.nodes())
+        .collect();
+    assert_eq!(cp_nodes, ["cp-2", "cp-3"], "{:?}", out.outcome.plan.stages);
+}
