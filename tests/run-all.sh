@@ -49,7 +49,7 @@ export CUPCAKE_REQUIRE_OPA=1
 
 say "unit and integration tests"
 cargo test --quiet                    # default members: everything but tests/e2e
-cargo build --quiet --bin cupcake    # the e2e tests run the real binary
+cargo build --quiet --bin cupcake --bin cupcake-agent   # the e2e tests run the real binaries
 
 say "start the control plane"
 state=$(mktemp -d "${TMPDIR:-/tmp}/cupcake-ci.XXXXXX")

@@ -1,0 +1,429 @@
+//! The command line: `cupcake-agent --node-name N --executor kubeadm|simulate`
+//! (one node's agent) and `cupcake-agent simulate --all-nodes` (every node's
+//! simulated agent in one process). Usage errors and start-up failures exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cupcake_api::common::GoDuration;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::executor::Executor;
+use crate::executor::simulate::{FailStep, Simulate};
+use crate::watch::{Scope, run};
+
+const DEFAULT_STATE_DIR: &str = "/var/lib/cupcake";
+
+/// How host steps are carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    /// Real host changes under --host-root: packages, `kubeadm upgrade`, kubelet restart (not implemented yet).
+    Kubeadm,
+    /// Pretend: wait per step, then set the node's kubelet version and its static pods' image tags (kwok clusters).
+    Simulate,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// CUPCAKE node agent: runs the upgrade steps the rollout controller assigns to its node.
+///
+/// The agent watches its own Node for the assignment annotations
+/// (cupcake.ricardomolendijk.com/operation-id, target-version, components,
+/// upgrade-mode, status=pending), runs the steps with checkpoints under
+/// --state-dir, and reports through the status, step and message annotations.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cupcake-agent",
+    version,
+    about,
+    long_about,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    // Like kubectl: a flag given twice takes its last value (wrappers append overrides).
+    args_override_self = true
+)]
+pub struct Cli {
+    /// Name of the node this agent runs on (the downward API's spec.nodeName).
+    #[arg(long, env = "NODE_NAME", required = true)]
+    pub node_name: Option<String>,
+    /// How host steps are carried out.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Kubeadm)]
+    pub executor: ExecutorKind,
+    /// Where checkpoints are kept (operation-<id>/ per assignment).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// The host's root filesystem, for the kubeadm executor (/host in the DaemonSet).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+    /// Simulate executor: how long each step takes.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub step_duration: GoDuration,
+    /// Simulate executor, for tests: fail the first step whose name contains NAME.
+    #[arg(long, value_name = "NAME")]
+    pub fail_step: Option<String>,
+    /// With --fail-step: only on these nodes (default: this node).
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        requires = "fail_step"
+    )]
+    pub fail_nodes: Vec<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use (default: its current context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Log format (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Act as the simulated agent of every matching node (kwok clusters, demos, benchmarks).
+    #[command(args_override_self = true)]
+    Simulate(SimulateArgs),
+    /// (Not implemented yet.) Print the host steps and commands an assignment would run.
+    Steps(Unimplemented),
+    /// (Not implemented yet.) Take, verify and upload an etcd snapshot now.
+    Backup(Unimplemented),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Act for every node matching --selector, each with checkpoints in <state-dir>/<node>/.
+    #[arg(long, required = true)]
+    pub all_nodes: bool,
+    /// Label selector of the nodes to act for (default: all).
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+    /// Root of the per-node checkpoint directories.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// How long each step takes.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub step_duration: GoDuration,
+    /// For tests: fail the first step whose name contains NAME (or whose id is NAME).
+    #[arg(long, value_name = "NAME")]
+    pub fail_step: Option<String>,
+    /// With --fail-step: only on these nodes (default: every node).
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        requires = "fail_step"
+    )]
+    pub fail_nodes: Vec<String>,
+}
+
+/// Arguments of a command that is not built yet (accepted, so the answer is
+/// "not implemented" rather than a usage error).
+#[derive(Debug, Args)]
+pub struct Unimplemented {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+/// The binary's `main`.
+pub fn main() -> ExitCode {
+    install_crypto_provider();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; every usage error exits 1.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let format = cli.global.log_format;
+    init_logs(format);
+    match start(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match format {
+                LogFormat::Text => eprintln!("cupcake-agent: {e:#}"),
+                LogFormat::Json => tracing::error!("{e:#}"),
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Some(Command::Steps(_)) => bail!(
+            "`cupcake-agent steps` is not implemented yet (it comes with the kubeadm executor)"
+        ),
+        Some(Command::Backup(_)) => bail!("`cupcake-agent backup` is not implemented yet"),
+        Some(Command::Simulate(s)) => {
+            let fail = fail_step(s.fail_step.as_deref(), &s.fail_nodes)?;
+            let duration = s.step_duration.0;
+            serve(
+                &global,
+                s.state_dir,
+                Scope::Nodes {
+                    selector: s.selector.filter(|s| !s.trim().is_empty()),
+                },
+                move |client| Simulate::new(client, duration, fail),
+            )
+        }
+        None => {
+            let node = cli.node_name.unwrap_or_default();
+            if node.trim().is_empty() {
+                bail!("--node-name (or NODE_NAME) is empty");
+            }
+            match cli.executor {
+                ExecutorKind::Kubeadm => {
+                    if cli.fail_step.is_some() {
+                        bail!("--fail-step needs --executor simulate");
+                    }
+                    let _ = cli.host_root;
+                    bail!(
+                        "the kubeadm executor is not implemented yet; on kwok clusters use --executor simulate"
+                    )
+                }
+                ExecutorKind::Simulate => {
+                    let nodes = if cli.fail_nodes.is_empty() {
+                        vec![node.clone()]
+                    } else {
+                        cli.fail_nodes
+                    };
+                    let fail = fail_step(cli.fail_step.as_deref(), &nodes)?;
+                    let duration = cli.step_duration.0;
+                    serve(&global, cli.state_dir, Scope::Node(node), move |client| {
+                        Simulate::new(client, duration, fail)
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn fail_step(name: Option<&str>, nodes: &[String]) -> anyhow::Result<Option<FailStep>> {
+    name.map(|n| FailStep::new(n, nodes))
+        .transpose()
+        .map_err(anyhow::Error::from)
+}
+
+/// Connect, then run the watch until SIGTERM/SIGINT.
+fn serve<E: Executor>(
+    global: &GlobalArgs,
+    state_dir: PathBuf,
+    scope: Scope,
+    executor: impl FnOnce(Client) -> E,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        let client = client(global).await?;
+        let executor = Arc::new(executor(client.clone()));
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let sig = signal().await;
+            tracing::info!("{sig}: finishing the running steps, starting no new ones");
+            let _ = tx.send(true);
+            // Keep the sender alive: a closed channel would read as a stop request anyway.
+            std::future::pending::<()>().await;
+        });
+        run(client, executor, state_dir, scope, rx).await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    // Every worker has finished (or was given up on after the grace period):
+    // nothing left is worth waiting for.
+    rt.shutdown_background();
+    result
+}
+
+async fn signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// A client for the cluster the flags name, like kubectl: `--kubeconfig` (else
+/// `$KUBECONFIG`, else `~/.kube/config`, else in-cluster) and `--context`.
+async fn client(args: &GlobalArgs) -> anyhow::Result<Client> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    // kube's config errors print their cause in their own message: flatten them
+    // (no source chain) so `{:#}` does not say it twice.
+    let config = match (&args.kubeconfig, &args.context) {
+        (Some(p), _) => {
+            let kc = Kubeconfig::read_from(p)
+                .map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", p.display()))?;
+            Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| anyhow::anyhow!("using kubeconfig {}: {e}", p.display()))?
+        }
+        (None, Some(c)) => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| anyhow::anyhow!("using context {c} of the default kubeconfig: {e}"))?,
+        (None, None) => Config::infer().await.map_err(|e| {
+            anyhow::anyhow!("no usable kubeconfig (in-cluster, $KUBECONFIG or ~/.kube/config): {e}")
+        })?,
+    };
+    Client::try_from(config).map_err(|e| anyhow::anyhow!("building the Kubernetes client: {e}"))
+}
+
+/// Use aws-lc-rs for TLS everywhere (one crypto provider in the process).
+pub fn install_crypto_provider() {
+    // Err means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cupcake-agent").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn node_agent_flags() {
+        let c = parse(&[
+            "--node-name",
+            "w-1",
+            "--executor",
+            "simulate",
+            "--step-duration",
+            "250ms",
+            "--kubeconfig",
+            "/k",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("w-1"));
+        assert_eq!(c.executor, ExecutorKind::Simulate);
+        assert_eq!(c.step_duration.0, std::time::Duration::from_millis(250));
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.global.log_format, LogFormat::Json);
+        assert!(c.command.is_none());
+    }
+
+    #[test]
+    fn simulate_all_nodes_flags_with_global_flags_after_the_subcommand() {
+        let c = parse(&[
+            "simulate",
+            "--all-nodes",
+            "--kubeconfig",
+            "/k",
+            "--state-dir",
+            "/s",
+            "--fail-step",
+            "kubelet",
+            "--fail-nodes",
+            "w-1,w-2",
+        ])
+        .unwrap();
+        assert_eq!(c.global.kubeconfig, Some(PathBuf::from("/k")));
+        let Some(Command::Simulate(s)) = c.command else {
+            panic!("not simulate");
+        };
+        assert!(s.all_nodes);
+        assert_eq!(s.state_dir, PathBuf::from("/s"));
+        assert_eq!(s.fail_nodes, ["w-1", "w-2"]);
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let c = parse(&[
+            "simulate",
+            "--all-nodes",
+            "--step-duration",
+            "100ms",
+            "--step-duration",
+            "400ms",
+        ])
+        .unwrap();
+        let Some(Command::Simulate(s)) = c.command else {
+            panic!("not simulate");
+        };
+        assert_eq!(s.step_duration.0, std::time::Duration::from_millis(400));
+        let c = parse(&[
+            "--node-name",
+            "a",
+            "--node-name",
+            "b",
+            "--executor",
+            "simulate",
+        ])
+        .unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &["simulate"][..],                                   // --all-nodes is required
+            &["simulate", "--all-nodes", "--fail-nodes", "w-1"], // needs --fail-step
+            &["--node-name", "n", "--executor", "ansible"],      // unknown executor
+            &["--node-name", "n", "--step-duration", "soon"],    // bad duration
+            &["--node-name", "n", "simulate", "--all-nodes"],    // one or the other
+        ] {
+            assert!(parse(args).is_err(), "{args:?} parsed");
+        }
+    }
+}

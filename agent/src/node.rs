@@ -1,0 +1,250 @@
+//! The agent's view of its Node, and its only writes to it: merge patches of
+//! the protocol annotations (`status`, `step`, `message`).
+//!
+//! Every report is guarded: it is written only while the node still carries
+//! the assignment the agent acted on (same `operation-id` and `target-version`),
+//! and with the `resourceVersion` it was checked against, so a report never
+//! lands on an assignment the controller cleared or replaced in between (the
+//! apiserver refuses a stale write with 409 and the check runs again).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cupcake_api::labels;
+use cupcake_api::protocol::AgentStatus;
+use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt as _;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::checkpoint::one_line;
+
+/// Field manager of every write the agent makes.
+pub const FIELD_MANAGER: &str = "cupcake-agent";
+
+/// Longest `message` annotation written (the rest is cut, with an ellipsis).
+const MAX_MESSAGE: usize = 1000;
+
+/// Patch parameters with the agent's field manager.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    }
+}
+
+/// What the agent needs of a Node: its name, labels (role) and annotations (assignment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeView {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl NodeView {
+    pub fn of<K: kube::Resource>(obj: &K) -> Self {
+        Self {
+            name: obj.meta().name.clone().unwrap_or_default(),
+            labels: obj.meta().labels.clone().unwrap_or_default(),
+            annotations: obj.meta().annotations.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Read a node's metadata now (not from a watch cache): decisions are made on
+/// what the apiserver says after the agent's own last write.
+pub async fn read(api: &Api<Node>, name: &str) -> Result<Option<NodeView>, kube::Error> {
+    Ok(api.get_metadata_opt(name).await?.map(|m| NodeView::of(&m)))
+}
+
+/// What a report says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// `status=in-progress`, no message.
+    Started,
+    /// `step=<id>`: the step now running.
+    Step(String),
+    /// `status=completed`, `step=<last step>`, no message.
+    Completed { last_step: Option<String> },
+    /// `status=failed`, `message=<one line>`, and `step=<failed step>` when known.
+    Failed {
+        step: Option<String>,
+        message: String,
+    },
+}
+
+impl Report {
+    /// The annotations this report sets (`null` removes one).
+    pub fn annotations(&self) -> Value {
+        let mut a = serde_json::Map::new();
+        let mut set = |k: &str, v: Value| {
+            a.insert(k.to_string(), v);
+        };
+        match self {
+            Self::Started => {
+                set(labels::STATUS, json!(AgentStatus::InProgress.as_str()));
+                set(labels::MESSAGE, Value::Null);
+            }
+            Self::Step(id) => set(labels::STEP, json!(id)),
+            Self::Completed { last_step } => {
+                set(labels::STATUS, json!(AgentStatus::Completed.as_str()));
+                set(labels::MESSAGE, Value::Null);
+                if let Some(s) = last_step {
+                    set(labels::STEP, json!(s));
+                }
+            }
+            Self::Failed { step, message } => {
+                set(labels::STATUS, json!(AgentStatus::Failed.as_str()));
+                set(labels::MESSAGE, json!(short(&one_line(message))));
+                if let Some(s) = step {
+                    set(labels::STEP, json!(s));
+                }
+            }
+        }
+        Value::Object(a)
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() <= MAX_MESSAGE {
+        return s.to_string();
+    }
+    let mut end = MAX_MESSAGE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The assignment a report belongs to: the raw `operation-id` and
+/// `target-version` annotations the agent acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    operation_id: Option<String>,
+    target: Option<String>,
+}
+
+impl Guard {
+    pub fn of(annotations: &BTreeMap<String, String>) -> Self {
+        Self {
+            operation_id: annotations.get(labels::OPERATION_ID).cloned(),
+            target: annotations.get(labels::TARGET_VERSION).cloned(),
+        }
+    }
+
+    pub fn holds(&self, annotations: &BTreeMap<String, String>) -> bool {
+        *self == Self::of(annotations)
+    }
+}
+
+/// What became of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Yes,
+    /// The node no longer carries the assignment: nothing written.
+    NotOurs,
+    /// The node is gone.
+    Gone,
+}
+
+/// Write `report` on node `name` if `guard` still holds. Conflicts are retried
+/// at once, other errors a few times with backoff (kube's client already retries
+/// 429/503/504).
+pub async fn write(
+    api: &Api<Node>,
+    name: &str,
+    guard: &Guard,
+    report: &Report,
+) -> Result<Written, kube::Error> {
+    let mut conflicts = 0;
+    let mut failures = 0;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            let Some(meta) = api.get_metadata_opt(name).await? else {
+                return Ok(Written::Gone);
+            };
+            if !guard.holds(meta.annotations()) {
+                return Ok(Written::NotOurs);
+            }
+            let body = json!({"metadata": {
+                "resourceVersion": meta.resource_version(),
+                "annotations": report.annotations(),
+            }});
+            api.patch(name, &patch_params(), &Patch::Merge(&body))
+                .await
+                .map(|_| Written::Yes)
+        };
+        match attempt.await {
+            Ok(w) => return Ok(w),
+            Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
+            Err(e) if failures < 4 => {
+                failures += 1;
+                tracing::debug!(node = name, "report failed, retrying in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_set_exactly_their_annotations() {
+        assert_eq!(
+            Report::Started.annotations(),
+            json!({labels::STATUS: "in-progress", labels::MESSAGE: null})
+        );
+        assert_eq!(
+            Report::Step("02-upgrade-kubeadm-package".into()).annotations(),
+            json!({labels::STEP: "02-upgrade-kubeadm-package"})
+        );
+        assert_eq!(
+            Report::Completed {
+                last_step: Some("06-verify".into())
+            }
+            .annotations(),
+            json!({labels::STATUS: "completed", labels::MESSAGE: null, labels::STEP: "06-verify"})
+        );
+        assert_eq!(
+            Report::Failed {
+                step: Some("04-upgrade-kubelet-kubectl".into()),
+                message: "step 04 failed:\n  boom".into()
+            }
+            .annotations(),
+            json!({labels::STATUS: "failed", labels::MESSAGE: "step 04 failed: boom", labels::STEP: "04-upgrade-kubelet-kubectl"})
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let m = "é".repeat(MAX_MESSAGE);
+        let v = Report::Failed {
+            step: None,
+            message: m,
+        }
+        .annotations();
+        let s = v[labels::MESSAGE].as_str().unwrap();
+        assert!(s.len() <= MAX_MESSAGE + '…'.len_utf8() && s.ends_with('…'));
+    }
+
+    #[test]
+    fn the_guard_holds_only_for_the_same_operation_and_target() {
+        let a = |op: &str, t: &str| {
+            BTreeMap::from([
+                (labels::OPERATION_ID.to_string(), op.to_string()),
+                (labels::TARGET_VERSION.to_string(), t.to_string()),
+                (labels::STATUS.to_string(), "pending".to_string()),
+            ])
+        };
+        let g = Guard::of(&a("op", "1.34.2"));
+        assert!(g.holds(&a("op", "1.34.2")));
+        assert!(!g.holds(&a("op", "1.35.0")));
+        assert!(!g.holds(&a("op2", "1.34.2")));
+        assert!(!g.holds(&BTreeMap::new()));
+    }
+}

@@ -1,0 +1,312 @@
+//! One node's operation, from its assignment to its report: the step runner.
+//!
+//! [`reconcile`] is called with what the node looks like *now* (read from the
+//! apiserver, not a cache) and is told nothing about why it runs, so every
+//! call decides afresh:
+//!
+//! | node `status` | checkpoint of the assignment | what happens |
+//! |---|---|---|
+//! | none, `completed`, `failed`, unknown | — | nothing |
+//! | `pending`/`in-progress`, malformed assignment | — | `failed` + what is wrong |
+//! | `pending`/`in-progress` | none | `operation started`: `in-progress`, all steps |
+//! | `pending`/`in-progress` | steps done, no marker | resume at the first step not done |
+//! | `pending`/`in-progress` | `completed` | `completed` again, nothing runs |
+//! | `in-progress` | `failed` | `failed` again with the recorded error |
+//! | `pending` | `failed` | a **retry**: `failed` is removed, resume at the failed step |
+//!
+//! Why `pending` + `failed` means retry: the agent writes `in-progress` before
+//! its first step, so after a failure the node only says `pending` again when
+//! someone wrote it after the failure — the controller's retry
+//! (`cupcake.ricardomolendijk.com/retry=<node>` on the DirectUpdate) or a human
+//! following the runbook. Deleting the `failed` file by hand is then not needed
+//! (it is harmless). The retry resumes: steps done before the failure never run again.
+//!
+//! A step starts only after `in-progress` was written under the assignment's
+//! guard (see [`crate::node`]); after that the run goes to its end even if the
+//! assignment is cleared meanwhile (a half-upgraded host is worse than a
+//! finished one), reporting only while the assignment is still there. On
+//! shutdown the runner stops *between* steps; the checkpoint resumes it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use cupcake_api::protocol::AgentStatus;
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::Api;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::assignment::{Assignment, Observed, Role, observe};
+use crate::checkpoint::{Checkpoint, Metadata, Opened};
+use crate::executor::{Executor, Job, StepLog};
+use crate::node::{self, Guard, NodeView, Report, Written};
+use crate::steps::{Step, plan};
+
+/// Lines the runner writes to each step's log (tests count them).
+pub const LOG_STARTED: &str = "step started";
+pub const LOG_DONE: &str = "step done";
+pub const LOG_FAILED: &str = "step failed:";
+
+/// Everything one node's runner needs.
+pub struct NodeAgent<E> {
+    pub client: Client,
+    pub executor: Arc<E>,
+    /// The node this runner acts for.
+    pub node: String,
+    /// Its checkpoint root: `--state-dir`, or `<state-dir>/<node>` for `simulate --all-nodes`.
+    pub root: PathBuf,
+    /// Becomes `true` on SIGTERM/SIGINT.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for NodeAgent<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeAgent")
+            .field("executor", &self.executor)
+            .field("node", &self.node)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a [`reconcile`] call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do (or the assignment went away before a step started).
+    Idle,
+    /// Every step done and reported (now or before).
+    Completed,
+    /// A step (or the assignment) failed, and that was reported.
+    Failed,
+    /// Stopped between steps for shutdown; the checkpoint resumes it.
+    Abandoned,
+    /// A report could not be written: call again later (the checkpoint has the truth).
+    RetryLater,
+}
+
+/// Act on the node as it is now. See the module docs for the table.
+pub async fn reconcile<E: Executor>(agent: &NodeAgent<E>, view: &NodeView) -> Outcome {
+    let Observed::Assigned { status, assignment } = observe(&view.annotations) else {
+        return Outcome::Idle;
+    };
+    if !matches!(status, AgentStatus::Pending | AgentStatus::InProgress) {
+        return Outcome::Idle;
+    }
+    let run = Run {
+        agent,
+        api: Api::all(agent.client.clone()),
+        guard: Guard::of(&view.annotations),
+    };
+    let a = match assignment {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(node = %agent.node, "invalid assignment: {e}");
+            return run.fail(None, format!("invalid assignment: {e}")).await;
+        }
+    };
+    let role = Role::of(&view.labels);
+    let steps = match plan(role, a.mode, &a.components) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(node = %agent.node, "{a}: {e}");
+            return run.fail(None, format!("cannot run {a}: {e}")).await;
+        }
+    };
+    run.operation(&a, role, &steps, status).await
+}
+
+struct Run<'a, E> {
+    agent: &'a NodeAgent<E>,
+    api: Api<Node>,
+    guard: Guard,
+}
+
+impl<E: Executor> Run<'_, E> {
+    async fn operation(
+        &self,
+        a: &Assignment,
+        role: Role,
+        steps: &[Step],
+        status: AgentStatus,
+    ) -> Outcome {
+        let node = self.agent.node.as_str();
+        let ids: Vec<String> = steps.iter().map(Step::id).collect();
+        let want = Metadata {
+            operation_id: a.operation_id.clone(),
+            target_version: a.target.clone(),
+            components: a.components.clone(),
+            mode: a.mode,
+            node: node.to_string(),
+            role,
+            steps: ids.clone(),
+            started: Utc::now(),
+        };
+        let (mut cp, opened) = match Checkpoint::open(&self.agent.root, &want) {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(node, "{a}: checkpoint: {e}");
+                return self.fail(None, format!("checkpoint: {e}")).await;
+            }
+        };
+        if cp.is_completed() {
+            info!(node, operation = %a.operation_id, "{node}: {a} is already completed; reporting it again");
+            return self
+                .finish(Report::Completed {
+                    last_step: ids.last().cloned(),
+                })
+                .await;
+        }
+        let current = |cp: &Checkpoint| cp.next().and_then(|i| ids.get(i).cloned());
+        if let Some(failure) = cp.failure().map(str::to_string) {
+            if status != AgentStatus::Pending {
+                return self.fail(current(&cp), failure).await;
+            }
+            info!(node, operation = %a.operation_id,
+                "{node}: retrying {a} at step {} (it had failed: {failure})",
+                current(&cp).unwrap_or_default());
+            if let Err(e) = cp.clear_failure() {
+                return self.fail(current(&cp), format!("checkpoint: {e}")).await;
+            }
+        } else {
+            match &opened {
+                Opened::Created => info!(node, operation = %a.operation_id,
+                    target = %a.target, mode = %a.mode, role = %role,
+                    "{node}: operation started: {a}, {} steps", ids.len()),
+                Opened::Replaced { archived } => info!(node, operation = %a.operation_id,
+                    target = %a.target, mode = %a.mode, role = %role,
+                    "{node}: operation started: {a}, {} steps (the finished run of the earlier assignment is in {})",
+                    ids.len(), archived.display()),
+                Opened::Existing => info!(node, operation = %a.operation_id,
+                    "{node}: operation resumed at step {} ({} of {} done)",
+                    current(&cp).unwrap_or_default(), cp.done(), ids.len()),
+            }
+        }
+        // Start steps only while the assignment is ours.
+        match node::write(&self.api, node, &self.guard, &Report::Started).await {
+            Ok(Written::Yes) => {}
+            Ok(Written::NotOurs | Written::Gone) => {
+                info!(
+                    node,
+                    "{node}: the assignment went away before a step started; nothing done"
+                );
+                return Outcome::Idle;
+            }
+            Err(e) => {
+                warn!(
+                    node,
+                    "{node}: cannot report in-progress, will try again: {e}"
+                );
+                return Outcome::RetryLater;
+            }
+        }
+        let job = Job {
+            node,
+            role,
+            assignment: a,
+        };
+        let mut reporting = true;
+        while let Some(i) = cp.next() {
+            let step = &steps[i];
+            let id = step.id();
+            if *self.agent.shutdown.borrow() {
+                info!(
+                    node,
+                    "{node}: shutting down before step {id}; a restarted agent resumes there"
+                );
+                return Outcome::Abandoned;
+            }
+            if reporting {
+                reporting = self.progress(Report::Step(id.clone())).await;
+            }
+            if let Err(e) = cp.begin(i, Utc::now()) {
+                return self.fail(Some(id), format!("checkpoint: {e}")).await;
+            }
+            let mut log = StepLog::open(&cp.log_path(i));
+            log.line(&format!(
+                "{LOG_STARTED} ({} executor)",
+                self.agent.executor.name()
+            ));
+            info!(node, step = %id, "{node}: step {id} started");
+            match self.agent.executor.run_step(&job, step, &mut log).await {
+                Ok(()) => {
+                    log.line(LOG_DONE);
+                    if let Err(e) = cp.finish(i, Utc::now()) {
+                        return self.fail(Some(id), format!("checkpoint: {e}")).await;
+                    }
+                    info!(node, step = %id, "{node}: step {id} done");
+                }
+                Err(e) => {
+                    log.line(&format!("{LOG_FAILED} {e}"));
+                    let message = format!("step {id} failed: {e}");
+                    warn!(node, step = %id, "{node}: {message}");
+                    if let Err(ce) = cp.fail(&message) {
+                        warn!(node, "{node}: cannot record the failure: {ce}");
+                    }
+                    return self.fail(Some(id), message).await;
+                }
+            }
+        }
+        if let Err(e) = cp.complete(Utc::now()) {
+            return self
+                .fail(ids.last().cloned(), format!("checkpoint: {e}"))
+                .await;
+        }
+        info!(node, operation = %a.operation_id, "{node}: operation completed: {a}");
+        self.finish(Report::Completed {
+            last_step: ids.last().cloned(),
+        })
+        .await
+    }
+
+    /// A progress report; `false` once the assignment is no longer on the node
+    /// (the run goes on, silently).
+    async fn progress(&self, report: Report) -> bool {
+        let node = self.agent.node.as_str();
+        match node::write(&self.api, node, &self.guard, &report).await {
+            Ok(Written::Yes) => true,
+            Ok(Written::NotOurs | Written::Gone) => {
+                info!(
+                    node,
+                    "{node}: the assignment was cleared or replaced; finishing the steps without reporting"
+                );
+                false
+            }
+            Err(e) => {
+                warn!(node, "{node}: cannot report progress: {e}");
+                true
+            }
+        }
+    }
+
+    async fn fail(&self, step: Option<String>, message: String) -> Outcome {
+        self.finish(Report::Failed { step, message }).await
+    }
+
+    /// A final report: `Completed`/`Failed`, or `RetryLater` when it could not be written.
+    async fn finish(&self, report: Report) -> Outcome {
+        let node = self.agent.node.as_str();
+        let outcome = match report {
+            Report::Failed { .. } => Outcome::Failed,
+            _ => Outcome::Completed,
+        };
+        match node::write(&self.api, node, &self.guard, &report).await {
+            Ok(Written::Yes) => outcome,
+            Ok(Written::NotOurs | Written::Gone) => {
+                info!(
+                    node,
+                    "{node}: the assignment is no longer on the node; not reporting {report:?}"
+                );
+                outcome
+            }
+            Err(e) => {
+                warn!(
+                    node,
+                    "{node}: cannot report {report:?}, will try again: {e}"
+                );
+                Outcome::RetryLater
+            }
+        }
+    }
+}
