@@ -271,11 +271,23 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
             st.operation_id = Some(op.clone());
             st.phase = Some(Phase::InProgress);
             st.started_at = Some(now);
-            let steps: Vec<KubeVersion> = if input.spec.upgrade_path.is_empty() {
-                vec![input.spec.target_version.clone()]
-            } else {
-                input.spec.upgrade_path.clone()
-            };
+            // The hops: spec.upgradePath, else the control-plane stages' versions (a
+            // DirectUpdate the controller planned), else the target alone.
+            let mut steps: Vec<KubeVersion> = input.spec.upgrade_path.clone();
+            if steps.is_empty() {
+                for s in input
+                    .stages
+                    .iter()
+                    .filter(|s| s.kind == StageKind::ControlPlane)
+                {
+                    if !steps.contains(&s.version) {
+                        steps.push(s.version.clone());
+                    }
+                }
+            }
+            if steps.is_empty() {
+                steps.push(input.spec.target_version.clone());
+            }
             st.upgrade_path = Some(UpgradePathStatus {
                 current_version: input
                     .cluster

@@ -225,7 +225,11 @@ fn terminal(du: &DirectUpdate) -> bool {
     let st = du.status.as_ref();
     match st.and_then(|s| s.phase) {
         Some(Phase::Succeeded | Phase::Cancelled) => true,
-        Some(Phase::Failed) => !st.is_some_and(|s| s.nodes.values().any(|n| n.phase.is_active())),
+        // Failed is final unless nodes are still in flight or a retry is asked for.
+        Some(Phase::Failed) => {
+            !st.is_some_and(|s| s.nodes.values().any(|n| n.phase.is_active()))
+                && !du.annotations().contains_key(cupcake_api::labels::RETRY)
+        }
         _ => false,
     }
 }
