@@ -3,7 +3,10 @@
 //!
 //! Only the fields the planner needs are decoded; everything else in
 //! kubectl's output is skipped without being built, which keeps a
-//! 5,000-node snapshot fast to read.
+//! 5,000-node snapshot fast to read. JSON borrows its strings from the input;
+//! YAML in the block style kubectl prints goes through `yaml`, a reader of
+//! just that subset, and anything else (or any error) through `yaml_serde`,
+//! whose messages name the line and column.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -16,6 +19,8 @@ use cupcake_api::snapshot::{
     Role, Taint,
 };
 use serde::Deserialize;
+
+mod yaml;
 
 /// A snapshot that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -276,7 +281,12 @@ pub fn parse(text: &str, origin: &str) -> Result<ClusterSnapshot, SnapshotError>
             )
         })?
     } else {
-        yaml_serde::from_str(text).map_err(|e| invalid(origin, yaml_message(&e)))?
+        // kubectl's YAML takes the fast path; anything else (and every error,
+        // with its line and column) comes from the full parser.
+        match yaml::from_str(text) {
+            Some(list) => list,
+            None => yaml_serde::from_str(text).map_err(|e| invalid(origin, yaml_message(&e)))?,
+        }
     };
     from_list(list, origin)
 }
@@ -538,4 +548,48 @@ fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
         max_unavailable: item.spec.max_unavailable,
         status,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+
+    /// kubectl-shaped YAML: the example fleet's and a synthetic cluster printed by yaml_serde.
+    fn kubectl_yaml() -> Vec<String> {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/fleet/clusters/demo/snapshot.yaml");
+        let json = crate::synth::kubectl_json(40, 5, 8, "1.33.4");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        vec![
+            std::fs::read_to_string(example).unwrap(),
+            yaml_serde::to_string(&value).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn kubectl_yaml_takes_the_fast_path_and_reads_the_same() {
+        for text in kubectl_yaml() {
+            let fast: RawList = yaml::from_str(&text).expect("the fast path reads kubectl's YAML");
+            let full: RawList = yaml_serde::from_str(&text).unwrap();
+            assert_eq!(
+                from_list(fast, "fast").unwrap(),
+                from_list(full, "full").unwrap()
+            );
+            let fast: serde_json::Value = yaml::from_str(&text).unwrap();
+            let full: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+            assert_eq!(fast, full);
+        }
+    }
+
+    #[test]
+    fn yaml_outside_the_fast_path_still_reads() {
+        // An anchor and a folded scalar: the full parser reads these.
+        let text = "apiVersion: v1\nkind: List\nitems:\n- kind: Node\n  metadata:\n    name: &n n1\n    labels: {a: b}\n    annotations:\n      note: >\n        folded\n  status:\n    nodeInfo:\n      kubeletVersion: v1.33.4\n";
+        assert!(yaml::from_str::<RawList>(text).is_none());
+        let s = parse(text, "t.yaml").unwrap();
+        assert_eq!(s.nodes[0].name, "n1");
+        assert_eq!(s.nodes[0].labels["a"], "b");
+    }
 }

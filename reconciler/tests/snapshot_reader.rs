@@ -116,6 +116,30 @@ fn truncated_and_foreign_input_is_a_clear_error() {
 }
 
 #[test]
+fn yaml_and_json_of_a_large_cluster_read_the_same() {
+    // The block-style YAML kubectl prints takes a fast path; it must read as JSON does.
+    let json = cupcake_reconciler::synth::kubectl_json(300, 6, 30, "1.33.4");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let yaml = yaml_serde::to_string(&value).unwrap();
+    let s = parse(&yaml, "big.yaml").unwrap();
+    assert_eq!(s, parse(&json, "big.json").unwrap());
+    assert_eq!(s.nodes.len(), 300);
+}
+
+#[test]
+fn yaml_cut_mid_line_names_the_file_and_line() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    // Cut inside a quoted scalar, as an interrupted `kubectl ... > file` can.
+    let at = text.find("ttl: '").unwrap() + "ttl: '".len();
+    let line = text[..at].lines().count();
+    let err = parse(&text[..at], "cut.yaml").unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("cut.yaml: line {line} column ")),
+        "{err}"
+    );
+}
+
+#[test]
 fn legacy_master_label_and_kubectl_single_kind_lists() {
     let text = r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":""},"items":[
       {"apiVersion":"v1","kind":"Node","metadata":{"name":"m1","labels":{"node-role.kubernetes.io/master":""}},
