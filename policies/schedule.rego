@@ -64,3 +64,12 @@ matches_pattern(v, p) if {
 		x in {"x", vs[i]}
 	}
 }
+
+# A window without mustFinish still says when the plan will run past its end.
+warn contains {"id": "schedule.estimate-overruns-window", "msg": msg} if {
+	upgrading
+	w := input.schedule.activeWindow
+	not w.mustFinish
+	input.plan.estimate.seconds > input.schedule.remainingSeconds
+	msg := sprintf("the plan's estimate (%ds) is longer than the %ds left in the current window (closes %s): nodes will still be upgraded after it closes; set mustFinish: true on the window to wait for one long enough", [input.plan.estimate.seconds, input.schedule.remainingSeconds, w.end])
+}

@@ -84,3 +84,10 @@ test_target_outside_the_version_pattern_denies_forceably if {
 test_no_version_pattern_no_finding if {
 	not "schedule.target-version-pattern" in denies(base)
 }
+
+test_estimate_overrunning_a_window_warns if {
+	inp := object.union(base, {"plan": {"estimate": {"seconds": 99999}}})
+	f := finding(cupcake.warn, "schedule.estimate-overruns-window") with input as inp
+	contains(f.msg, "99999s")
+	not "schedule.estimate-overruns-window" in warns(base)
+}

@@ -27,6 +27,9 @@ pub struct PlanReport {
     pub decision: Decision,
     /// The DirectUpdate that would be applied; null when up to date or denied.
     pub direct_update: Option<DirectUpdate>,
+    /// The maintenance schedule at `now` (the window open now and when it closes, the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::ScheduleEval>,
 }
 
 impl PlanReport {

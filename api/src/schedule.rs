@@ -195,7 +195,7 @@ pub struct UpdatePolicy {
 // ---- The schedule evaluated at one instant (a published contract: `input.schedule`).
 
 /// One opening of a window: `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowSpan {
     /// Which window of `spec.windows` (the seed's `maintenanceWindow` counts as the last).
@@ -206,6 +206,13 @@ pub struct WindowSpan {
     pub end: DateTime<Utc>,
     /// The window is marked `mustFinish`: the plan's estimate must fit before `end`.
     pub must_finish: bool,
+    /// The window's own IANA time zone (`timeZone`, default UTC), for showing its times.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
 }
 
 /// An exclusion that is active at `now`.

@@ -150,6 +150,7 @@ impl PassOutcome {
             plan: self.outcome.plan.clone(),
             decision: self.decision.clone(),
             direct_update: self.direct_update.clone(),
+            schedule: Some(self.input.schedule.clone()),
         }
     }
 }

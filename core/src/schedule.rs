@@ -269,6 +269,12 @@ fn local_instant(tz: Tz, date: NaiveDate, minutes: u32) -> Option<DateTime<Utc>>
 }
 
 impl CompiledWindow {
+    fn tz(&self) -> Tz {
+        match self {
+            Self::Cron { tz, .. } | Self::Days { tz, .. } => *tz,
+        }
+    }
+
     fn must_finish(&self) -> bool {
         match self {
             Self::Cron { must_finish, .. } | Self::Days { must_finish, .. } => *must_finish,
@@ -467,6 +473,7 @@ impl Compiled {
                     start: s,
                     end: e,
                     must_finish: w.must_finish(),
+                    time_zone: w.tz().name().to_string(),
                 })
             })
             .max_by_key(|w| (w.end, std::cmp::Reverse(w.index)));
@@ -479,6 +486,7 @@ impl Compiled {
                     start: s,
                     end: e,
                     must_finish: w.must_finish(),
+                    time_zone: w.tz().name().to_string(),
                 })
             })
             .min_by_key(|w| (w.start, w.index));
@@ -505,7 +513,7 @@ impl Compiled {
             suspended: self.suspended,
             windows: windows.len(),
             in_window: windows.is_empty() || active_window.is_some(),
-            remaining_seconds: active_window.map(|w| (w.end - now).num_seconds()),
+            remaining_seconds: active_window.as_ref().map(|w| (w.end - now).num_seconds()),
             active_window,
             next_window,
             active_exclusions,

@@ -112,6 +112,45 @@ fn verdict_line(r: &PlanReport) -> String {
     s
 }
 
+/// `2026-11-28 03:00 Europe/Amsterdam (02:00 UTC)`: a time in its window's zone and in UTC.
+fn local_and_utc(t: chrono::DateTime<chrono::Utc>, tz: &str) -> String {
+    let utc = t.format("%Y-%m-%d %H:%M UTC").to_string();
+    match tz.parse::<chrono_tz::Tz>() {
+        Ok(z) if tz != "UTC" => format!(
+            "{} {tz} ({})",
+            t.with_timezone(&z).format("%Y-%m-%d %H:%M"),
+            t.format("%H:%M UTC")
+        ),
+        _ => utc,
+    }
+}
+
+/// The maintenance window at `now`, in the window's own time zone and UTC.
+fn window_line(r: &PlanReport) -> Option<String> {
+    let s = r.schedule.as_ref()?;
+    if !s.configured || s.windows == 0 {
+        return Some("no maintenance window configured (upgrades may start any time)".into());
+    }
+    if let Some(w) = &s.active_window {
+        let left = s.remaining_seconds.unwrap_or(0).max(0) as u64;
+        return Some(format!(
+            "open now (windows[{}]), closes {}, in {}",
+            w.index,
+            local_and_utc(w.end, &w.time_zone),
+            duration(left)
+        ));
+    }
+    Some(match &s.next_window {
+        Some(w) => format!(
+            "closed; the next (windows[{}]) opens {} and closes {}",
+            w.index,
+            local_and_utc(w.start, &w.time_zone),
+            local_and_utc(w.end, &w.time_zone)
+        ),
+        None => "closed; none opens within a year".into(),
+    })
+}
+
 /// The human-readable summary.
 pub fn text(r: &PlanReport) -> String {
     let mut o = String::new();
@@ -125,6 +164,9 @@ pub fn text(r: &PlanReport) -> String {
         let _ = writeln!(o, "Revision: {rev}");
     }
     let _ = writeln!(o, "Verdict: {}", verdict_line(r));
+    if let Some(w) = window_line(r) {
+        let _ = writeln!(o, "Window: {w}");
+    }
     let (apis, kubelets) = current_text(&r.current);
     let _ = writeln!(o, "Control plane: {apis}");
     let _ = writeln!(o, "Kubelets: {kubelets}");
@@ -204,6 +246,9 @@ pub fn markdown(r: &PlanReport) -> String {
             .map(|v| format!(" at `{v}`"))
             .unwrap_or_default()
     );
+    if let Some(w) = window_line(r) {
+        let _ = writeln!(o, "Maintenance window: {w}\n");
+    }
     if !r.decision.findings.is_empty() {
         let _ = writeln!(
             o,

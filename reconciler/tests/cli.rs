@@ -495,11 +495,20 @@ fn output_explains_the_decision() {
         text.contains("DirectUpdate: none now (would create demo-1-34-2-"),
         "{text}"
     );
+    // The window, in its own time zone and UTC.
+    assert!(
+        text.contains("Window: closed; the next (windows[0]) opens 2026-11-28 02:00 Europe/Amsterdam (01:00 UTC)"),
+        "{text}"
+    );
     // Allowed: it is named; the markdown lists every batch, folded.
     let (_, text) = plan_in(&repo().join("examples/fleet"), IN_WINDOW, &[]);
     assert!(
         text.lines()
             .any(|l| l.starts_with("DirectUpdate: demo-1-34-2-")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Window: open now (windows[0]), closes 2026-11-28 06:00 Europe/Amsterdam (05:00 UTC), in 2h30m"),
         "{text}"
     );
     let (_, md) = plan_in(
