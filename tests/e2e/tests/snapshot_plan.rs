@@ -157,9 +157,15 @@ async fn snapshot_and_live_plans_agree_with_kubectl() {
     let a = plan_json(fleet.path(), &["--snapshot", snap.to_str().unwrap()]);
     let b = plan_json(fleet.path(), &["--snapshot", via_kubectl.to_str().unwrap()]);
     let live = plan_json(fleet.path(), &["--kubeconfig", &kc]);
+    // `--live` finds the cluster like kubectl: $KUBECONFIG (set by `cupcake()`).
+    let live_env = plan_json(fleet.path(), &["--live"]);
     for key in ["current", "plan", "target", "upToDate"] {
         assert_eq!(a[key], b[key], "{key}: cupcake snapshot vs kubectl");
         assert_eq!(a[key], live[key], "{key}: snapshot vs live");
+        assert_eq!(
+            a[key], live_env[key],
+            "{key}: snapshot vs live from $KUBECONFIG"
+        );
     }
     assert_eq!(
         a["directUpdate"]["metadata"]["name"],
