@@ -6,11 +6,58 @@
 #
 #   tests/run-all.sh            everything
 #   CUPCAKE_SKIP_LINT=1 ...     skip fmt/clippy (local iteration only)
+#
+# Its last line, pass or fail, is `N passed, N failed`: the sum of every
+# `cargo test` run's `test result:` lines (unit, integration, doc-tests, e2e).
+# A failing step that prints no failed test (a build error, fmt, clippy, a
+# crashed test binary, the control plane) counts as 1 failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 start=$(date +%s)
 say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+# Every `cargo test` goes through run_tests: shown as it runs, and kept for the summary.
+test_log=$(mktemp "${TMPDIR:-/tmp}/cupcake-tests.XXXXXX")
+run_tests() { cargo test "$@" 2>&1 | tee -a "$test_log"; }
+
+# `N passed, N failed` summed over libtest's closing lines, whole lines only (not
+# a test's own output that happens to start the same way):
+#   test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.31s
+result_line='s/^test result: (ok|FAILED)\. ([0-9]+) passed; ([0-9]+) failed; [0-9]+ ignored; [0-9]+ measured; [0-9]+ filtered out; finished in [0-9.]+s$/\2 \3/p'
+summary() {
+  local rc=$1 passed=0 failed=0 p f
+  while read -r p f; do
+    passed=$((passed + p))
+    failed=$((failed + f))
+  done < <(sed -nE "$result_line" "$test_log")
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    echo "a step failed (exit $rc) without a failed test: counted as 1 failed" >&2
+    failed=1
+  fi
+  echo "$passed passed, $failed failed"
+}
+
+# On any exit: stop the control plane if one was started, then the summary line, last.
+state=""
+finish() {
+  local rc=$?
+  trap - EXIT
+  if [ -n "$state" ]; then
+    tests/harness/down.sh --dir "$state" >/dev/null 2>&1 || true
+    if [ $rc -ne 0 ]; then
+      echo "control-plane logs kept in $state/logs" >&2
+    else
+      rm -rf "$state"
+    fi
+  fi
+  summary "$rc"
+  rm -f "$test_log"
+  exit $rc
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Heavy build outputs live outside the checkout so clean clones stay fast.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cupcake-target}"
@@ -48,28 +95,17 @@ export PATH="$bin_dir:$PATH"
 export CUPCAKE_REQUIRE_OPA=1
 
 say "unit and integration tests"
-cargo test --quiet                    # default members: everything but tests/e2e
+run_tests --quiet                     # default members: everything but tests/e2e
 cargo build --quiet --bin cupcake --bin cupcake-agent   # the e2e tests run the real binaries
 
 say "start the control plane"
 state=$(mktemp -d "${TMPDIR:-/tmp}/cupcake-ci.XXXXXX")
-cleanup() {
-  rc=$?
-  tests/harness/down.sh --dir "$state" >/dev/null 2>&1 || true
-  if [ $rc -ne 0 ]; then
-    echo "control-plane logs kept in $state/logs" >&2
-  else
-    rm -rf "$state"
-  fi
-  exit $rc
-}
-trap cleanup EXIT INT TERM
 tests/harness/up.sh --dir "$state" --scheduler >"$state/up.out"
 export CUPCAKE_HARNESS_DIR="$state"
 export KUBECONFIG="$state/kubeconfig"
 kubectl version 2>/dev/null | sed 's/^/  /'
 
 say "end-to-end tests"
-cargo test -p cupcake-e2e --quiet -- --test-threads=2
+run_tests -p cupcake-e2e --quiet -- --test-threads=2
 
 say "done: all tests passed"
