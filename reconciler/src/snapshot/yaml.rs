@@ -2,20 +2,21 @@
 //!
 //! A general YAML parser spends most of a 20 MB snapshot in its scanner; the
 //! YAML kubectl prints uses a small part of the language: block mappings and
-//! sequences, one-line plain and quoted scalars, literal block scalars (`|`)
-//! and the empty flow collections `{}` and `[]`. This module reads exactly that
+//! sequences, plain and quoted scalars (folded over lines past 80 columns, as
+//! go-yaml prints long strings), literal block scalars (`|`) and the empty
+//! flow collections `{}` and `[]`. This module reads exactly that
 //! subset into a flat list of events (a line at a time) and deserializes from
 //! them with the same scalar rules as `yaml_serde`, borrowing strings from the
 //! input where it can.
 //!
 //! It never reports an error of its own: on anything outside the subset (an
-//! anchor, a tag, a folded or multi-line scalar, a flow collection with
-//! content, a comment after a quoted scalar, tabs, odd indentation…) and on
+//! anchor, a tag, a `>` scalar, a flow collection with content, tabs,
+//! carriage returns, odd indentation…) and on
 //! anything the target type rejects, it answers `None`, and the caller parses
 //! the text again with the full parser, whose result (and error message, with
 //! its line and column) is then the answer. So the subset only has to be read
 //! *correctly*, never *completely*: whatever it accepts, it reads the way
-//! `yaml_serde` does, and `tests` in `snapshot.rs` compare the two.
+//! `yaml_serde` does, and the tests here and in `snapshot.rs` compare the two.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -87,8 +88,10 @@ enum Kind {
     Plain,
     /// A quoted scalar without escapes, `at..at + len` of the input.
     Quoted,
-    /// A scalar unlike its text in the input: the owned string number `at`.
+    /// A quoted or block scalar unlike its text in the input: the owned string number `at`.
     Owned,
+    /// A plain scalar over several lines: the owned string number `at`.
+    OwnedPlain,
 }
 
 /// An event as the deserializer reads it.
@@ -175,9 +178,10 @@ impl<'a> Parser<'a> {
                     (kind, at, s.len())
                 }
             }
-            Ev::Scalar(Cow::Owned(s), _) => {
+            Ev::Scalar(Cow::Owned(s), plain) => {
                 self.owned.push(s);
-                (Kind::Owned, self.owned.len() - 1, 0)
+                let kind = if plain { Kind::OwnedPlain } else { Kind::Owned };
+                (kind, self.owned.len() - 1, 0)
             }
         };
         // In range: document() takes no input of 4 GiB or more.
@@ -350,13 +354,17 @@ impl<'a> Parser<'a> {
     fn scalar_inline(&mut self, text: &'a str, parent: isize) -> Result<()> {
         let b = text.as_bytes();
         let ev = match b[0] {
-            b'"' => {
-                let (v, rest) = double_quoted(text)?;
-                end_of_line(rest)?;
-                Ev::Scalar(v, false)
-            }
-            b'\'' => {
-                let (v, rest) = single_quoted(text)?;
+            b'"' | b'\'' => {
+                let double = b[0] == b'"';
+                let one_line = if double {
+                    double_quoted(text)?
+                } else {
+                    single_quoted(text)?
+                };
+                let (v, rest) = match one_line {
+                    Some(v) => v,
+                    None => self.quoted_lines(text, parent, double)?,
+                };
                 end_of_line(rest)?;
                 Ev::Scalar(v, false)
             }
@@ -379,10 +387,128 @@ impl<'a> Parser<'a> {
                 self.emit(start);
                 end
             }
-            _ => Ev::Scalar(Cow::Borrowed(plain(text)?), true),
+            _ => {
+                let v = plain(text)?;
+                // After a comment nothing continues the scalar.
+                let commented = v.len() < text.trim_end_matches(' ').len();
+                let v = if commented {
+                    Cow::Borrowed(v)
+                } else {
+                    self.plain_lines(v, parent)?
+                };
+                Ev::Scalar(v, true)
+            }
         };
         self.emit(ev);
         Ok(())
+    }
+
+    /// A plain scalar whose first line is `first`, with the lines that continue
+    /// it (more indented than `parent`) folded in: a line break is a space,
+    /// and n blank lines are n line feeds.
+    fn plain_lines(&mut self, first: &'a str, parent: isize) -> Result<Cow<'a, str>> {
+        let mut out: Option<String> = None;
+        let mut pos = self.pos;
+        let mut blanks = 0;
+        while pos < self.src.len() {
+            // Mostly the next line is a sibling or a parent's: tell from its
+            // indentation alone, before looking for its end.
+            let bytes = &self.src.as_bytes()[pos..];
+            let spaces = bytes.iter().take_while(|&&b| b == b' ').count();
+            if (spaces as isize) <= parent && bytes.get(spaces).is_some_and(|&b| b != b'\n') {
+                break;
+            }
+            let (line, next) = self.raw_line(pos);
+            let text = line.trim_start_matches(' ');
+            if text.is_empty() {
+                blanks += 1;
+                pos = next;
+                continue;
+            }
+            let indent = line.len() - text.len();
+            if (indent as isize) <= parent || text.starts_with('#') {
+                break;
+            }
+            if indent == 0 || text.contains(" #") {
+                return Err(Unsupported);
+            }
+            let more = plain(text)?;
+            let s = out.get_or_insert_with(|| first.to_string());
+            if blanks == 0 {
+                s.push(' ');
+            }
+            for _ in 0..blanks {
+                s.push('\n');
+            }
+            s.push_str(more);
+            blanks = 0;
+            pos = next;
+            self.pos = next;
+        }
+        Ok(out.map_or(Cow::Borrowed(first), Cow::Owned))
+    }
+
+    /// A quoted scalar not closed on its first line, `text` starting at its
+    /// opening quote: its value, folded as YAML folds flow scalars (a line
+    /// break is a space, n blank lines are n line feeds, spaces around a break
+    /// go, `\` before a break in a double-quoted scalar joins the lines), and
+    /// the rest of the line that closes it. Every line it spans is more
+    /// indented than `parent`.
+    fn quoted_lines(
+        &mut self,
+        text: &'a str,
+        parent: isize,
+        double: bool,
+    ) -> Result<(Cow<'a, str>, &'a str)> {
+        let mut out = String::new();
+        let mut seg = &text[1..];
+        loop {
+            // `seg` runs to the end of its line, unclosed.
+            let trimmed = seg.trim_end_matches(' ');
+            let backslashes = trimmed.len() - trimmed.trim_end_matches('\\').len();
+            let joined = double && backslashes % 2 == 1;
+            if joined && trimmed.len() < seg.len() {
+                // An escaped space before trailing spaces: left to the full parser.
+                return Err(Unsupported);
+            }
+            let body = if joined {
+                &trimmed[..trimmed.len() - 1]
+            } else {
+                trimmed
+            };
+            unquote_into(body, double, &mut out)?;
+            let mut blanks = 0;
+            let next_line = loop {
+                if self.pos >= self.src.len() {
+                    return Err(Unsupported);
+                }
+                let (line, next) = self.raw_line(self.pos);
+                self.pos = next;
+                let l = line.trim_start_matches(' ');
+                if l.is_empty() {
+                    blanks += 1;
+                    continue;
+                }
+                let indent = line.len() - l.len();
+                if indent == 0 || (indent as isize) <= parent {
+                    return Err(Unsupported);
+                }
+                break l;
+            };
+            match (joined, blanks) {
+                (true, 0) => {}
+                (true, _) => return Err(Unsupported),
+                (false, 0) => out.push(' '),
+                (false, n) => out.extend(std::iter::repeat_n('\n', n)),
+            }
+            match close_at(next_line, double) {
+                Some(i) => {
+                    unquote_into(&next_line[..i], double, &mut out)?;
+                    return Ok((Cow::Owned(out), &next_line[i + 1..]));
+                }
+                None => seg = next_line,
+            }
+        }
     }
 
     /// The content of a literal block scalar whose header line has been read,
@@ -490,10 +616,14 @@ fn has_unsupported_bytes(b: &[u8]) -> bool {
 fn split_key(text: &str) -> Result<Option<(Ev<'_>, &str)>> {
     let b = text.as_bytes();
     if b[0] == b'"' || b[0] == b'\'' {
-        let (key, rest) = if b[0] == b'"' {
+        let one_line = if b[0] == b'"' {
             double_quoted(text)?
         } else {
             single_quoted(text)?
+        };
+        // Not closed on this line: a multi-line scalar, never a key.
+        let Some((key, rest)) = one_line else {
+            return Ok(None);
         };
         let rest = rest.trim_start_matches(' ');
         return Ok(match rest.strip_prefix(':') {
@@ -579,14 +709,15 @@ fn end_of_line(rest: &str) -> Result<()> {
     }
 }
 
-/// A single-quoted scalar closed on this line, and the rest of the line.
-fn single_quoted(text: &str) -> Result<(Cow<'_, str>, &str)> {
+/// A single-quoted scalar closed on this line and the rest of the line, or
+/// `None` if the line does not close it.
+fn single_quoted(text: &str) -> Result<Option<(Cow<'_, str>, &str)>> {
     let body = &text[1..];
     let mut owned: Option<String> = None;
     let mut i = 0;
     loop {
         let Some(off) = body[i..].find('\'') else {
-            return Err(Unsupported);
+            return Ok(None);
         };
         let at = i + off;
         if body.as_bytes().get(at + 1) == Some(&b'\'') {
@@ -603,19 +734,20 @@ fn single_quoted(text: &str) -> Result<(Cow<'_, str>, &str)> {
             }
             None => Cow::Borrowed(&body[..at]),
         };
-        return Ok((v, &body[at + 1..]));
+        return Ok(Some((v, &body[at + 1..])));
     }
 }
 
-/// A double-quoted scalar closed on this line, and the rest of the line.
-fn double_quoted(text: &str) -> Result<(Cow<'_, str>, &str)> {
+/// A double-quoted scalar closed on this line and the rest of the line, or
+/// `None` if the line does not close it.
+fn double_quoted(text: &str) -> Result<Option<(Cow<'_, str>, &str)>> {
     let body = &text[1..];
     let b = body.as_bytes();
     let mut owned: Option<String> = None;
     let mut i = 0;
     loop {
         let Some(off) = body[i..].find(['"', '\\']) else {
-            return Err(Unsupported);
+            return Ok(None);
         };
         let at = i + off;
         if b[at] == b'"' {
@@ -626,53 +758,104 @@ fn double_quoted(text: &str) -> Result<(Cow<'_, str>, &str)> {
                 }
                 None => Cow::Borrowed(&body[..at]),
             };
-            return Ok((v, &body[at + 1..]));
+            return Ok(Some((v, &body[at + 1..])));
+        }
+        if at + 1 == b.len() {
+            // A `\` before the line break: the scalar goes on.
+            return Ok(None);
         }
         let s = owned.get_or_insert_with(String::new);
         s.push_str(&body[i..at]);
-        let Some(&e) = b.get(at + 1) else {
-            return Err(Unsupported);
-        };
-        let mut next = at + 2;
-        let c = match e {
-            b'0' => '\0',
-            b'a' => '\x07',
-            b'b' => '\x08',
-            b't' => '\t',
-            b'n' => '\n',
-            b'v' => '\x0b',
-            b'f' => '\x0c',
-            b'r' => '\r',
-            b'e' => '\x1b',
-            b' ' => ' ',
-            b'"' => '"',
-            b'/' => '/',
-            b'\\' => '\\',
-            b'N' => '\u{85}',
-            b'_' => '\u{a0}',
-            b'L' => '\u{2028}',
-            b'P' => '\u{2029}',
-            b'x' | b'u' | b'U' => {
-                let len = match e {
-                    b'x' => 2,
-                    b'u' => 4,
-                    _ => 8,
-                };
-                let hex = body.get(at + 2..at + 2 + len).ok_or(Unsupported)?;
-                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
-                    return Err(Unsupported);
-                }
-                next = at + 2 + len;
-                u32::from_str_radix(hex, 16)
-                    .ok()
-                    .and_then(char::from_u32)
-                    .ok_or(Unsupported)?
-            }
-            _ => return Err(Unsupported),
-        };
+        let (c, next) = escape(body, at)?;
         s.push(c);
         i = next;
     }
+}
+
+/// Where a line of a quoted scalar closes it, if it does.
+fn close_at(line: &str, double: bool) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if double => i += 2,
+            b'"' if double => return Some(i),
+            b'\'' if !double => {
+                if b.get(i + 1) == Some(&b'\'') {
+                    i += 2;
+                } else {
+                    return Some(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A stretch of a quoted scalar without its closing quote, unescaped onto `out`.
+fn unquote_into(seg: &str, double: bool, out: &mut String) -> Result<()> {
+    if !double {
+        out.push_str(&seg.replace("''", "'"));
+        return Ok(());
+    }
+    let mut i = 0;
+    while let Some(off) = seg[i..].find('\\') {
+        let at = i + off;
+        out.push_str(&seg[i..at]);
+        let (c, next) = escape(seg, at)?;
+        out.push(c);
+        i = next;
+    }
+    out.push_str(&seg[i..]);
+    Ok(())
+}
+
+/// The escape sequence at `at` (a `\`) of a double-quoted scalar: its character
+/// and the offset after it.
+fn escape(body: &str, at: usize) -> Result<(char, usize)> {
+    let b = body.as_bytes();
+    let Some(&e) = b.get(at + 1) else {
+        return Err(Unsupported);
+    };
+    let mut next = at + 2;
+    let c = match e {
+        b'0' => '\0',
+        b'a' => '\x07',
+        b'b' => '\x08',
+        b't' => '\t',
+        b'n' => '\n',
+        b'v' => '\x0b',
+        b'f' => '\x0c',
+        b'r' => '\r',
+        b'e' => '\x1b',
+        b' ' => ' ',
+        b'"' => '"',
+        b'/' => '/',
+        b'\\' => '\\',
+        b'N' => '\u{85}',
+        b'_' => '\u{a0}',
+        b'L' => '\u{2028}',
+        b'P' => '\u{2029}',
+        b'x' | b'u' | b'U' => {
+            let len = match e {
+                b'x' => 2,
+                b'u' => 4,
+                _ => 8,
+            };
+            let hex = body.get(at + 2..at + 2 + len).ok_or(Unsupported)?;
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return Err(Unsupported);
+            }
+            next = at + 2 + len;
+            u32::from_str_radix(hex, 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or(Unsupported)?
+        }
+        _ => return Err(Unsupported),
+    };
+    Ok((c, next))
 }
 
 /// The events as a serde `Deserializer`, with `yaml_serde`'s rules.
@@ -701,7 +884,10 @@ impl<'e, 'a> Events<'e, 'a> {
             Kind::SeqEnd => Tok::SeqEnd,
             Kind::Plain => Tok::Scalar(Text::Input(input()?), true),
             Kind::Quoted => Tok::Scalar(Text::Input(input()?), false),
-            Kind::Owned => Tok::Scalar(Text::Owned(self.owned.get(at).ok_or(Unsupported)?), false),
+            Kind::Owned | Kind::OwnedPlain => Tok::Scalar(
+                Text::Owned(self.owned.get(at).ok_or(Unsupported)?),
+                p.kind == Kind::OwnedPlain,
+            ),
         })
     }
 
@@ -714,7 +900,7 @@ impl<'e, 'a> Events<'e, 'a> {
             match p.kind {
                 Kind::MapStart | Kind::SeqStart => depth += 1,
                 Kind::MapEnd | Kind::SeqEnd => depth = depth.checked_sub(1).ok_or(Unsupported)?,
-                Kind::Plain | Kind::Quoted | Kind::Owned => {}
+                Kind::Plain | Kind::Quoted | Kind::Owned | Kind::OwnedPlain => {}
             }
             if depth == 0 {
                 return Ok(());
@@ -1117,6 +1303,16 @@ mod tests {
             "a: 1\n\n\nb:   2   \n# trailing comment\n",
             "- -9223372036854775808\n- 18446744073709551615\n",
             "k: é ü 日本 😀\n",
+            // Long strings as kubectl (go-yaml) folds them at 80 columns.
+            "a: this is\n  continued\n    and again\n\n  after a blank\nb: 1\n",
+            "- plain\n  continued\n- x\n",
+            "k:\n  value on\n  two lines\n",
+            "a: 'open\n  quote'\n",
+            "a: 'it''s\n\n\n  two '' lines'   # c\n",
+            "status:\n  conditions:\n  - message: '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes\n      are available: 3 No preemption victims found for incoming pod.'\n    reason: Unschedulable\n",
+            "a: \"double \\\n  joined\"\nb: \"folded \\t\n   line \\\"q\\\"\"\n",
+            "a: \"x\n  \\ y\"\n",
+            "a: \"x\n\n  y\"\n",
         ];
         for text in accepted {
             assert!(agrees(text), "not accepted:\n{text}");
@@ -1128,8 +1324,13 @@ mod tests {
             "a: !!str 1\n",
             "a: {b: 1}\n",
             "a: [1, 2]\n",
-            "a: this is\n  continued\n",
-            "a: 'open\n  quote'\n",
+            "a: x\n  y: z\n",
+            "a: x\n  - y\n",
+            "a: x # c\n  y\n",
+            "a: 'unterminated\n",
+            "a: 'x\nb: y'\n",
+            "- 'x\n- y'\n",
+            "a: \"x\\ \n  y\"\n",
             "a: >\n  folded\n",
             "a: |2\n    explicit\n",
             "a:\tb\n",
@@ -1151,6 +1352,62 @@ mod tests {
         }
     }
 
+    /// Scalars folded over lines at random, in each style and at a few depths.
+    #[test]
+    fn random_folded_scalars_read_as_yaml_serde_does() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const WORDS: [&str; 12] = [
+            "word",
+            "two words",
+            "a:b",
+            "x#y",
+            "-dash",
+            "it''s",
+            "\\t",
+            "\\\"",
+            "é",
+            "0",
+            "true",
+            "end",
+        ];
+        const BREAKS: [&str; 7] = [" ", "\n", "\n\n", "  \n", "\n \n", "\\\n", "\n\\ "];
+        let (mut accepted, mut multi) = (0, 0);
+        for _ in 0..5000 {
+            let (open, close) = [("", ""), ("'", "'"), ("\"", "\"")][rnd(3)];
+            let (head, indent) = [
+                ("k: ", "  "),
+                ("- ", "  "),
+                ("a:\n  b: ", "    "),
+                ("a:\n- k: ", "    "),
+            ][rnd(4)];
+            let mut text = format!("{head}{open}");
+            for i in 0..1 + rnd(5) {
+                if i > 0 {
+                    let brk = BREAKS[rnd(BREAKS.len())];
+                    text.push_str(&brk.replace('\n', &format!("\n{indent}")));
+                }
+                text.push_str(WORDS[rnd(WORDS.len())]);
+            }
+            text.push_str(close);
+            text.push_str(["", " # c", "  "][rnd(3)]);
+            text.push_str("\nz: 1\n");
+            if agrees(&text) {
+                accepted += 1;
+                multi += usize::from(text.lines().count() > 3);
+            }
+        }
+        assert!(
+            multi > 500,
+            "{accepted} accepted, {multi} over several lines"
+        );
+    }
+
     /// Random values printed by yaml_serde (block style, like kubectl's) read back the same.
     #[test]
     fn random_documents_round_trip() {
@@ -1161,7 +1418,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        const WORDS: [&str; 24] = [
+        const WORDS: [&str; 27] = [
             "plain",
             "true",
             "null",
@@ -1186,6 +1443,9 @@ mod tests {
             "{}",
             "[a]",
             "&a",
+            "a long sentence that goes on past the eighty columns at which a YAML printer may fold it",
+            "'quoted: and long' so that the printer has to quote it and may fold it over two lines or more",
+            "long with\nbreaks and an escape \u{1} in a sentence that goes on past the eighty columns",
         ];
         fn value(rnd: &mut impl FnMut(u64) -> u64, depth: u32) -> Value {
             match if depth > 3 { rnd(4) } else { rnd(7) } {
