@@ -716,14 +716,9 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                 .filter(|(_, s)| s.phase.is_active())
                 .map(|(n, _)| n)
                 .collect();
-            format!(
-                "upgrading {}",
-                active
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            let mut active = active;
+            active.sort_by(|a, b| crate::plan::natural_cmp(a, b));
+            format!("upgrading {}", crate::plan::list_names(&active))
         }));
         if requeue.is_none() {
             wake(POLL, &mut requeue);
