@@ -3,24 +3,70 @@
 # 3 control-plane + N-3 workers at v1.33.4), a hand-written DirectUpdate to 1.34.2 with
 # `concurrency: C` (default 50), `cupcake run --rollout-only` and `cupcake-agent simulate
 # --all-nodes` with S-second steps (default 1s). Prints:
-#   makespan, the lower bound ceil(workers / C) x node time + control-plane nodes x node time,
-#   their ratio; reaction time (a node's completion → the next node's start, p50/p95, from
-#   the DirectUpdate's status timestamps); controller CPU seconds and peak RSS.
+#   makespan against the lower bound (control-plane nodes + ceil(workers / C)) x the agent's
+#   own work per node (its steps x S); the controller's reaction time (the agent reports
+#   completed -> the node is verified and released, p50/p95); controller CPU and peak RSS.
 #
 # Usage: tests/bench/rollout.sh [--nodes N] [--concurrency C] [--step-seconds S]
+#        tests/bench/rollout.sh --report DIR     (the figures of a finished run again)
 # Needs: the harness (tests/harness/build.sh), release builds of cupcake and cupcake-agent
 # (`cargo build --release --bin cupcake --bin cupcake-agent`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 nodes=1000 conc=50 step=1
+report_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes=$2; shift 2 ;;
     --concurrency) conc=$2; shift 2 ;;
     --step-seconds) step=$2; shift 2 ;;
+    --report) report_dir=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 1 ;;
   esac
 done
+# The figures, from a finished run's directory (du.json, agents.log, agents/, run.txt).
+report() {
+  python3 - "$1" <<'PY'
+import glob, json, math, os, re, sys
+from datetime import datetime
+d = sys.argv[1]
+nodes, cps, conc, step, t0, t1, peak_kib, cpu, phase = open(os.path.join(d, "run.txt")).read().split()
+nodes, cps, conc, step = int(nodes), int(cps), int(conc), float(step)
+t0, t1, peak_kib, cpu = float(t0), float(t1), int(peak_kib), float(cpu)
+def ts(s): return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+st = json.load(open(os.path.join(d, "du.json")))["status"]
+ns = st["nodes"]
+# The agent's own work per node: its steps x the step duration (the simulated executor waits exactly that).
+ops = glob.glob(os.path.join(d, "agents", "*", "operation-*"))
+steps = len(glob.glob(os.path.join(ops[0], "step-*.done"))) if ops else 0
+work = steps * step
+workers = nodes - cps
+bound = (cps + math.ceil(workers / conc)) * work
+makespan = t1 - t0
+node_times = sorted(ts(n["completedAt"]) - ts(n["startedAt"]) for n in ns.values() if "completedAt" in n and "startedAt" in n)
+node_time = node_times[len(node_times) // 2] if node_times else float("nan")
+# Reaction: the agent reports `completed` (its log) -> the controller has verified and released the node (status completedAt).
+done = {}
+for line in open(os.path.join(d, "agents.log")):
+    m = re.match(r"(\S+Z)\s+INFO (\S+): operation completed", line)
+    if m:
+        done[m.group(2)] = ts(m.group(1))
+reactions = sorted(ts(n["completedAt"]) - done[name] for name, n in ns.items() if name in done and "completedAt" in n)
+def pct(p): return reactions[min(len(reactions) - 1, int(p * len(reactions)))] * 1000 if reactions else float("nan")
+print(f"phase                 {phase} ({st.get('progress')})")
+print(f"nodes                 {nodes} ({cps} control plane), concurrency {conc}, {steps} steps of {step}s")
+print(f"makespan              {makespan:.1f} s")
+print(f"lower bound           {bound:.1f} s  = ({cps} + ceil({workers}/{conc})) x {steps} x {step}s")
+print(f"makespan / bound      {makespan / bound if bound else float('nan'):.2f}")
+print(f"node time (median)    {node_time:.2f} s  (cordon to completed; the agent's steps are {work:.1f} s)")
+print(f"reaction p50 / p95    {pct(0.5):.0f} ms / {pct(0.95):.0f} ms  (agent completed -> node verified and released, {len(reactions)} nodes)")
+print(f"controller CPU        {cpu:.1f} s")
+print(f"controller peak RSS   {peak_kib / 1024:.1f} MiB")
+PY
+}
+
+if [ -n "$report_dir" ]; then report "$report_dir"; exit 0; fi
+
 target=${CARGO_TARGET_DIR:-target}
 bin=$target/release
 [ -x "$bin/cupcake" ] && [ -x "$bin/cupcake-agent" ] || { echo "build first: cargo build --release --bin cupcake --bin cupcake-agent" >&2; exit 1; }
@@ -64,38 +110,6 @@ done
 t1=$(date +%s.%N)
 cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$ctl/stat")
 kubectl get du bench -o json >"$state/du.json"
-python3 - "$state/du.json" "$nodes" "$cps" "$conc" "$step" "$t0" "$t1" "$peak" "$cpu" "$phase" <<'PY'
-import json, math, sys
-from datetime import datetime
-du = json.load(open(sys.argv[1]))
-nodes, cps, conc, step = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-t0, t1, peak_kib, cpu, phase = float(sys.argv[6]), float(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), sys.argv[10]
-def ts(s): return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-st = du["status"]
-ns = st["nodes"]
-# A node's time: the agent's steps (6 simulated steps) is the floor; use the measured median.
-node_times = sorted(ts(n["completedAt"]) - ts(n["startedAt"]) for n in ns.values() if "completedAt" in n and "startedAt" in n)
-node_time = node_times[len(node_times) // 2] if node_times else 0
-workers = nodes - cps
-bound = (cps + math.ceil(workers / conc)) * node_time
-makespan = t1 - t0
-# Reaction: for each node start, the latest completion before it (within its stage).
-starts = sorted(ts(n["startedAt"]) for n in ns.values() if "startedAt" in n)
-ends = sorted(ts(n["completedAt"]) for n in ns.values() if "completedAt" in n)
-reactions = []
-for s in starts:
-    prev = [e for e in ends if e <= s]
-    if prev and s - prev[-1] < 60:
-        reactions.append(s - prev[-1])
-reactions.sort()
-def pct(p): return reactions[min(len(reactions) - 1, int(p * len(reactions)))] * 1000 if reactions else float("nan")
-print(f"phase                 {phase} ({st.get('progress')})")
-print(f"nodes                 {nodes} ({cps} control plane), concurrency {conc}, step {step}s")
-print(f"node time (median)    {node_time:.2f} s")
-print(f"makespan              {makespan:.1f} s")
-print(f"lower bound           {bound:.1f} s  = ({cps} + ceil({workers}/{conc})) x {node_time:.2f} s")
-print(f"makespan / bound      {makespan / bound if bound else float('nan'):.3f}")
-print(f"reaction p50 / p95    {pct(0.5):.0f} ms / {pct(0.95):.0f} ms  ({len(reactions)} transitions)")
-print(f"controller CPU        {cpu:.1f} s")
-print(f"controller peak RSS   {peak_kib / 1024:.1f} MiB")
-PY
+printf '%s %s %s %s %s %s %s %s %s\n' "$nodes" "$cps" "$conc" "$step" "$t0" "$t1" "$peak" "$cpu" "$phase" >"$state/run.txt"
+report "$state"
+echo "data kept in $state (tests/bench/rollout.sh --report $state prints this again)"
