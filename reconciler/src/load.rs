@@ -205,6 +205,17 @@ pub fn parse_manifest<S: DeserializeOwned>(
             {
                 msg = rest.to_string();
             }
+            // chrono's parse errors say what is wrong but not what is right.
+            const TIME_ERRORS: [&str; 5] = [
+                "input contains invalid characters",
+                "premature end of input",
+                "trailing input",
+                "input is out of range",
+                "no possible date and time matching input",
+            ];
+            if TIME_ERRORS.iter().any(|t| msg.starts_with(t)) {
+                msg.push_str(": expected an RFC 3339 time like 2026-12-20T00:00:00Z");
+            }
             // Our locator knows exactly where a field is; yaml knows where parsing stopped.
             let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field))
                 .filter(|p| p.2 && !field.is_empty());

@@ -64,13 +64,18 @@ fn malformed_corpus_gives_precise_errors() {
         // Paths in messages are absolute; compare from the fleet root.
         let rel = err.replace(&format!("{}/", root.display()), "");
         assert!(rel.contains(want), "{file}:\n  got:  {rel}\n  want: {want}");
+        // Every expectation pins the position: file:line:col (or the file, for an empty one).
+        assert!(
+            want.starts_with(target),
+            "{file}: the expectation must start with the file and its position: {want}"
+        );
         assert!(
             rel.starts_with(target),
             "{file}: error does not start with the file name: {rel}"
         );
         checked += 1;
     }
-    assert!(checked >= 25, "only {checked} corpus files checked");
+    assert!(checked >= 30, "only {checked} corpus files checked");
 }
 
 /// A fleet tree in memory: (path, text) pairs.
