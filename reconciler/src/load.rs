@@ -305,7 +305,13 @@ pub fn validate_cluster(
             ),
         ));
     }
-    if spec.strategy == Strategy::Canary && !*enabled {
+    // Only an explicit `enabled: false` contradicts `strategy: canary`; without a canary
+    // section the planner picks the first in-scope worker.
+    let explicit_off = !*enabled
+        && yaml_serde::from_str::<serde_json::Value>(text)
+            .ok()
+            .is_some_and(|v| v.pointer("/spec/canary/enabled").is_some());
+    if spec.strategy == Strategy::Canary && explicit_off {
         return Err(LoadError::invalid(
             file,
             text,

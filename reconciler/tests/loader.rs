@@ -209,6 +209,15 @@ fn fail_closed_table() {
 }
 
 #[test]
+fn canary_strategy_without_a_canary_section_loads() {
+    let t = tree(&[(
+        "clusters/demo/cluster.yaml",
+        &format!("{VALID_CLUSTER}  strategy: canary\n"),
+    )]);
+    cupcake_reconciler::load::cluster(&t, "demo").unwrap();
+}
+
+#[test]
 fn ignored_and_known_files_load() {
     let with_separators = format!("---\n{VALID_CLUSTER}---\n# end\n---\n");
     let t = tree(&[
