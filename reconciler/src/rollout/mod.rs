@@ -126,6 +126,22 @@ impl Metrics {
     }
 }
 
+/// How many nodes' effects run at once.
+const EFFECT_CONCURRENCY: usize = 16;
+
+/// The node an effect acts on ("" for the DirectUpdate itself).
+fn effect_node(e: &rollout::Effect) -> &str {
+    use rollout::Effect::*;
+    match e {
+        Cordon { node, .. }
+        | Drain { node }
+        | Assign { node, .. }
+        | Release { node, .. }
+        | RequestBackup { node, .. } => node,
+        ClearRetry => "",
+    }
+}
+
 /// What the controller needs: clients, the event recorder, metrics.
 #[derive(Clone)]
 pub struct Context {
@@ -336,10 +352,17 @@ fn freshest<K: Resource + Clone>(dus: Vec<Arc<K>>, written: &mut Written<K>) -> 
         .collect()
 }
 
-async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
+/// Record the decision's Events on the DirectUpdate (and the Node they concern), in the
+/// background: Events are best effort and must not hold up the next round.
+fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
+    if d.events.is_empty() {
+        return;
+    }
+    let recorder = ctx.recorder.clone();
     let du_ref = du.object_ref(&());
-    for e in &d.events {
-        let ev = KEvent {
+    let events = d.events.clone();
+    tokio::spawn(async move {
+        let mk = |e: &rollout::Event| KEvent {
             type_: if e.warning {
                 EventType::Warning
             } else {
@@ -350,22 +373,31 @@ async fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
             action: "Rollout".into(),
             secondary: None,
         };
-        if let Err(err) = ctx.recorder.publish(&ev, &du_ref).await {
-            warn!(error = %err, "recording an event");
-        }
-        if let Some(n) = &e.node {
-            let node_ref = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(n.clone()),
-                uid: Some(n.clone()),
-                ..ObjectReference::default()
-            };
-            if let Err(err) = ctx.recorder.publish(&ev, &node_ref).await {
-                warn!(error = %err, node = %n, "recording a node event");
+        let mut sends = Vec::new();
+        for e in &events {
+            sends.push((mk(e), du_ref.clone()));
+            if let Some(n) = &e.node {
+                let node_ref = ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(n.clone()),
+                    uid: Some(n.clone()),
+                    ..ObjectReference::default()
+                };
+                sends.push((mk(e), node_ref));
             }
         }
-    }
+        futures::stream::iter(sends)
+            .for_each_concurrent(8, |(ev, r)| {
+                let recorder = recorder.clone();
+                async move {
+                    if let Err(err) = recorder.publish(&ev, &r).await {
+                        warn!(error = %err, "recording an event");
+                    }
+                }
+            })
+            .await;
+    });
 }
 
 /// One round: decide and act for the DirectUpdate that may run. Returns when to look again.
@@ -505,17 +537,50 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         .effects
         .iter()
         .partition(|e| matches!(e, rollout::Effect::ClearRetry));
+    // Effects on different nodes are independent: run them concurrently (a batch of 50
+    // nodes is 100 API calls), each node's own effects in order.
+    let mut by_node: BTreeMap<&str, Vec<&rollout::Effect>> = BTreeMap::new();
     for e in before {
-        if let Some(n) = effects::perform(&ctx.clients, &du, &drain, e, &ctx.metrics)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            let before = nodes
-                .iter()
-                .find(|x| x.name_any() == n.name_any())
-                .and_then(|x| x.resource_version());
-            mine.nodes.insert(n.name_any(), (before, Arc::new(n)));
+        by_node.entry(effect_node(e)).or_default().push(e);
+    }
+    let results: Vec<Result<Vec<Node>, String>> = futures::stream::iter(by_node.into_values())
+        .map(|group| {
+            let (clients, du, drain, metrics) = (&ctx.clients, &du, &drain, &ctx.metrics);
+            async move {
+                let mut written = Vec::new();
+                for e in group {
+                    if let Some(n) = effects::perform(clients, du, drain, e, metrics)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        written.push(n);
+                    }
+                }
+                Ok(written)
+            }
+        })
+        .buffer_unordered(EFFECT_CONCURRENCY)
+        .collect()
+        .await;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(ns) => {
+                for n in ns {
+                    let before = nodes
+                        .iter()
+                        .find(|x| x.name_any() == n.name_any())
+                        .and_then(|x| x.resource_version());
+                    mine.nodes.insert(n.name_any(), (before, Arc::new(n)));
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     for (name, ns) in &d.status.nodes {
         let old_ns = du.status.as_ref().and_then(|s| s.nodes.get(name));
@@ -568,7 +633,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             .await
             .map_err(|e| e.to_string())?;
     }
-    publish(ctx, &du, &d).await;
+    publish(ctx, &du, &d);
     if deleting && !d.status.nodes.values().any(|n| n.phase.is_active()) {
         cancel(ctx, &du, &d.status, &node_ann).await?;
         return Ok(Some(Duration::ZERO));
