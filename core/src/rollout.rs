@@ -104,6 +104,18 @@ pub struct Event {
     pub node: Option<String>,
 }
 
+impl Event {
+    /// A node failed: a Warning on the DirectUpdate and on the node.
+    fn node_failed(node: &str, message: String) -> Self {
+        Self {
+            reason: "NodeFailed",
+            message,
+            warning: true,
+            node: Some(node.to_string()),
+        }
+    }
+}
+
 /// What [`next`] decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -536,12 +548,10 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                             now,
                         ),
                     );
-                    events.push(Event {
-                        reason: "NodeFailed",
-                        message: format!("node {name} does not exist"),
-                        warning: true,
-                        node: Some(name.clone()),
-                    });
+                    events.push(Event::node_failed(
+                        name,
+                        format!("node {name} does not exist"),
+                    ));
                     continue;
                 }
                 if paused || any_failed || op_timed_out {
@@ -895,22 +905,15 @@ fn advance(
                 ns.phase
             );
             *ns = failed(ns.clone(), c.v, e.clone(), now);
-            events.push(Event {
-                reason: "NodeFailed",
-                message: format!("{name}: {e}"),
-                warning: true,
-                node: Some(name.to_string()),
-            });
+            events.push(Event::node_failed(name, format!("{name}: {e}")));
             return;
         }
         if s.node.is_none() {
             *ns = failed(ns.clone(), c.v, format!("node {name} disappeared"), now);
-            events.push(Event {
-                reason: "NodeFailed",
-                message: format!("node {name} disappeared during its upgrade"),
-                warning: true,
-                node: Some(name.to_string()),
-            });
+            events.push(Event::node_failed(
+                name,
+                format!("node {name} disappeared during its upgrade"),
+            ));
             return;
         }
         match ns.phase {
@@ -989,12 +992,7 @@ fn advance(
                             .unwrap_or("the agent reported failure without a message");
                         let e = format!("agent failed: {why}");
                         *ns = failed(ns.clone(), c.v, e.clone(), now);
-                        events.push(Event {
-                            reason: "NodeFailed",
-                            message: format!("{name}: {e}"),
-                            warning: true,
-                            node: Some(name.to_string()),
-                        });
+                        events.push(Event::node_failed(name, format!("{name}: {e}")));
                         return;
                     }
                     Some(AgentStatus::Pending | AgentStatus::InProgress) => return,
