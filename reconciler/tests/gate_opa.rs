@@ -138,3 +138,104 @@ fn opa_check_strict_accepts_the_pack() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The same decisions, not just the same test outcomes: for real inputs (the example fleet
+/// at several instants and in awkward states), every deny/warn/defer of the Rego rules —
+/// id and message — is the same from OPA and from `cupcake policy eval`, which runs the
+/// shipped pack on regorus' VM.
+#[test]
+fn cupcake_and_opa_reach_the_same_findings_on_real_inputs() {
+    let Some(opa) = find_opa() else {
+        if std::env::var("CUPCAKE_REQUIRE_OPA").as_deref() == Ok("1") {
+            panic!("CUPCAKE_REQUIRE_OPA=1 but no opa binary");
+        }
+        eprintln!("SKIP: no opa");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut inputs = Vec::new();
+    for now in [
+        "2026-11-28T02:30:00Z",
+        "2026-11-27T10:00:00Z",
+        "2026-12-27T02:00:00Z",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cupcake"))
+            .args([
+                "plan",
+                "examples/fleet",
+                "--cluster",
+                "demo",
+                "--now",
+                now,
+                "--show-input",
+            ])
+            .current_dir(repo())
+            .output()
+            .expect("cupcake plan --show-input");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("input JSON");
+        inputs.push(v);
+    }
+    // Awkward states: NotReady nodes, PDBs at zero, a kubelet ahead of the control plane.
+    let mut v = inputs[0].clone();
+    v["cluster"]["nodes"][0]["ready"] = false.into();
+    v["cluster"]["nodes"][5]["ready"] = false.into();
+    inputs.push(v);
+    let mut v = inputs[0].clone();
+    for p in v["cluster"]["pdbs"].as_array_mut().expect("pdbs") {
+        p["disruptionsAllowed"] = 0.into();
+    }
+    inputs.push(v);
+    let mut v = inputs[0].clone();
+    v["cluster"]["target"] = "1.32.9".into();
+    inputs.push(v);
+    let mut compared = 0;
+    for (i, input) in inputs.iter().enumerate() {
+        let f = dir.path().join(format!("input-{i}.json"));
+        std::fs::write(&f, serde_json::to_vec(input).expect("json")).expect("write");
+        let out = Command::new(&opa)
+            .args(["eval", "-f", "json", "-d", "policies/", "-i"])
+            .arg(&f)
+            .arg("data.cupcake")
+            .current_dir(repo())
+            .output()
+            .expect("opa eval");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("opa eval JSON");
+        let pkg = &v["result"][0]["expressions"][0]["value"];
+        let mut theirs = std::collections::BTreeSet::new();
+        for (kind, sev) in [("deny", "deny"), ("warn", "warn"), ("defer", "defer")] {
+            for f in pkg[kind].as_array().cloned().unwrap_or_default() {
+                theirs.insert((
+                    sev.to_string(),
+                    f["id"].as_str().unwrap_or_default().to_string(),
+                    f["msg"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_cupcake"))
+            .args(["policy", "eval", "-o", "json", "--input"])
+            .arg(&f)
+            .current_dir(repo())
+            .output()
+            .expect("cupcake policy eval");
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).expect("decision JSON");
+        let ours: std::collections::BTreeSet<(String, String, String)> = d["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["source"].as_str().is_some_and(|s| s.ends_with(".rego")))
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap_or_default().to_string(),
+                    f["rule"].as_str().unwrap_or_default().to_string(),
+                    f["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(ours, theirs, "input {i}: cupcake (VM) and OPA disagree");
+        compared += ours.len();
+    }
+    assert!(
+        compared >= 5,
+        "only {compared} findings compared: the inputs fire too little"
+    );
+}
