@@ -24,11 +24,11 @@ use crate::source::{self, FleetTree};
 /// A fleet-repo file that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Shown in the message, not chained: `{:#}` would repeat it.
+        error: std::io::Error,
     },
     #[error("{0}")]
     Invalid(Box<Invalid>),
@@ -421,11 +421,11 @@ fn text_of<'t>(tree: &'t FleetTree, rel: &str) -> Result<&'t str, LoadError> {
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err(LoadError::Io {
             path: tree.display(rel),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         }),
-        Err(source) => Err(LoadError::Io {
+        Err(error) => Err(LoadError::Io {
             path: tree.display(rel),
-            source,
+            error,
         }),
     }
 }
@@ -645,9 +645,9 @@ pub fn policy_sources(tree: &FleetTree) -> Result<Vec<PolicySource>, LoadError> 
 pub fn policy_config(tree: &FleetTree) -> Result<serde_json::Value, LoadError> {
     let rel = "policies/config.yaml";
     let empty = serde_json::Value::Object(Default::default());
-    let Some(text) = tree.text(rel).map_err(|source| LoadError::Io {
+    let Some(text) = tree.text(rel).map_err(|error| LoadError::Io {
         path: tree.display(rel),
-        source,
+        error,
     })?
     else {
         return Ok(empty);

@@ -25,11 +25,11 @@ mod yaml;
 /// A snapshot that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Shown in the message, not chained: `{:#}` would repeat it.
+        error: std::io::Error,
     },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
@@ -252,9 +252,9 @@ struct RawCondition<'a> {
 
 /// Read a snapshot file (YAML or JSON).
 pub fn read_file(path: &Path) -> Result<ClusterSnapshot, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| SnapshotError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(&text, &path.display().to_string())
 }

@@ -38,11 +38,11 @@ pub struct FleetTree {
 /// A source could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Shown in the message, not chained: `{:#}` would repeat it.
+        error: std::io::Error,
     },
     #[error("fleet directory {} does not exist", .0.display())]
     Missing(PathBuf),
@@ -145,9 +145,9 @@ pub fn dir(root: &Path) -> Result<FleetTree, SourceError> {
     let mut files = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let io = |source| SourceError::Io {
+        let io = |error| SourceError::Io {
             path: d.clone(),
-            source,
+            error,
         };
         for e in std::fs::read_dir(&d).map_err(io)? {
             let e = e.map_err(io)?;
@@ -155,9 +155,9 @@ pub fn dir(root: &Path) -> Result<FleetTree, SourceError> {
             if e.file_name() == ".git" {
                 continue;
             }
-            let meta = std::fs::metadata(&p).map_err(|source| SourceError::Io {
+            let meta = std::fs::metadata(&p).map_err(|error| SourceError::Io {
                 path: p.clone(),
-                source,
+                error,
             })?;
             if meta.is_dir() {
                 stack.push(p);
@@ -172,9 +172,9 @@ pub fn dir(root: &Path) -> Result<FleetTree, SourceError> {
                     size: meta.len(),
                 });
             }
-            let bytes = std::fs::read(&p).map_err(|source| SourceError::Io {
+            let bytes = std::fs::read(&p).map_err(|error| SourceError::Io {
                 path: p.clone(),
-                source,
+                error,
             })?;
             let rel = p
                 .strip_prefix(root)
@@ -210,13 +210,13 @@ fn git_provenance(root: &Path, tree: &mut FleetTree) -> Result<(), SourceError> 
     let Some(workdir) = repo.workdir() else {
         return Ok(());
     };
-    let abs_root = root.canonicalize().map_err(|source| SourceError::Io {
+    let abs_root = root.canonicalize().map_err(|error| SourceError::Io {
         path: root.to_path_buf(),
-        source,
+        error,
     })?;
-    let abs_work = workdir.canonicalize().map_err(|source| SourceError::Io {
+    let abs_work = workdir.canonicalize().map_err(|error| SourceError::Io {
         path: workdir.to_path_buf(),
-        source,
+        error,
     })?;
     let prefix = abs_root
         .strip_prefix(&abs_work)
