@@ -632,3 +632,51 @@ fn errors_are_clear_and_not_repeated() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches --run"));
 }
+
+/// `cupcake run` takes the GitOps flags of the design, and refuses them while the loop is
+/// not built (a flag without effect would be silently ignored); a token in --repo is not echoed.
+#[test]
+fn run_refuses_gitops_flags_until_the_loop_exists() {
+    let out = cupcake(&[
+        "run",
+        "--repo",
+        "https://x-access-token:ghp_SECRET@github.com/o/fleet.git",
+        "--branch",
+        "main",
+        "--cluster",
+        "demo",
+        "--status-branch",
+        "cupcake/status",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--repo, --branch, --cluster, --status-branch"),
+        "{err}"
+    );
+    assert!(err.contains("GitOps loop is not built yet"), "{err}");
+    assert!(!err.contains("ghp_SECRET"), "token echoed: {err}");
+    let help = String::from_utf8_lossy(&cupcake(&["run", "--help"]).stdout).to_string();
+    for flag in [
+        "--kubeconfig",
+        "--context",
+        "--lease-namespace",
+        "--identity",
+        "--listen",
+        "--rollout-only",
+        "--repo",
+        "--branch",
+        "--cluster",
+        "--fleet-path",
+        "--poll",
+        "--git-token-file",
+        "--git-ssh-key-file",
+        "--webhook-secret-file",
+        "--status-branch",
+        "--github-repo",
+        "--github-token-file",
+        "--github-api",
+    ] {
+        assert!(help.contains(flag), "cupcake run --help lacks {flag}");
+    }
+}

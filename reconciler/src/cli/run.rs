@@ -2,6 +2,7 @@
 //! and the metrics/health server.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,9 +35,76 @@ pub struct RunArgs {
     /// Lease duration: a replica that cannot renew stops writing before another may take over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
-    /// Fleet repository to follow (the GitOps loop). Not built yet: refused.
+    /// GitOps (not built yet: every flag below is refused, never ignored).
+    #[command(flatten)]
+    pub gitops: GitOpsArgs,
+}
+
+/// The GitOps loop's flags (design.md "CLI"); the loop is not built yet, so giving any
+/// of them is an error rather than a flag silently without effect.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GitOpsArgs {
+    /// Fleet repository to follow (https://, ssh://, git://, file:// or a local path).
     #[arg(long)]
     pub repo: Option<String>,
+    /// Branch of --repo to follow (default main).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Cluster of the fleet this controller runs.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Fleet root inside the repository (default .).
+    #[arg(long)]
+    pub fleet_path: Option<String>,
+    /// How often to fetch (default 60s).
+    #[arg(long)]
+    pub poll: Option<String>,
+    /// File with the token for https remotes.
+    #[arg(long)]
+    pub git_token_file: Option<PathBuf>,
+    /// File with the SSH key for ssh remotes.
+    #[arg(long)]
+    pub git_ssh_key_file: Option<PathBuf>,
+    /// File with the GitHub webhook's HMAC secret.
+    #[arg(long)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Branch the status files are committed to (default cupcake/status).
+    #[arg(long)]
+    pub status_branch: Option<String>,
+    /// GitHub repository (OWNER/NAME) for commit statuses and pull requests.
+    #[arg(long)]
+    pub github_repo: Option<String>,
+    /// File with the GitHub token.
+    #[arg(long)]
+    pub github_token_file: Option<PathBuf>,
+    /// GitHub API URL (default GitHub's).
+    #[arg(long)]
+    pub github_api: Option<String>,
+}
+
+impl GitOpsArgs {
+    /// The GitOps flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut flag = |set: bool, name: &'static str| {
+            if set {
+                out.push(name);
+            }
+        };
+        flag(self.repo.is_some(), "--repo");
+        flag(self.branch.is_some(), "--branch");
+        flag(self.cluster.is_some(), "--cluster");
+        flag(self.fleet_path.is_some(), "--fleet-path");
+        flag(self.poll.is_some(), "--poll");
+        flag(self.git_token_file.is_some(), "--git-token-file");
+        flag(self.git_ssh_key_file.is_some(), "--git-ssh-key-file");
+        flag(self.webhook_secret_file.is_some(), "--webhook-secret-file");
+        flag(self.status_branch.is_some(), "--status-branch");
+        flag(self.github_repo.is_some(), "--github-repo");
+        flag(self.github_token_file.is_some(), "--github-token-file");
+        flag(self.github_api.is_some(), "--github-api");
+        out
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -71,10 +139,17 @@ fn identity(args: &RunArgs) -> String {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    if let Some(repo) = &args.repo {
+    let given = args.gitops.given();
+    if !given.is_empty() {
+        let repo = args
+            .gitops
+            .repo
+            .as_deref()
+            .map(|r| format!(" (--repo {})", crate::source::redact_url(r)))
+            .unwrap_or_default();
         anyhow::bail!(
-            "--repo {}: the GitOps loop is not built yet; run `cupcake run --rollout-only` and apply DirectUpdates with `cupcake plan -o yaml | kubectl apply -f -`",
-            crate::source::redact_url(repo)
+            "{}{repo}: the GitOps loop is not built yet; run `cupcake run --rollout-only` and apply DirectUpdates with `cupcake plan -o yaml | kubectl apply -f -`",
+            given.join(", ")
         );
     }
     if !args.rollout_only {
