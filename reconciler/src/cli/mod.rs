@@ -98,7 +98,7 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Run the controller: the rollout controller (DirectUpdates node by node) under a Lease,
     /// with /metrics, /healthz and /readyz.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the version of this binary.
     Version,
     /// Print a shell completion script: `source <(cupcake completion bash)`.
