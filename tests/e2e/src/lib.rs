@@ -86,17 +86,7 @@ fn start() -> Result<Harness, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let down = repo().join("tests/harness/down.sh");
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{}' --dir '{}' >/dev/null 2>&1",
-        down.display(),
-        dir.display(),
-        pid = std::process::id()
-    );
-    Command::new("setsid")
-        .args(["bash", "-c", &watchdog])
-        .spawn()
-        .map_err(|e| format!("starting the harness watchdog: {e}"))?;
+    private::watchdog(&dir).map_err(|e| format!("starting the harness watchdog: {e}"))?;
     Ok(Harness {
         kubeconfig: dir.join("kubeconfig"),
         dir: Some(dir),
@@ -147,19 +137,7 @@ pub fn kubectl(args: &[&str]) -> Output {
 
 /// The `cupcake` binary of this build (built by `cargo build --bin cupcake` / `cargo test --workspace`).
 pub fn cupcake_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    // target/<profile>/deps/<test> → target/<profile>/cupcake
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("cupcake"))
-        .expect("target dir");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build --bin cupcake` first",
-        bin.display()
-    );
-    bin
+    private::bin("cupcake")
 }
 
 /// Run `cupcake` with the harness kubeconfig in the environment.

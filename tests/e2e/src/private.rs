@@ -36,15 +36,7 @@ impl PrivateCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         // A watchdog stops it if this process dies without running Drop (SIGKILL, abort).
-        let watchdog = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{}' --dir '{}' >/dev/null 2>&1",
-            repo().join("tests/harness/down.sh").display(),
-            dir.display(),
-            pid = std::process::id()
-        );
-        let _ = Command::new("setsid")
-            .args(["bash", "-c", &watchdog])
-            .spawn();
+        let _ = watchdog(&dir);
         Self {
             kubeconfig: dir.join("kubeconfig"),
             dir,
@@ -151,6 +143,20 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Start a process that stops the control plane in `dir` when this test process ends.
+pub fn watchdog(dir: &Path) -> std::io::Result<()> {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{}' --dir '{}' >/dev/null 2>&1",
+        repo().join("tests/harness/down.sh").display(),
+        dir.display(),
+        pid = std::process::id()
+    );
+    Command::new("setsid")
+        .args(["bash", "-c", &script])
+        .spawn()
+        .map(|_| ())
 }
 
 /// A binary of this build next to the test executable (target/<profile>/NAME).
