@@ -16,6 +16,7 @@ pub mod cli;
 pub mod load;
 pub mod observe;
 pub mod present;
+pub mod report;
 pub mod rollout;
 pub mod server;
 pub mod snapshot;

@@ -1,0 +1,1 @@
+//! GitHub write-back (being built).
