@@ -81,4 +81,8 @@ pub struct StatusDirectUpdate {
     /// Node counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// Why it is not moving, when it is not: waiting for another DirectUpdate,
+    /// waiting for a retry, the controller's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

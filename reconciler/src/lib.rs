@@ -10,11 +10,13 @@
 //! [`plan`], [`schedule`], [`gate`], [`render`]); this crate reads fleets
 //! ([`source`], [`load`]), clusters ([`observe`], [`snapshot`]) and presents
 //! results ([`present`], [`cli`]).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod cli;
+pub mod gitops;
 pub mod load;
 pub mod observe;
+pub mod pipeline;
 pub mod present;
 pub mod report;
 pub mod rollout;

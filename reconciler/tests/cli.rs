@@ -633,29 +633,146 @@ fn errors_are_clear_and_not_repeated() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches --run"));
 }
 
-/// `cupcake run` takes the GitOps flags of the design, and refuses them while the loop is
-/// not built (a flag without effect would be silently ignored); a token in --repo is not echoed.
+/// `cupcake run` takes the GitOps flags of the design and refuses every combination it
+/// would not act on, before touching any cluster or remote; a token in --repo is never echoed.
 #[test]
-fn run_refuses_gitops_flags_until_the_loop_exists() {
-    let out = cupcake(&[
-        "run",
-        "--repo",
-        "https://x-access-token:ghp_SECRET@github.com/o/fleet.git",
-        "--branch",
-        "main",
-        "--cluster",
-        "demo",
-        "--status-branch",
-        "cupcake/status",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--repo, --branch, --cluster, --status-branch"),
-        "{err}"
-    );
-    assert!(err.contains("GitOps loop is not built yet"), "{err}");
-    assert!(!err.contains("ghp_SECRET"), "token echoed: {err}");
+fn run_refuses_gitops_flags_it_would_not_act_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").expect("write");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "ghp_FILETOKEN\n").expect("write");
+    let empty = empty.to_str().expect("utf-8");
+    let token = token.to_str().expect("utf-8");
+    let secret_repo = "https://x-access-token:ghp_SECRET@github.com/o/fleet.git";
+    let cases: &[(&[&str], &str)] = &[
+        (&["--branch", "main"], "--branch need --repo"),
+        (
+            &["--webhook-secret-file", "/nonexistent"],
+            "--webhook-secret-file need --repo",
+        ),
+        (
+            &["--repo", secret_repo, "--cluster", "demo", "--rollout-only"],
+            "--rollout-only runs no GitOps loop",
+        ),
+        (&["--repo", secret_repo], "needs --cluster NAME"),
+        (
+            &[
+                "--repo",
+                "/srv/fleet",
+                "--cluster",
+                "demo",
+                "--status-branch",
+                "main",
+            ],
+            "status must never land where desired state is read",
+        ),
+        (
+            &[
+                "--repo",
+                "/srv/fleet",
+                "--cluster",
+                "demo",
+                "--branch",
+                "prod",
+                "--status-branch",
+                "prod",
+            ],
+            "--status-branch prod is the followed --branch",
+        ),
+        (
+            &[
+                "--repo",
+                "/srv/fleet",
+                "--cluster",
+                "demo",
+                "--poll",
+                "500ms",
+            ],
+            "--poll 500ms: must be at least 1s",
+        ),
+        (
+            &[
+                "--repo",
+                "/srv/fleet",
+                "--cluster",
+                "demo",
+                "--poll",
+                "soon",
+            ],
+            "--poll soon:",
+        ),
+        (
+            &[
+                "--repo",
+                "ssh://git@h/o/r.git",
+                "--cluster",
+                "demo",
+                "--git-token-file",
+                token,
+            ],
+            "a token authenticates http(s) remotes",
+        ),
+        (
+            &[
+                "--repo",
+                secret_repo,
+                "--cluster",
+                "demo",
+                "--git-ssh-key-file",
+                token,
+            ],
+            "a key authenticates ssh remotes",
+        ),
+        (
+            &[
+                "--repo",
+                secret_repo,
+                "--cluster",
+                "demo",
+                "--git-token-file",
+                token,
+                "--git-ssh-key-file",
+                token,
+            ],
+            "give the one that fits",
+        ),
+        (
+            &[
+                "--repo",
+                secret_repo,
+                "--cluster",
+                "demo",
+                "--git-token-file",
+                empty,
+            ],
+            "the file is empty",
+        ),
+        (
+            &[
+                "--repo",
+                "/srv/fleet",
+                "--cluster",
+                "demo",
+                "--webhook-secret-file",
+                "/nonexistent/secret",
+            ],
+            "--webhook-secret-file /nonexistent/secret:",
+        ),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        let out = cupcake(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: want {want:?}, got {err}");
+        assert!(!err.contains("ghp_SECRET"), "token echoed: {err}");
+        assert!(
+            !err.contains("ghp_FILETOKEN"),
+            "token file content echoed: {err}"
+        );
+    }
     let help = String::from_utf8_lossy(&cupcake(&["run", "--help"]).stdout).to_string();
     for flag in [
         "--kubeconfig",

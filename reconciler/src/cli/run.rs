@@ -13,8 +13,8 @@ use k8s_controller::LeaderElection;
 use tracing::{error, info, warn};
 
 use crate::observe::{self, KubeArgs};
-use crate::rollout;
 use crate::server::{self, ServerState};
+use crate::{gitops, rollout};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -35,13 +35,13 @@ pub struct RunArgs {
     /// Lease duration: a replica that cannot renew stops writing before another may take over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
-    /// GitOps (not built yet: every flag below is refused, never ignored).
+    /// GitOps loop (with --repo).
     #[command(flatten)]
     pub gitops: GitOpsArgs,
 }
 
-/// The GitOps loop's flags (design.md "CLI"); the loop is not built yet, so giving any
-/// of them is an error rather than a flag silently without effect.
+/// The GitOps loop's flags (design.md "CLI"). Every one is used or refused: a flag
+/// the given combination would not act on is an error, never silently ignored.
 #[derive(Debug, Clone, Default, Args)]
 pub struct GitOpsArgs {
     /// Fleet repository to follow (https://, ssh://, git://, file:// or a local path).
@@ -83,6 +83,106 @@ pub struct GitOpsArgs {
 }
 
 impl GitOpsArgs {
+    /// The loop's configuration; `None` without `--repo`.
+    fn config(&self, rollout_only: bool) -> anyhow::Result<Option<gitops::Config>> {
+        let given = self.given();
+        let Some(repo) = &self.repo else {
+            if given.is_empty() {
+                return Ok(None);
+            }
+            anyhow::bail!(
+                "{} need --repo (the fleet repository to follow)",
+                given.join(", ")
+            );
+        };
+        let shown = crate::source::redact_url(repo);
+        if rollout_only {
+            anyhow::bail!("--rollout-only runs no GitOps loop: drop it or drop --repo {shown}");
+        }
+        let Some(cluster) = &self.cluster else {
+            anyhow::bail!("--repo {shown} needs --cluster NAME (the fleet's folder clusters/NAME)");
+        };
+        let branch = self.branch.clone().unwrap_or_else(|| "main".into());
+        let status_branch = self
+            .status_branch
+            .clone()
+            .unwrap_or_else(|| "cupcake/status".into());
+        if status_branch == branch {
+            anyhow::bail!(
+                "--status-branch {status_branch} is the followed --branch: status must never land where desired state is read"
+            );
+        }
+        let poll = match &self.poll {
+            Some(p) => parse_duration(p).map_err(|e| anyhow::anyhow!("--poll {p}: {e}"))?,
+            None => Duration::from_secs(60),
+        };
+        if poll < Duration::from_secs(1) {
+            anyhow::bail!(
+                "--poll {}: must be at least 1s",
+                self.poll.as_deref().unwrap_or("")
+            );
+        }
+        let scheme = repo.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let is_ssh = scheme.as_deref() == Some("ssh")
+            || (scheme.is_none() && repo.contains('@') && repo.contains(':'));
+        let is_http = matches!(scheme.as_deref(), Some("http" | "https"));
+        let auth = match (&self.git_token_file, &self.git_ssh_key_file) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!(
+                    "--git-token-file and --git-ssh-key-file: give the one that fits --repo {shown}"
+                )
+            }
+            (Some(f), None) => {
+                if !is_http {
+                    anyhow::bail!(
+                        "--git-token-file {}: a token authenticates http(s) remotes, and --repo {shown} is not one",
+                        f.display()
+                    );
+                }
+                gitops::git::Auth::Token(read_secret(f, "--git-token-file")?)
+            }
+            (None, Some(f)) => {
+                if !is_ssh {
+                    anyhow::bail!(
+                        "--git-ssh-key-file {}: a key authenticates ssh remotes, and --repo {shown} is not one",
+                        f.display()
+                    );
+                }
+                if !f.is_file() {
+                    anyhow::bail!("--git-ssh-key-file {}: no such file", f.display());
+                }
+                gitops::git::Auth::SshKey(f.clone())
+            }
+            (None, None) => gitops::git::Auth::None,
+        };
+        let github: Vec<&str> = given
+            .iter()
+            .copied()
+            .filter(|f| f.starts_with("--github"))
+            .collect();
+        if !github.is_empty() {
+            anyhow::bail!(
+                "{}: commit statuses are not wired into the loop yet (the status file on --status-branch is); drop these flags",
+                github.join(", ")
+            );
+        }
+        use sha2::Digest as _;
+        let key = hex::encode(&sha2::Sha256::digest(repo.as_bytes())[..8]);
+        Ok(Some(gitops::Config {
+            repo: repo.clone(),
+            branch,
+            cluster: cluster.clone(),
+            fleet_path: gitops::git::normalize_path(self.fleet_path.as_deref().unwrap_or(".")),
+            poll,
+            auth,
+            status_branch,
+            mirror_dir: std::env::temp_dir().join(format!("cupcake-git-{key}")),
+            git_timeout: Duration::from_secs(30),
+            status_interval: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+        }))
+    }
+
     /// The GitOps flags given, by name.
     fn given(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -138,19 +238,26 @@ fn identity(args: &RunArgs) -> String {
         .unwrap_or_else(|| format!("cupcake-{}", std::process::id()))
 }
 
+/// A secret from a file: trimmed, non-empty. The error names the flag and the file,
+/// never the content.
+fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
+    let s = s.trim().to_string();
+    if s.is_empty() {
+        anyhow::bail!("{flag} {}: the file is empty", path.display());
+    }
+    Ok(s)
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    let given = args.gitops.given();
-    if !given.is_empty() {
-        let repo = args
-            .gitops
-            .repo
-            .as_deref()
-            .map(|r| format!(" (--repo {})", crate::source::redact_url(r)))
-            .unwrap_or_default();
-        anyhow::bail!(
-            "{}{repo}: the GitOps loop is not built yet; run `cupcake run --rollout-only` and apply DirectUpdates with `cupcake plan -o yaml | kubectl apply -f -`",
-            given.join(", ")
-        );
+    let gitops = args.gitops.config(args.rollout_only)?;
+    let secret = match &args.gitops.webhook_secret_file {
+        Some(f) => Some(read_secret(f, "--webhook-secret-file")?.into_bytes()),
+        None => None,
+    };
+    if gitops.is_some() {
+        gitops::git::set_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     }
     if !args.rollout_only {
         warn!(
@@ -160,28 +267,49 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(main(args.clone()))
+    rt.block_on(main(args.clone(), gitops, secret))
 }
 
-async fn main(args: RunArgs) -> anyhow::Result<u8> {
+async fn main(
+    args: RunArgs,
+    gitops: Option<gitops::Config>,
+    secret: Option<Vec<u8>>,
+) -> anyhow::Result<u8> {
     let config = observe::config(&args.kube).await?;
     let registry = prometheus::Registry::new();
     let metrics = rollout::Metrics::new(&registry)?;
     let leader =
         prometheus::IntGauge::new("cupcake_leader", "1 while this replica holds the Lease")?;
     registry.register(Box::new(leader.clone()))?;
+    let loop_metrics = match &gitops {
+        Some(_) => Some(gitops::Metrics::new(&registry)?),
+        None => None,
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let webhook = match (&gitops, secret, &loop_metrics) {
+        (Some(g), Some(secret), Some(m)) => Some(server::Webhook {
+            secret: Arc::new(secret),
+            branch: g.branch.clone(),
+            notify: wake.clone(),
+            requests: m.webhooks.clone(),
+        }),
+        _ => None,
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let server = tokio::spawn(server::serve(
         args.listen,
         ServerState {
             registry: registry.clone(),
             ready: ready.clone(),
+            webhook,
         },
     ));
     let id = identity(&args);
     let ns = lease_namespace(&args);
     let ctx = rollout::Context::new(config.clone(), &id, metrics)?;
+    let server_url = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)?;
+    let loop_client = client.clone();
     let lease = LeaderElection::new(client, &ns, "cupcake", &id)
         .with_lease_duration(args.lease_duration)
         .with_renew_deadline(args.lease_duration * 2 / 3)
@@ -190,8 +318,19 @@ async fn main(args: RunArgs) -> anyhow::Result<u8> {
     ready.store(true, Ordering::Relaxed);
     let work = async {
         leader.set(1);
-        info!(identity = %id, "leading: starting the rollout controller");
-        rollout::run(ctx).await;
+        match (gitops, loop_metrics) {
+            (Some(cfg), Some(m)) => {
+                info!(identity = %id, repo = %crate::source::redact_url(&cfg.repo), branch = %cfg.branch, cluster = %cfg.cluster, "leading: starting the rollout controller and the GitOps loop");
+                tokio::join!(
+                    rollout::run(ctx),
+                    gitops::run(cfg, loop_client, server_url, wake, m, None)
+                );
+            }
+            _ => {
+                info!(identity = %id, "leading: starting the rollout controller");
+                rollout::run(ctx).await;
+            }
+        }
     };
     let outcome = tokio::select! {
         r = lease.with_lease(work) => match r {

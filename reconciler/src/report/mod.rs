@@ -2,3 +2,4 @@
 //! comments, auto-update pull requests) and the status file on the status branch.
 
 pub mod github;
+pub mod status;

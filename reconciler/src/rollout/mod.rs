@@ -237,7 +237,9 @@ fn node_annotations(nodes: &[Arc<Node>]) -> BTreeMap<String, BTreeMap<String, St
         .collect()
 }
 
-fn terminal(du: &DirectUpdate) -> bool {
+/// Whether a DirectUpdate is done (Succeeded, Cancelled, or Failed with nothing in
+/// flight and no retry asked for): it no longer holds the cluster.
+pub fn terminal(du: &DirectUpdate) -> bool {
     let st = du.status.as_ref();
     match st.and_then(|s| s.phase) {
         Some(Phase::Succeeded | Phase::Cancelled) => true,

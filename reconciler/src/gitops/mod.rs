@@ -1,0 +1,657 @@
+//! The GitOps loop of `cupcake run --repo …`: follow a branch of the fleet repo,
+//! turn each desired state into a gated DirectUpdate, and write what happened
+//! back to Git (the status file) and to GitHub (the commit status).
+//!
+//! One task, one cluster. Each turn:
+//!
+//! 1. **fetch** the branch (libgit2 on a blocking thread, with a deadline); an
+//!    unreachable remote backs off exponentially, is counted and reported, and
+//!    the last good state stays in force; a rewritten branch (force push) is
+//!    followed and reported;
+//! 2. **evaluate** the fleet at that commit against the live cluster with the
+//!    same pipeline as `cupcake plan` ([`crate::pipeline`]);
+//! 3. **act**: allowed → server-side apply the DirectUpdate, unless a DirectUpdate
+//!    is still running (the new one waits, and the status says so) or one for the
+//!    same target already failed (retry it with the `retry` annotation, or delete
+//!    it); deferred → wake up at `deferUntil`; denied → nothing;
+//! 4. **report**: the status file (committed only when its bytes change, at most
+//!    one progress-only commit per [`Config::status_interval`]) and the commit status.
+//!
+//! A turn starts on the poll timer, on a verified GitHub push webhook, when a
+//! DirectUpdate changes, or when a deferral ends. Everything it knows is
+//! recomputed from Git and the cluster each turn: a restarted process picks up
+//! where the last one stopped, and applying is idempotent (the DirectUpdate's
+//! name is a hash of its spec).
+
+pub mod git;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use cupcake_api::crd::{DirectUpdate, Phase};
+use cupcake_api::plan::Verdict;
+use futures::StreamExt;
+use git2::Oid;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::report::status::{self, Assessment, CommitState, DirectUpdateView, State};
+use crate::{observe, pipeline, snapshot};
+use git::{Auth, Mirror, Pushed};
+
+/// The field manager of applied DirectUpdate specs.
+pub const FIELD_MANAGER: &str = "cupcake-gitops";
+
+/// Sets the commit status `cupcake/<cluster>` on a commit (GitHub, when configured):
+/// `(sha, state, description)`; the error is one line, without secrets.
+pub type CommitStatusFn = Arc<
+    dyn Fn(String, CommitState, String) -> futures::future::BoxFuture<'static, Result<(), String>>
+        + Send
+        + Sync,
+>;
+
+/// Everything the loop needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The repository as given (may be a local path; never shown as is).
+    pub repo: String,
+    pub branch: String,
+    pub cluster: String,
+    pub fleet_path: String,
+    pub poll: Duration,
+    pub auth: Auth,
+    pub status_branch: String,
+    /// Local bare mirror of the repository.
+    pub mirror_dir: PathBuf,
+    /// Deadline of one fetch or push.
+    pub git_timeout: Duration,
+    /// Shortest time between two status-file commits that only move progress.
+    pub status_interval: Duration,
+    /// Longest backoff after failed fetches.
+    pub max_backoff: Duration,
+}
+
+/// The loop's metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub fetches: prometheus::IntCounterVec,
+    pub fetch_seconds: prometheus::Histogram,
+    pub source_up: prometheus::IntGauge,
+    pub force_pushes: prometheus::IntCounter,
+    pub passes: prometheus::IntCounterVec,
+    pub applies: prometheus::IntCounter,
+    pub status_pushes: prometheus::IntCounterVec,
+    pub commit_statuses: prometheus::IntCounterVec,
+    pub webhooks: prometheus::IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+        let m = Self {
+            fetches: IntCounterVec::new(
+                Opts::new(
+                    "cupcake_git_fetches_total",
+                    "Fetches of the fleet branch, by result (ok, error)",
+                ),
+                &["result"],
+            )?,
+            fetch_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "cupcake_git_fetch_duration_seconds",
+                    "Time one fetch of the fleet branch took",
+                )
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )?,
+            source_up: IntGauge::new(
+                "cupcake_git_source_up",
+                "1 when the last fetch of the fleet branch succeeded",
+            )?,
+            force_pushes: IntCounter::new(
+                "cupcake_git_force_pushes_total",
+                "Times the followed branch was rewritten (its new tip does not descend from the old)",
+            )?,
+            passes: IntCounterVec::new(
+                Opts::new(
+                    "cupcake_gitops_passes_total",
+                    "Evaluations of the desired state, by outcome (allow, defer, deny, up_to_date, invalid)",
+                ),
+                &["outcome"],
+            )?,
+            applies: IntCounter::new(
+                "cupcake_gitops_applies_total",
+                "DirectUpdates applied by the GitOps loop",
+            )?,
+            status_pushes: IntCounterVec::new(
+                Opts::new(
+                    "cupcake_status_file_pushes_total",
+                    "Status-file writes, by result (committed, unchanged, error)",
+                ),
+                &["result"],
+            )?,
+            commit_statuses: IntCounterVec::new(
+                Opts::new(
+                    "cupcake_commit_statuses_total",
+                    "Commit statuses set on GitHub, by result (ok, error)",
+                ),
+                &["result"],
+            )?,
+            webhooks: IntCounterVec::new(
+                Opts::new(
+                    "cupcake_webhook_requests_total",
+                    "GitHub webhook requests, by result (accepted, ignored, unauthorized, bad_request)",
+                ),
+                &["result"],
+            )?,
+        };
+        registry.register(Box::new(m.fetches.clone()))?;
+        registry.register(Box::new(m.fetch_seconds.clone()))?;
+        registry.register(Box::new(m.source_up.clone()))?;
+        registry.register(Box::new(m.force_pushes.clone()))?;
+        registry.register(Box::new(m.passes.clone()))?;
+        registry.register(Box::new(m.applies.clone()))?;
+        registry.register(Box::new(m.status_pushes.clone()))?;
+        registry.register(Box::new(m.commit_statuses.clone()))?;
+        registry.register(Box::new(m.webhooks.clone()))?;
+        Ok(m)
+    }
+}
+
+/// The loop's memory between turns. Only an optimisation and a report: a fresh
+/// process rebuilds all of it from Git and the cluster.
+#[derive(Debug, Default)]
+struct Memory {
+    /// Tip of the branch at the last successful fetch.
+    tip: Option<Oid>,
+    /// Consecutive failed fetches.
+    failures: u32,
+    /// The last source error (shown in the status file while it lasts).
+    source_error: Option<String>,
+    /// The status file as last committed (or found unchanged).
+    status_written: Option<String>,
+    status_written_at: Option<Instant>,
+    /// The commit status as last set, per commit.
+    commit_status: Option<(String, CommitState, String)>,
+    /// A deferred plan may start then.
+    defer_until: Option<chrono::DateTime<Utc>>,
+}
+
+/// Why a turn starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Timer,
+    Webhook,
+    DirectUpdate,
+}
+
+/// Run the loop until the future is dropped (the lease is lost or the process stops).
+pub async fn run(
+    cfg: Config,
+    client: Client,
+    server: String,
+    webhook: Arc<Notify>,
+    metrics: Metrics,
+    commit_status: Option<CommitStatusFn>,
+) {
+    let mirror = {
+        let cfg = cfg.clone();
+        match tokio::task::spawn_blocking(move || {
+            Mirror::open(
+                &cfg.mirror_dir,
+                &cfg.repo,
+                cfg.auth.clone(),
+                cfg.git_timeout,
+            )
+        })
+        .await
+        {
+            Ok(Ok(m)) => Arc::new(std::sync::Mutex::new(m)),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot open the local mirror: the GitOps loop stops");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "opening the local mirror panicked");
+                return;
+            }
+        }
+    };
+    let du_changed = Arc::new(Notify::new());
+    let (dus, reflect) = {
+        let (reader, writer) = reflector::store();
+        let notify = du_changed.clone();
+        let stream = reflector::reflector(
+            writer,
+            watcher(
+                Api::<DirectUpdate>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        )
+        .default_backoff()
+        .for_each(move |_| {
+            notify.notify_one();
+            futures::future::ready(())
+        });
+        (reader, stream)
+    };
+    let turns = async {
+        let _ = dus.wait_until_ready().await;
+        let mut mem = Memory::default();
+        let mut wake = Wake::Timer;
+        let mut next_fetch = Instant::now();
+        loop {
+            let fetch_now = wake != Wake::DirectUpdate || Instant::now() >= next_fetch;
+            if fetch_now {
+                match fetch(&cfg, &mirror, &metrics, &mut mem).await {
+                    Ok(()) => next_fetch = Instant::now() + cfg.poll,
+                    Err(()) => next_fetch = Instant::now() + backoff(&cfg, mem.failures),
+                }
+            }
+            let assessment = turn(&cfg, &client, &server, &mirror, &dus, &metrics, &mut mem).await;
+            report(
+                &cfg,
+                &mirror,
+                &metrics,
+                &mut mem,
+                &assessment,
+                commit_status.as_ref(),
+            )
+            .await;
+            // Sleep until the next reason to look again.
+            let mut until = next_fetch;
+            if let Some(t) = mem.defer_until {
+                let secs = (t - Utc::now()).num_milliseconds().max(0) as u64;
+                until = until.min(Instant::now() + Duration::from_millis(secs + 50));
+            }
+            if let Some(at) = mem.status_written_at {
+                // A progress-only change held back by the interval: look again then.
+                let pending = status::to_yaml(&status::status_file(&assessment));
+                if mem.status_written.as_deref() != Some(pending.as_str()) {
+                    until = until.min(at + cfg.status_interval);
+                }
+            }
+            let sleep = tokio::time::sleep_until(until.into());
+            wake = tokio::select! {
+                _ = sleep => Wake::Timer,
+                _ = webhook.notified() => Wake::Webhook,
+                _ = du_changed.notified() => {
+                    // Let a burst of status writes settle into one turn.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Wake::DirectUpdate
+                }
+            };
+            tracing::debug!(?wake, "GitOps turn");
+        }
+    };
+    tokio::select! {
+        _ = reflect => warn!("the DirectUpdate watch ended"),
+        _ = turns => {}
+    }
+}
+
+fn backoff(cfg: &Config, failures: u32) -> Duration {
+    let base = Duration::from_secs(1).min(cfg.poll);
+    let exp = base.saturating_mul(1u32 << failures.min(16));
+    exp.min(cfg.max_backoff).max(base)
+}
+
+type SharedMirror = Arc<std::sync::Mutex<Mirror>>;
+
+/// Run a Git operation on a blocking thread, bounded by the git timeout (plus
+/// slack for local work); a stuck libgit2 call leaves its thread behind, holding
+/// the mirror, and the next operation reports that instead of piling up.
+async fn with_mirror<T: Send + 'static>(
+    cfg: &Config,
+    mirror: &SharedMirror,
+    f: impl FnOnce(&Mirror) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let m = mirror.clone();
+    let op = tokio::task::spawn_blocking(move || {
+        let guard = m.try_lock().map_err(|_| {
+            "an earlier Git operation is still running past its deadline".to_string()
+        })?;
+        f(&guard)
+    });
+    match tokio::time::timeout(cfg.git_timeout + Duration::from_secs(5), op).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(format!("Git operation panicked: {e}")),
+        Err(_) => Err(format!(
+            "Git operation gave no answer within {}s",
+            (cfg.git_timeout + Duration::from_secs(5)).as_secs()
+        )),
+    }
+}
+
+async fn fetch(
+    cfg: &Config,
+    mirror: &SharedMirror,
+    metrics: &Metrics,
+    mem: &mut Memory,
+) -> Result<(), ()> {
+    let branch = cfg.branch.clone();
+    let old = mem.tip;
+    let started = Instant::now();
+    let got = with_mirror(cfg, mirror, move |m| {
+        let tip = m.fetch(&branch).map_err(|e| e.to_string())?;
+        let rewritten = old.is_some_and(|o| !m.descends(tip, o));
+        Ok((tip, rewritten))
+    })
+    .await;
+    metrics
+        .fetch_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match got {
+        Ok((tip, rewritten)) => {
+            metrics.fetches.with_label_values(&["ok"]).inc();
+            metrics.source_up.set(1);
+            if mem.failures > 0 {
+                info!(
+                    failures = mem.failures,
+                    "the fleet repository is reachable again"
+                );
+            }
+            mem.failures = 0;
+            mem.source_error = None;
+            if rewritten {
+                metrics.force_pushes.inc();
+                warn!(
+                    branch = %cfg.branch,
+                    old = %mem.tip.map(|o| o.to_string()).unwrap_or_default(),
+                    new = %tip,
+                    "the branch was rewritten (force push): following the new tip"
+                );
+            }
+            if mem.tip != Some(tip) {
+                info!(branch = %cfg.branch, revision = %tip, "new desired-state revision");
+            }
+            mem.tip = Some(tip);
+            Ok(())
+        }
+        Err(e) => {
+            metrics.fetches.with_label_values(&["error"]).inc();
+            metrics.source_up.set(0);
+            mem.failures += 1;
+            warn!(error = %e, failures = mem.failures, retry_in = ?backoff(cfg, mem.failures), "fetching the fleet repository failed; the last good state stays in force");
+            mem.source_error = Some(e);
+            Err(())
+        }
+    }
+}
+
+/// Evaluate the desired state at the current tip and act on it.
+async fn turn(
+    cfg: &Config,
+    client: &Client,
+    server: &str,
+    mirror: &SharedMirror,
+    dus: &Store<DirectUpdate>,
+    metrics: &Metrics,
+    mem: &mut Memory,
+) -> Assessment {
+    mem.defer_until = None;
+    let Some(tip) = mem.tip else {
+        return Assessment {
+            cluster: cfg.cluster.clone(),
+            revision: None,
+            state: State::Error(
+                mem.source_error
+                    .clone()
+                    .unwrap_or_else(|| "the fleet repository has not been fetched yet".into()),
+            ),
+        };
+    };
+    let assessment = |state| Assessment {
+        cluster: cfg.cluster.clone(),
+        revision: Some(tip.to_string()),
+        state,
+    };
+    let fleet_path = cfg.fleet_path.clone();
+    let tree = match with_mirror(cfg, mirror, move |m| {
+        m.tree(tip, &fleet_path).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            metrics.passes.with_label_values(&["invalid"]).inc();
+            return assessment(State::Error(e));
+        }
+    };
+    let loaded = match pipeline::load(&tree, &cfg.cluster) {
+        Ok(l) => l,
+        Err(e) => {
+            metrics.passes.with_label_values(&["invalid"]).inc();
+            return assessment(State::Error(crate::cli::error_chain(&e)));
+        }
+    };
+    let snap = match observe::snapshot_json(client, server).await {
+        Ok(json) => match snapshot::parse(&json, &format!("live cluster ({server})")) {
+            Ok(s) => s,
+            Err(e) => return assessment(State::Error(e.to_string())),
+        },
+        Err(e) => return assessment(State::Error(e.to_string())),
+    };
+    let evaluated = match pipeline::evaluate(&tree, &loaded, &snap, Utc::now()) {
+        Ok(e) => e,
+        Err(e) => {
+            metrics.passes.with_label_values(&["invalid"]).inc();
+            return assessment(State::Error(crate::cli::error_chain(&e)));
+        }
+    };
+    let report = evaluated.report;
+    let target = report.target.clone();
+    let outcome = if report.up_to_date {
+        "up_to_date"
+    } else {
+        match report.decision.verdict {
+            Verdict::Allow => "allow",
+            Verdict::Defer => "defer",
+            Verdict::Deny => "deny",
+        }
+    };
+    metrics.passes.with_label_values(&[outcome]).inc();
+    let all = dus.state();
+    // The DirectUpdate carrying this target: a running one, else the newest one.
+    let running: Vec<&Arc<DirectUpdate>> = all
+        .iter()
+        .filter(|d| !crate::rollout::terminal(d))
+        .collect();
+    let for_target =
+        |d: &&Arc<DirectUpdate>| d.spec.target_version.to_string() == target.to_string();
+    let mut waiting = None;
+    let mut shown = running
+        .iter()
+        .copied()
+        .find(for_target)
+        .map(|d| DirectUpdateView::of(d));
+    if shown.is_none() {
+        let mut done: Vec<&Arc<DirectUpdate>> = all.iter().filter(for_target).collect();
+        done.sort_by_key(|d| d.metadata.creation_timestamp.clone().map(|t| t.0));
+        let newest = done.last().copied();
+        let blocks = newest.is_some_and(|d| {
+            d.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| matches!(p, Phase::Failed | Phase::RequiresAttention))
+        });
+        if blocks {
+            // Never start the same target again behind a failed one's back.
+            let d = newest.expect("checked");
+            waiting = Some(format!(
+                "DirectUpdate {} for {target} failed: retry it (annotation cupcake.ricardomolendijk.com/retry=<node>) or delete it",
+                d.name_any()
+            ));
+            shown = Some(DirectUpdateView::of(d));
+        } else if report.up_to_date {
+            shown = newest.map(|d| DirectUpdateView::of(d));
+        }
+    }
+    if shown.is_none() && !report.up_to_date {
+        match (report.decision.verdict, &report.direct_update) {
+            (Verdict::Allow, Some(du)) => {
+                if let Some(other) = running.first() {
+                    waiting = Some(format!(
+                        "waiting: DirectUpdate {} ({}) runs first (one at a time per cluster)",
+                        other.name_any(),
+                        other.spec.target_version
+                    ));
+                } else {
+                    match apply(client, du).await {
+                        Ok(applied) => {
+                            metrics.applies.inc();
+                            info!(name = %applied.name_any(), revision = %tip, "applied the DirectUpdate");
+                            shown = Some(DirectUpdateView::of(&applied));
+                        }
+                        Err(e) => {
+                            return assessment(State::Error(format!(
+                                "applying DirectUpdate {}: {e}",
+                                du.name_any()
+                            )));
+                        }
+                    }
+                }
+            }
+            (Verdict::Defer, _) => mem.defer_until = report.decision.defer_until,
+            _ => {}
+        }
+    }
+    assessment(State::Evaluated {
+        report: Box::new(report),
+        direct_update: shown,
+        waiting,
+    })
+}
+
+/// Server-side apply of a rendered DirectUpdate's spec.
+async fn apply(client: &Client, du: &DirectUpdate) -> Result<DirectUpdate, kube::Error> {
+    let api = Api::<DirectUpdate>::all(client.clone());
+    let mut body = du.clone();
+    body.status = None;
+    body.metadata.managed_fields = None;
+    body.metadata.resource_version = None;
+    api.patch(
+        &du.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+}
+
+/// Write the status file and the commit status when they changed.
+async fn report(
+    cfg: &Config,
+    mirror: &SharedMirror,
+    metrics: &Metrics,
+    mem: &mut Memory,
+    a: &Assessment,
+    commit_status: Option<&CommitStatusFn>,
+) {
+    let mut file = status::status_file(a);
+    if let Some(e) = &mem.source_error {
+        // The last good state stays in force; say why it may be stale.
+        file.error = Some(match file.error.take() {
+            Some(old) if old != *e => format!("{e}; {old}"),
+            _ => e.clone(),
+        });
+    }
+    let yaml = status::to_yaml(&file);
+    let changed = mem.status_written.as_deref() != Some(yaml.as_str());
+    let progress_only = changed
+        && mem
+            .status_written
+            .as_deref()
+            .is_some_and(|old| same_but_progress(old, &yaml));
+    let held = progress_only
+        && mem
+            .status_written_at
+            .is_some_and(|at| at.elapsed() < cfg.status_interval);
+    if changed && !held {
+        let rel = status::path(&cfg.cluster);
+        let branch = cfg.status_branch.clone();
+        let message = format!(
+            "cupcake: status of {} at {}",
+            cfg.cluster,
+            a.revision
+                .as_deref()
+                .map(|r| &r[..r.len().min(7)])
+                .unwrap_or("no revision")
+        );
+        let bytes = yaml.clone().into_bytes();
+        let pushed = with_mirror(cfg, mirror, move |m| {
+            let files = std::collections::BTreeMap::from([(rel, Some(bytes))]);
+            m.commit_and_push(&branch, None, &files, &message, false, 5)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match pushed {
+            Ok(p) => {
+                let label = match p {
+                    Pushed::Unchanged(_) => "unchanged",
+                    Pushed::Committed { retries, .. } => {
+                        if retries > 0 {
+                            info!(
+                                retries,
+                                "status branch moved meanwhile: rebased the status commit"
+                            );
+                        }
+                        "committed"
+                    }
+                };
+                metrics.status_pushes.with_label_values(&[label]).inc();
+                mem.status_written = Some(yaml);
+                mem.status_written_at = Some(Instant::now());
+            }
+            Err(e) => {
+                metrics.status_pushes.with_label_values(&["error"]).inc();
+                warn!(error = %e, branch = %cfg.status_branch, "writing the status file failed; retrying next turn");
+            }
+        }
+    }
+    if let (Some(sink), Some(rev)) = (commit_status, &a.revision) {
+        let (state, description) = status::commit_status(a);
+        let key = (rev.clone(), state, description.clone());
+        if mem.commit_status.as_ref() != Some(&key) {
+            match sink(rev.clone(), state, description).await {
+                Ok(()) => {
+                    metrics.commit_statuses.with_label_values(&["ok"]).inc();
+                    mem.commit_status = Some(key);
+                }
+                Err(e) => {
+                    metrics.commit_statuses.with_label_values(&["error"]).inc();
+                    warn!(error = %e, "setting the commit status failed; retrying next turn");
+                }
+            }
+        }
+    }
+}
+
+/// Two status files that differ only in progress lines (`progress`, `summary` counts).
+fn same_but_progress(a: &str, b: &str) -> bool {
+    let strip = |s: &str| {
+        let mut out = Vec::new();
+        let mut in_summary = false;
+        for line in s.lines() {
+            let t = line.trim_start();
+            if t.starts_with("summary:") {
+                in_summary = true;
+                continue;
+            }
+            if in_summary && line.starts_with("    ") {
+                continue;
+            }
+            in_summary = false;
+            if t.starts_with("progress:") {
+                continue;
+            }
+            out.push(line.to_string());
+        }
+        out
+    };
+    strip(a) == strip(b)
+}
