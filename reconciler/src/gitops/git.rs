@@ -93,7 +93,10 @@ impl GitError {
             }
             GitError::Remote { message, .. } => {
                 let m = message.to_ascii_lowercase();
-                m.contains("non-fastforward") || m.contains("non-fast-forward")
+                m.contains("non-fastforward")
+                    || m.contains("non-fast-forward")
+                    || m.contains("fetch first")
+                    || m.contains("not present locally")
             }
             _ => false,
         }
@@ -398,6 +401,23 @@ impl Mirror {
         replace: bool,
         max_retries: u32,
     ) -> Result<Pushed, GitError> {
+        self.commit_and_push_observed(branch, base, files, message, replace, max_retries, &|_| {})
+    }
+
+    /// [`commit_and_push`](Self::commit_and_push), calling `before_push(attempt)` between
+    /// building a commit and pushing it: the window in which somebody else's push makes
+    /// ours non-fast-forward (tests use it to make that race happen).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_and_push_observed(
+        &self,
+        branch: &str,
+        base: Option<Oid>,
+        files: &BTreeMap<String, Option<Vec<u8>>>,
+        message: &str,
+        replace: bool,
+        max_retries: u32,
+        before_push: &dyn Fn(u32),
+    ) -> Result<Pushed, GitError> {
         let mut retries = 0;
         loop {
             let tip = self.fetch_ref("fetching", branch, true)?;
@@ -411,6 +431,7 @@ impl Mirror {
             if replace && tip.is_some_and(|t| self.same_tree(t, commit)) {
                 return Ok(Pushed::Unchanged(tip.expect("checked")));
             }
+            before_push(retries);
             match self.push(branch, commit, replace) {
                 Ok(()) => return Ok(Pushed::Committed { commit, retries }),
                 Err(e) if e.is_conflict() && retries < max_retries => {

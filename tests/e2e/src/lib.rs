@@ -9,6 +9,7 @@
 //! also on panic. If it cannot start, the test fails and says why — never a
 //! silent skip.
 
+pub mod gitserver;
 pub mod private;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+
+use crate::{bound_pod, kwok_node, wait_for};
 
 use crate::repo;
 
@@ -173,4 +180,96 @@ pub fn bin(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A control plane with CRDs, `cps` control-plane nodes (with static pods) and `workers` workers.
+pub async fn kwok_cluster(
+    name: &str,
+    cps: usize,
+    workers: usize,
+    from: &str,
+) -> (PrivateCluster, Client) {
+    let pc = PrivateCluster::start(name);
+    let out = pc.kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        crate::repo().join("crds").to_str().expect("kube call"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = pc.client().await;
+    let nodes = Api::<Node>::all(client.clone());
+    let pods = Api::<Pod>::namespaced(client.clone(), "kube-system");
+    for i in 1..=cps {
+        let n = format!("cp-{i}");
+        nodes
+            .create(&PostParams::default(), &kwok_node(&n, true, from, &[]))
+            .await
+            .expect("kube call");
+        for c in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            let mut p = bound_pod(
+                "kube-system",
+                &format!("{c}-{n}"),
+                &n,
+                &[("component", c), ("tier", "control-plane")],
+                &format!("registry.k8s.io/{c}:{from}"),
+            );
+            p.metadata.annotations = Some(BTreeMap::from([(
+                "kubernetes.io/config.mirror".to_string(),
+                "e2e".to_string(),
+            )]));
+            pods.create(&PostParams::default(), &p)
+                .await
+                .expect("kube call");
+        }
+    }
+    for i in 1..=workers {
+        nodes
+            .create(
+                &PostParams::default(),
+                &kwok_node(&format!("w-{i}"), false, from, &[("pool", "general")]),
+            )
+            .await
+            .expect("kube call");
+    }
+    wait_for("every node Ready", Duration::from_secs(120), || async {
+        let l = nodes.list(&ListParams::default()).await.ok()?;
+        (l.items.len() == cps + workers
+            && l.items.iter().all(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            }))
+        .then_some(())
+    })
+    .await;
+    (pc, client)
+}
+
+/// `cupcake-agent simulate --all-nodes` for every node of `pc` (100ms steps unless given).
+pub fn simulated_agents(pc: &PrivateCluster, state: &std::path::Path, extra: &[&str]) -> Proc {
+    let kc = pc.kubeconfig.to_str().expect("utf-8").to_string();
+    let st = state.to_str().expect("utf-8").to_string();
+    let mut args = vec![
+        "simulate",
+        "--all-nodes",
+        "--kubeconfig",
+        &kc,
+        "--state-dir",
+        &st,
+    ];
+    if !extra.contains(&"--step-duration") {
+        args.extend_from_slice(&["--step-duration", "100ms"]);
+    }
+    args.extend_from_slice(extra);
+    pc.spawn(&bin("cupcake-agent"), &args, "agents.log")
 }

@@ -4,15 +4,17 @@
 //! plane (the controller acts on every node of its cluster).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cupcake_api::crd::{DirectUpdate, Phase};
 use cupcake_api::labels;
 use cupcake_api::protocol::NodePhase;
-use cupcake_e2e::private::{PrivateCluster, Proc, bin};
-use cupcake_e2e::{bound_pod, deployment, kwok_node, pdb, wait_for};
+use cupcake_e2e::private::{
+    PrivateCluster, Proc, bin, kwok_cluster as cluster, simulated_agents as agents,
+};
+use cupcake_e2e::{bound_pod, deployment, pdb, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -20,72 +22,6 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 
 const FROM: &str = "v1.33.4";
-
-/// A control plane with CRDs, `cps` control-plane nodes (with static pods) and `workers` workers.
-async fn cluster(name: &str, cps: usize, workers: usize, from: &str) -> (PrivateCluster, Client) {
-    let pc = PrivateCluster::start(name);
-    let out = pc.kubectl(&[
-        "apply",
-        "--server-side",
-        "-f",
-        cupcake_e2e::repo().join("crds").to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let client = pc.client().await;
-    let nodes = Api::<Node>::all(client.clone());
-    let pods = Api::<Pod>::namespaced(client.clone(), "kube-system");
-    for i in 1..=cps {
-        let n = format!("cp-{i}");
-        nodes
-            .create(&PostParams::default(), &kwok_node(&n, true, from, &[]))
-            .await
-            .unwrap();
-        for c in [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-        ] {
-            let mut p = bound_pod(
-                "kube-system",
-                &format!("{c}-{n}"),
-                &n,
-                &[("component", c), ("tier", "control-plane")],
-                &format!("registry.k8s.io/{c}:{from}"),
-            );
-            p.metadata.annotations = Some(BTreeMap::from([(
-                "kubernetes.io/config.mirror".to_string(),
-                "e2e".to_string(),
-            )]));
-            pods.create(&PostParams::default(), &p).await.unwrap();
-        }
-    }
-    for i in 1..=workers {
-        nodes
-            .create(
-                &PostParams::default(),
-                &kwok_node(&format!("w-{i}"), false, from, &[("pool", "general")]),
-            )
-            .await
-            .unwrap();
-    }
-    wait_for("every node Ready", Duration::from_secs(120), || async {
-        let l = nodes.list(&ListParams::default()).await.ok()?;
-        (l.items.len() == cps + workers
-            && l.items.iter().all(|n| {
-                n.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            }))
-        .then_some(())
-    })
-    .await;
-    (pc, client)
-}
 
 fn controller(pc: &PrivateCluster, id: &str, extra: &[&str]) -> Proc {
     let kc = pc.kubeconfig.to_str().unwrap().to_string();
@@ -105,24 +41,6 @@ fn controller(pc: &PrivateCluster, id: &str, extra: &[&str]) -> Proc {
     ];
     args.extend_from_slice(extra);
     pc.spawn(&bin("cupcake"), &args, &format!("cupcake-{id}.log"))
-}
-
-fn agents(pc: &PrivateCluster, state: &std::path::Path, extra: &[&str]) -> Proc {
-    let kc = pc.kubeconfig.to_str().unwrap().to_string();
-    let st = state.to_str().unwrap().to_string();
-    let mut args = vec![
-        "simulate",
-        "--all-nodes",
-        "--kubeconfig",
-        &kc,
-        "--state-dir",
-        &st,
-    ];
-    if !extra.contains(&"--step-duration") {
-        args.extend_from_slice(&["--step-duration", "100ms"]);
-    }
-    args.extend_from_slice(extra);
-    pc.spawn(&bin("cupcake-agent"), &args, "agents.log")
 }
 
 async fn du_status(client: &Client, name: &str) -> Option<DirectUpdate> {
