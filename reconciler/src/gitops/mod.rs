@@ -176,6 +176,8 @@ struct Memory {
     /// The status file as last committed (or found unchanged).
     status_written: Option<String>,
     status_written_at: Option<Instant>,
+    /// The last status write failed: retry with the next fetch, not at once.
+    status_failed: bool,
     /// The commit status as last set, per commit.
     commit_status: Option<(String, CommitState, String)>,
     /// A deferred plan may start then.
@@ -246,7 +248,8 @@ pub async fn run(
         let mut wake = Wake::Timer;
         let mut next_fetch = Instant::now();
         loop {
-            let fetch_now = wake != Wake::DirectUpdate || Instant::now() >= next_fetch;
+            // Fetch when due or asked to by a webhook; other wakes re-evaluate only.
+            let fetch_now = wake == Wake::Webhook || Instant::now() >= next_fetch;
             if fetch_now {
                 match fetch(&cfg, &mirror, &metrics, &mut mem).await {
                     Ok(()) => next_fetch = Instant::now() + cfg.poll,
@@ -269,7 +272,7 @@ pub async fn run(
                 let secs = (t - Utc::now()).num_milliseconds().max(0) as u64;
                 until = until.min(Instant::now() + Duration::from_millis(secs + 50));
             }
-            if let Some(at) = mem.status_written_at {
+            if let Some(at) = mem.status_written_at.filter(|_| !mem.status_failed) {
                 // A progress-only change held back by the interval: look again then.
                 let pending = status::to_yaml(&status::status_file(&assessment));
                 if mem.status_written.as_deref() != Some(pending.as_str()) {
@@ -606,9 +609,11 @@ async fn report(
                 metrics.status_pushes.with_label_values(&[label]).inc();
                 mem.status_written = Some(yaml);
                 mem.status_written_at = Some(Instant::now());
+                mem.status_failed = false;
             }
             Err(e) => {
                 metrics.status_pushes.with_label_values(&["error"]).inc();
+                mem.status_failed = true;
                 warn!(error = %e, branch = %cfg.status_branch, "writing the status file failed; retrying next turn");
             }
         }
