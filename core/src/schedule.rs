@@ -460,6 +460,16 @@ impl Compiled {
         })
     }
 
+    /// The attempt of `spec.schedule` (the seed's recurring upgrade) due at `now`: the
+    /// latest occurrence at or before `now` that is later than `since` (the last one
+    /// handled, or when the schedule was created). Missed occurrences collapse into
+    /// the latest one. `None` without `spec.schedule` or when nothing is due.
+    pub fn due_attempt(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cron = self.attempt.as_ref()?;
+        let latest = cron.find_previous_occurrence(&now, true).ok()?;
+        (latest > since).then_some(latest)
+    }
+
     /// The schedule at `now`.
     pub fn evaluate(&self, now: DateTime<Utc>) -> ScheduleEval {
         let windows = &self.windows;
@@ -556,6 +566,47 @@ pub fn evaluate(
 mod tests {
     use super::*;
     use cupcake_api::schedule::ExclusionScope;
+
+    #[test]
+    fn due_attempt_is_the_latest_unhandled_occurrence() {
+        let spec: UpdateScheduleSpec = yaml_serde::from_str("schedule: '0 3 * * *'").expect("spec");
+        let c = Compiled::new(&spec).expect("compiles");
+        let t = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        for (since, now, want) in [
+            // Created at 10:30: nothing due until 03:00 the next day.
+            ("2026-11-28T10:30:00Z", "2026-11-28T23:00:00Z", None),
+            (
+                "2026-11-28T10:30:00Z",
+                "2026-11-29T03:00:00Z",
+                Some("2026-11-29T03:00:00Z"),
+            ),
+            (
+                "2026-11-28T10:30:00Z",
+                "2026-11-29T05:00:00Z",
+                Some("2026-11-29T03:00:00Z"),
+            ),
+            // Handled at 03:00: not again the same day.
+            ("2026-11-29T03:00:00Z", "2026-11-29T23:59:00Z", None),
+            // Down for three days: one attempt, the latest.
+            (
+                "2026-11-29T03:00:00Z",
+                "2026-12-02T04:00:00Z",
+                Some("2026-12-02T03:00:00Z"),
+            ),
+        ] {
+            assert_eq!(
+                c.due_attempt(t(since), t(now)),
+                want.map(t),
+                "since {since}, now {now}"
+            );
+        }
+        let none: UpdateScheduleSpec = yaml_serde::from_str("suspended: false").expect("spec");
+        let c = Compiled::new(&none).expect("compiles");
+        assert_eq!(
+            c.due_attempt(t("2026-01-01T00:00:00Z"), t("2026-12-01T00:00:00Z")),
+            None
+        );
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod present;
 pub mod report;
 pub mod rollout;
+pub mod schedules;
 pub mod server;
 pub mod snapshot;
 pub mod source;

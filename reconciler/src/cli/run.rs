@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use k8s_controller::LeaderElection;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::observe::{self, KubeArgs};
 use crate::server::{self, ServerState};
@@ -259,11 +259,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     if gitops.is_some() {
         gitops::git::set_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     }
-    if !args.rollout_only {
-        warn!(
-            "the ScheduledUpdate and UpdateSchedule controllers are not built yet: running the rollout controller only (pass --rollout-only to silence this)"
-        );
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -310,6 +305,12 @@ async fn main(
     let server_url = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)?;
     let loop_client = client.clone();
+    let schedules = (!args.rollout_only).then(|| crate::schedules::Context {
+        client: client.clone(),
+        server: server_url.clone(),
+        namespace: ns.clone(),
+        policies: crate::gate::PolicyEnv::default_pack(),
+    });
     let lease = LeaderElection::new(client, &ns, "cupcake", &id)
         .with_lease_duration(args.lease_duration)
         .with_renew_deadline(args.lease_duration * 2 / 3)
@@ -318,17 +319,23 @@ async fn main(
     ready.store(true, Ordering::Relaxed);
     let work = async {
         leader.set(1);
+        let schedules = async {
+            if let Some(s) = schedules {
+                crate::schedules::run(s).await;
+            }
+        };
         match (gitops, loop_metrics) {
             (Some(cfg), Some(m)) => {
-                info!(identity = %id, repo = %crate::source::redact_url(&cfg.repo), branch = %cfg.branch, cluster = %cfg.cluster, "leading: starting the rollout controller and the GitOps loop");
+                info!(identity = %id, repo = %crate::source::redact_url(&cfg.repo), branch = %cfg.branch, cluster = %cfg.cluster, "leading: starting the rollout controller, the schedule controllers and the GitOps loop");
                 tokio::join!(
                     rollout::run(ctx),
+                    schedules,
                     gitops::run(cfg, loop_client, server_url, wake, m, None)
                 );
             }
             _ => {
-                info!(identity = %id, "leading: starting the rollout controller");
-                rollout::run(ctx).await;
+                info!(identity = %id, rollout_only = args.rollout_only, "leading: starting the rollout controller (and the schedule controllers unless --rollout-only)");
+                tokio::join!(rollout::run(ctx), schedules);
             }
         }
     };

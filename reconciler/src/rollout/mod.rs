@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use cupcake_api::crd::{DirectUpdate, DirectUpdateStatus, Phase};
-use cupcake_api::fleet::ClusterVersionSpec;
 use cupcake_api::plan::{Severity, Stage};
 use cupcake_api::protocol::NodePhase;
 use cupcake_api::snapshot::ClusterSnapshot;
@@ -270,25 +269,7 @@ fn pick(dus: &[Arc<DirectUpdate>]) -> Option<Arc<DirectUpdate>> {
 
 /// Plan a DirectUpdate written without stages, like the original CUPCAKE's.
 fn plan_seed_style(du: &DirectUpdate, cluster: &ClusterSnapshot) -> Result<Vec<Stage>, String> {
-    let s = &du.spec;
-    let spec = ClusterVersionSpec {
-        kubernetes_version: s.target_version.clone(),
-        components: s.components.clone(),
-        strategy: s.strategy,
-        concurrency: Some(cupcake_api::common::IntOrPercent::Int(s.concurrency.max(1))),
-        max_unavailable: None,
-        canary: s.canary.clone().unwrap_or_default(),
-        node_selector: s.node_selector.clone(),
-        drain: s.drain.clone().unwrap_or_default(),
-        backup: cupcake_api::fleet::BackupSpec {
-            etcd: s.backup.as_ref().is_some_and(|b| b.etcd),
-            store: s.backup.as_ref().and_then(|b| b.store_ref.clone()),
-        },
-        preflight_checks: s.preflight_checks,
-        allow_prerelease: Default::default(),
-        force: vec![],
-        estimates: Default::default(),
-    };
+    let spec = crate::schedules::cluster_spec_of(&du.spec);
     let outcome = cupcake_core::plan::plan(cupcake_core::plan::PlanInput {
         spec: &spec,
         catalog: None,
