@@ -47,6 +47,7 @@ impl StageKind {
 
 /// A step of the plan: nodes moved to one version, batch by batch, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Stage {
     /// What the stage does.
     pub kind: StageKind,
@@ -54,12 +55,157 @@ pub struct Stage {
     pub version: KubeVersion,
     /// Node names, batch by batch; a batch's nodes are drained and upgraded together.
     pub batches: Vec<Vec<String>>,
+    /// Worker and canary stages: per batch (same position as in `batches`), what
+    /// kept it from holding one more node. Empty for backup and control-plane
+    /// stages, which always move one node at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_limits: Vec<BatchLimit>,
 }
 
 impl Stage {
     /// All nodes of the stage in order.
     pub fn nodes(&self) -> impl Iterator<Item = &String> {
         self.batches.iter().flatten()
+    }
+}
+
+/// Why a worker batch ends where it does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchLimitKind {
+    /// The batch holds as many nodes as the cluster's batch size allows.
+    Concurrency,
+    /// The canary nodes, upgraded together before any other worker of the pass.
+    Canary,
+    /// A PodDisruptionBudget: the next node would take more of its pods down
+    /// than it allows now, or this node's pods alone exceed it.
+    Pdb,
+    /// The stage had no more nodes to add.
+    Remaining,
+}
+
+/// What limited the size of one worker batch. A flat object (not a tagged
+/// enum) so it stays a structural schema inside the DirectUpdate CRD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchLimit {
+    /// concurrency | canary | pdb | remaining.
+    pub kind: BatchLimitKind,
+    /// `concurrency`: nodes per batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// `concurrency`: where the size comes from — `concurrency: 25%`,
+    /// `maxUnavailable: 2`, or `strategy: rolling` (one node at a time when
+    /// neither is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+    /// `pdb`: the PDB as `namespace/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdb: Option<String>,
+    /// `pdb`: its own limit as written, `maxUnavailable 1` or `minAvailable 80%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// `pdb`: disruptions it allows now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<i64>,
+    /// `pdb`: this batch's single node alone exceeds the budget, so it goes alone
+    /// and its drain waits on the PDB.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alone: bool,
+    /// `remaining`: workers the cluster's `nodeSelector` leaves out of the plan.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_in_scope: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl BatchLimit {
+    fn of(kind: BatchLimitKind) -> Self {
+        Self {
+            kind,
+            size: None,
+            setting: None,
+            pdb: None,
+            budget: None,
+            allowed: None,
+            alone: false,
+            not_in_scope: 0,
+        }
+    }
+
+    /// Full at the batch size `size`, set by `setting`.
+    pub fn concurrency(size: usize, setting: impl Into<String>) -> Self {
+        Self {
+            size: Some(size),
+            setting: Some(setting.into()),
+            ..Self::of(BatchLimitKind::Concurrency)
+        }
+    }
+
+    /// The canary batch.
+    pub fn canary() -> Self {
+        Self::of(BatchLimitKind::Canary)
+    }
+
+    /// Stopped by the PDB `pdb` (`namespace/name`).
+    pub fn pdb(pdb: String, budget: String, allowed: i64, alone: bool) -> Self {
+        Self {
+            pdb: Some(pdb),
+            budget: Some(budget),
+            allowed: Some(allowed),
+            alone,
+            ..Self::of(BatchLimitKind::Pdb)
+        }
+    }
+
+    /// The stage's last nodes.
+    pub fn remaining(not_in_scope: usize) -> Self {
+        Self {
+            not_in_scope,
+            ..Self::of(BatchLimitKind::Remaining)
+        }
+    }
+}
+
+impl std::fmt::Display for BatchLimit {
+    /// `concurrency 5`, `PDB shop/web (maxUnavailable 1, allows 1 now)`, `canary`,
+    /// `remaining nodes (3 workers not in scope)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            BatchLimitKind::Concurrency => {
+                let size = self.size.unwrap_or(0);
+                let setting = self.setting.as_deref().unwrap_or("");
+                if setting == format!("concurrency: {size}") {
+                    write!(f, "concurrency {size}")
+                } else {
+                    write!(f, "batch size {size} ({setting})")
+                }
+            }
+            BatchLimitKind::Canary => f.write_str("canary"),
+            BatchLimitKind::Pdb => {
+                write!(
+                    f,
+                    "PDB {} ({}, allows {} now)",
+                    self.pdb.as_deref().unwrap_or("?"),
+                    self.budget.as_deref().unwrap_or("no budget"),
+                    self.allowed.unwrap_or(0)
+                )?;
+                if self.alone {
+                    f.write_str(": this node alone exceeds it")?;
+                }
+                Ok(())
+            }
+            BatchLimitKind::Remaining if self.not_in_scope == 0 => f.write_str("remaining nodes"),
+            BatchLimitKind::Remaining => write!(
+                f,
+                "remaining nodes ({} workers not in scope)",
+                self.not_in_scope
+            ),
+        }
     }
 }
 

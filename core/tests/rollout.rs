@@ -79,6 +79,7 @@ fn stage(kind: StageKind, ver: &str, batches: &[&[&str]]) -> Stage {
             .iter()
             .map(|b| b.iter().map(|s| s.to_string()).collect())
             .collect(),
+        batch_limits: Vec::new(),
     }
 }
 

@@ -46,6 +46,33 @@ fn stage_text(s: &Stage) -> String {
     format!("{} node(s) in {} batch(es): {t}", nodes, s.batches.len())
 }
 
+/// What shaped a stage's batches, each reason once with how many batches it
+/// ended: `concurrency 5 (×3), remaining nodes (×1)`. None for stages without
+/// batch limits (backup, control plane).
+fn limits_text(s: &Stage) -> Option<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for l in &s.batch_limits {
+        let t = l.to_string();
+        match seen.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((t, 1)),
+        }
+    }
+    if seen.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = seen.iter().map(|(t, n)| format!("{t} (×{n})")).collect();
+    Some(parts.join(", "))
+}
+
+/// ` — limited by concurrency 5` after batch `j` of a stage, when known.
+fn batch_limit_suffix(s: &Stage, j: usize) -> String {
+    s.batch_limits
+        .get(j)
+        .map(|l| format!(" — limited by {l}"))
+        .unwrap_or_default()
+}
+
 fn duration(secs: u64) -> String {
     GoDuration::from_secs(secs).to_string()
 }
@@ -190,6 +217,9 @@ pub fn text(r: &PlanReport) -> String {
                 s.version.to_string(),
                 stage_text(s)
             );
+            if let Some(l) = limits_text(s) {
+                let _ = writeln!(o, "      batch size limited by: {l}");
+            }
         }
     }
     if r.decision.findings.is_empty() {
@@ -291,12 +321,13 @@ pub fn markdown(r: &PlanReport) -> String {
             for (j, b) in s.batches.iter().enumerate() {
                 let _ = writeln!(
                     o,
-                    "- stage {} ({} {}), batch {}: {}",
+                    "- stage {} ({} {}), batch {}: {}{}",
                     i + 1,
                     s.kind.as_str(),
                     s.version,
                     j + 1,
-                    b.join(", ")
+                    b.join(", "),
+                    md_escape(&batch_limit_suffix(s, j))
                 );
             }
         }

@@ -523,6 +523,20 @@ fn output_explains_the_decision() {
     for w in ["worker-2", "worker-3", "worker-7"] {
         assert!(md.contains(w), "{w} missing from {md}");
     }
+    // Which limit shaped each batch: per batch in markdown, summed per stage in text.
+    for line in [
+        "- stage 3 (canary 1.34.2), batch 1: worker-1 — limited by canary",
+        "- stage 4 (workers 1.34.2), batch 1: worker-2, worker-6 — limited by batch size 2 (maxUnavailable: 25%)",
+        "- stage 4 (workers 1.34.2), batch 4: worker-7 — limited by PDB data/redis (maxUnavailable 34%, allows 1 now)",
+        "- stage 4 (workers 1.34.2), batch 5: worker-9 — limited by remaining nodes",
+    ] {
+        assert!(md.lines().any(|l| l == line), "{line:?} missing from {md}");
+    }
+    assert!(
+        text.lines().any(|l| l.trim()
+            == "batch size limited by: batch size 2 (maxUnavailable: 25%) (×3), PDB data/redis (maxUnavailable 34%, allows 1 now) (×1), remaining nodes (×1)"),
+        "{text}"
+    );
 }
 
 /// `--show-input` prints the policy input; `policy eval` of it reaches the same verdict.

@@ -751,3 +751,150 @@ fn input_warnings_table() {
         ["planner.backup-without-store"]
     );
 }
+
+/// Per worker/canary stage: `kind@version:` then each batch's reason as the
+/// plan text shows it.
+fn limits(o: &PlanOutcome) -> Vec<String> {
+    o.plan
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::Workers | StageKind::Canary))
+        .map(|s| {
+            assert_eq!(
+                s.batch_limits.len(),
+                s.batches.len(),
+                "one reason per batch"
+            );
+            let r: Vec<String> = s.batch_limits.iter().map(ToString::to_string).collect();
+            format!("{}: {}", s.kind.as_str(), r.join(" | "))
+        })
+        .collect()
+}
+
+/// Issue 8 (Deliver 7): the plan says what limited each worker batch — the
+/// batch size and where it comes from, the PDB that turned the next node away,
+/// the canary batch, or running out of (in-scope) nodes.
+#[test]
+fn each_batch_says_what_limited_its_size() {
+    type Case = (
+        &'static str,
+        fn(&mut ClusterVersionSpec, &mut ClusterSnapshot),
+        &'static [&'static str],
+    );
+    // Base: 1 control-plane node, 5 workers; web (shop) pods on w-1, w-2 with a PDB
+    // that allows 1 disruption.
+    let cases: &[Case] = &[
+        (
+            "concurrency 2: full batches, then the rest",
+            |s, _| s.concurrency = Some(IntOrPercent::Int(2)),
+            &["workers: concurrency 2 | concurrency 2 | remaining nodes"],
+        ),
+        (
+            "percentage resolves against in-scope workers",
+            |s, _| s.concurrency = Some(IntOrPercent::Percent(40)),
+            &[
+                "workers: batch size 2 (concurrency: 40%) | batch size 2 (concurrency: 40%) | remaining nodes",
+            ],
+        ),
+        (
+            "maxUnavailable names itself",
+            |s, _| s.max_unavailable = Some(IntOrPercent::Int(5)),
+            &["workers: batch size 5 (maxUnavailable: 5)"],
+        ),
+        (
+            "rolling without a size: one node at a time",
+            |_, _| {},
+            &[
+                "workers: batch size 1 (strategy: rolling) | batch size 1 (strategy: rolling) | batch size 1 (strategy: rolling) | batch size 1 (strategy: rolling) | batch size 1 (strategy: rolling)",
+            ],
+        ),
+        (
+            "a PDB turns the next node away",
+            |s, snap| {
+                s.concurrency = Some(IntOrPercent::Int(5));
+                add_web(snap, &["w-1", "w-2"], 1);
+            },
+            &["workers: PDB shop/web (minAvailable 1, allows 1 now) | remaining nodes"],
+        ),
+        (
+            "a full batch is the batch size even when a PDB also turned a node away",
+            |s, snap| {
+                s.concurrency = Some(IntOrPercent::Int(3));
+                add_web(snap, &["w-1", "w-2"], 1);
+            },
+            &["workers: concurrency 3 | remaining nodes"],
+        ),
+        (
+            "parallel: only PDBs and the end of the stage limit batches",
+            |s, snap| {
+                s.strategy = Strategy::Parallel;
+                add_web(snap, &["w-1", "w-2"], 1);
+            },
+            &["workers: PDB shop/web (minAvailable 1, allows 1 now) | remaining nodes"],
+        ),
+        (
+            "a node whose pods alone exceed the PDB goes alone",
+            |s, snap| {
+                s.strategy = Strategy::Parallel;
+                add_web(snap, &["w-3", "w-3"], 1);
+            },
+            &[
+                "workers: PDB shop/web (minAvailable 1, allows 1 now) | PDB shop/web (minAvailable 1, allows 1 now): this node alone exceeds it",
+            ],
+        ),
+        (
+            "canary batch, then the rest",
+            |s, _| {
+                s.strategy = Strategy::Canary;
+                s.concurrency = Some(IntOrPercent::Int(4));
+            },
+            &["canary: canary", "workers: concurrency 4"],
+        ),
+        (
+            "workers outside nodeSelector are named",
+            |s, snap| {
+                s.strategy = Strategy::Parallel;
+                s.node_selector = BTreeMap::from([("pool".into(), "a".into())]);
+                for n in &mut snap.nodes[1..4] {
+                    n.labels.insert("pool".into(), "a".into());
+                }
+            },
+            &["workers: remaining nodes (2 workers not in scope)"],
+        ),
+    ];
+    for (name, edit, want) in cases {
+        let mut s = spec("1.34.2");
+        let mut snap = cluster(1, "1.33.4", 5, "1.33.4");
+        edit(&mut s, &mut snap);
+        let o = run(&s, &snap, None);
+        assert_eq!(limits(&o), *want, "{name}: {:?}", stages(&o));
+    }
+}
+
+/// Pods of app `web` in namespace `shop` on `nodes` (one per entry) and its PDB.
+fn add_web(snap: &mut ClusterSnapshot, nodes: &[&str], allowed: i64) {
+    for (i, n) in nodes.iter().enumerate() {
+        snap.pods
+            .push(mk_pod("shop", &format!("web-{i}"), n, "web"));
+    }
+    snap.pdbs.push(mk_pdb("shop", "web", allowed));
+}
+
+#[test]
+fn batch_limits_are_camel_case_json_and_absent_for_control_plane_stages() {
+    let mut s = spec("1.34.2");
+    s.concurrency = Some(IntOrPercent::Int(3));
+    let mut snap = cluster(1, "1.33.4", 3, "1.33.4");
+    add_web(&mut snap, &["w-1", "w-2"], 1);
+    let o = run(&s, &snap, None);
+    let json = serde_json::to_value(&o.plan).unwrap();
+    let stages = json["stages"].as_array().unwrap();
+    assert!(stages[0].get("batchLimits").is_none(), "{}", stages[0]);
+    assert_eq!(
+        stages.last().unwrap()["batchLimits"],
+        serde_json::json!([
+            {"kind": "pdb", "pdb": "shop/web", "budget": "minAvailable 1", "allowed": 1},
+            {"kind": "remaining"}
+        ])
+    );
+}

@@ -164,7 +164,13 @@ pub fn plan_indexed(input: PlanInput<'_>, index: &ClusterIndex<'_>) -> PlanOutco
     );
     checks::inputs(spec, index, scope.workers.len(), &mut findings);
     let canaries = canary::choose(spec, &scope.workers, &mut findings);
-    let batch_size = batches::size(spec, scope.workers.len());
+    let limit = batches::size(spec, scope.workers.len());
+    let batch_size = limit.as_ref().map(|l| l.size);
+    let all_workers = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.role == cupcake_api::snapshot::Role::Worker)
+        .count();
     let stages = stages::sequence(&stages::StageInput {
         index,
         scope: &scope,
@@ -175,7 +181,8 @@ pub fn plan_indexed(input: PlanInput<'_>, index: &ClusterIndex<'_>) -> PlanOutco
         downgrade,
         backup: spec.backup.etcd,
         canaries: &canaries,
-        batch_size,
+        batch_size: limit,
+        not_in_scope: all_workers.saturating_sub(scope.workers.len()),
     });
     let estimate = estimate::estimate(&spec.estimates, &stages);
     let up_to_date = hops.is_empty() && stages.is_empty() && !downgrade;

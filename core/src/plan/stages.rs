@@ -29,7 +29,9 @@ pub(crate) struct StageInput<'x> {
     /// `backup.etcd`: an etcd backup before each hop's control-plane stage.
     pub backup: bool,
     pub canaries: &'x [String],
-    pub batch_size: Option<usize>,
+    pub batch_size: Option<batches::Limit>,
+    /// Workers the `nodeSelector` leaves out.
+    pub not_in_scope: usize,
 }
 
 /// A worker pass to `version`: canaries first, alone, then the rest in batches.
@@ -42,18 +44,28 @@ fn worker_pass(
     let (canary, rest): (Vec<String>, Vec<String>) =
         names.into_iter().partition(|n| input.canaries.contains(n));
     if !canary.is_empty() {
-        let limit = Some(canary.len());
+        let limit = batches::Limit::canary(canary.len());
+        let (batches, batch_limits) =
+            batches::split(&canary, Some(&limit), input.index, input.not_in_scope);
         stages.push(Stage {
             kind: StageKind::Canary,
             version: version.clone(),
-            batches: batches::split(&canary, limit, input.index),
+            batches,
+            batch_limits,
         });
     }
     if !rest.is_empty() {
+        let (batches, batch_limits) = batches::split(
+            &rest,
+            input.batch_size.as_ref(),
+            input.index,
+            input.not_in_scope,
+        );
         stages.push(Stage {
             kind: StageKind::Workers,
             version: version.clone(),
-            batches: batches::split(&rest, input.batch_size, input.index),
+            batches,
+            batch_limits,
         });
     }
 }
@@ -116,6 +128,7 @@ pub(crate) fn sequence(input: &StageInput<'_>) -> Vec<Stage> {
                 kind: StageKind::Backup,
                 version: hop.to.clone(),
                 batches: vec![vec![first.clone()]],
+                batch_limits: Vec::new(),
             });
         }
         if !movers.is_empty() {
@@ -123,6 +136,7 @@ pub(crate) fn sequence(input: &StageInput<'_>) -> Vec<Stage> {
                 kind: StageKind::ControlPlane,
                 version: hop.to.clone(),
                 batches: movers.iter().map(|n| vec![n.clone()]).collect(),
+                batch_limits: Vec::new(),
             });
         }
         for (n, api, kubelet) in &mut cp_state {
@@ -144,6 +158,7 @@ pub(crate) fn sequence(input: &StageInput<'_>) -> Vec<Stage> {
             kind: StageKind::ControlPlane,
             version: target.clone(),
             batches: cp_kubelets.iter().map(|n| vec![n.clone()]).collect(),
+            batch_limits: Vec::new(),
         });
     }
     let last: Vec<String> = worker_ver
