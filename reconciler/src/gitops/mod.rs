@@ -182,6 +182,8 @@ struct Memory {
     commit_status: Option<(String, CommitState, String)>,
     /// A deferred plan may start then.
     defer_until: Option<chrono::DateTime<Utc>>,
+    /// The last evaluation (see [`turn`]).
+    last_eval: Option<LastEval>,
 }
 
 /// Why a turn starts.
@@ -256,7 +258,10 @@ pub async fn run(
                     Err(()) => next_fetch = Instant::now() + backoff(&cfg, mem.failures),
                 }
             }
-            let assessment = turn(&cfg, &client, &server, &mirror, &dus, &metrics, &mut mem).await;
+            let assessment = turn(
+                &cfg, &client, &server, &mirror, &dus, &metrics, &mut mem, wake,
+            )
+            .await;
             report(
                 &cfg,
                 &mirror,
@@ -387,7 +392,103 @@ async fn fetch(
     }
 }
 
-/// Evaluate the desired state at the current tip and act on it.
+/// What the DirectUpdates in the cluster mean for the desired target.
+struct Selection {
+    /// The DirectUpdate to show for this desired state.
+    shown: Option<DirectUpdateView>,
+    /// Why nothing is applied although the verdict may allow it.
+    waiting: Option<String>,
+    /// The desired state has no DirectUpdate yet and nothing stands in the way.
+    may_apply: bool,
+}
+
+/// Pick the DirectUpdate carrying `report`'s target: a running one for it; else the
+/// newest for it (a Failed or RequiresAttention one blocks a new one until retried or
+/// deleted); a running one for another target makes a new one wait.
+fn select(report: &cupcake_api::report::PlanReport, all: &[Arc<DirectUpdate>]) -> Selection {
+    let target = report.target.to_string();
+    let running: Vec<&Arc<DirectUpdate>> = all
+        .iter()
+        .filter(|d| !crate::rollout::terminal(d))
+        .collect();
+    let for_target = |d: &&Arc<DirectUpdate>| d.spec.target_version.to_string() == target;
+    if let Some(d) = running.iter().copied().find(for_target) {
+        return Selection {
+            shown: Some(DirectUpdateView::of(d)),
+            waiting: None,
+            may_apply: false,
+        };
+    }
+    let mut done: Vec<&Arc<DirectUpdate>> = all.iter().filter(for_target).collect();
+    done.sort_by_key(|d| d.metadata.creation_timestamp.clone().map(|t| t.0));
+    let newest = done.last().copied();
+    let blocked = newest.filter(|d| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| matches!(p, Phase::Failed | Phase::RequiresAttention))
+    });
+    if let Some(d) = blocked {
+        // Never start the same target again behind a failed one's back.
+        return Selection {
+            shown: Some(DirectUpdateView::of(d)),
+            waiting: Some(format!(
+                "DirectUpdate {} for {target} failed: retry it (annotation cupcake.ricardomolendijk.com/retry=<node>) or delete it",
+                d.name_any()
+            )),
+            may_apply: false,
+        };
+    }
+    if report.up_to_date {
+        return Selection {
+            shown: newest.map(|d| DirectUpdateView::of(d)),
+            waiting: None,
+            may_apply: false,
+        };
+    }
+    if let Some(other) = running.first() {
+        return Selection {
+            shown: None,
+            waiting: (report.decision.verdict == Verdict::Allow).then(|| {
+                format!(
+                    "waiting: DirectUpdate {} ({}) runs first (one at a time per cluster)",
+                    other.name_any(),
+                    other.spec.target_version
+                )
+            }),
+            may_apply: false,
+        };
+    }
+    Selection {
+        shown: None,
+        waiting: None,
+        may_apply: report.decision.verdict == Verdict::Allow && report.direct_update.is_some(),
+    }
+}
+
+/// The last evaluation, reused when only a DirectUpdate's status moved.
+#[derive(Debug, Clone)]
+struct LastEval {
+    tip: Oid,
+    report: Box<cupcake_api::report::PlanReport>,
+    /// The running DirectUpdates then: when one finishes, evaluate afresh.
+    running: Vec<String>,
+}
+
+fn running_names(all: &[Arc<DirectUpdate>]) -> Vec<String> {
+    let mut v: Vec<String> = all
+        .iter()
+        .filter(|d| !crate::rollout::terminal(d))
+        .map(|d| d.name_any())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Evaluate the desired state at the current tip and act on it. A turn woken only by
+/// a DirectUpdate's progress reuses the last evaluation (no cluster listing) as long
+/// as the tip and the set of running DirectUpdates are the same.
+#[allow(clippy::too_many_arguments)]
 async fn turn(
     cfg: &Config,
     client: &Client,
@@ -396,9 +497,10 @@ async fn turn(
     dus: &Store<DirectUpdate>,
     metrics: &Metrics,
     mem: &mut Memory,
+    wake: Wake,
 ) -> Assessment {
-    mem.defer_until = None;
     let Some(tip) = mem.tip else {
+        mem.defer_until = None;
         return Assessment {
             cluster: cfg.cluster.clone(),
             revision: None,
@@ -414,6 +516,25 @@ async fn turn(
         revision: Some(tip.to_string()),
         state,
     };
+    let all = dus.state();
+    let running = running_names(&all);
+    if wake == Wake::DirectUpdate
+        && let Some(last) = mem
+            .last_eval
+            .as_ref()
+            .filter(|l| l.tip == tip && l.running == running)
+    {
+        let sel = select(&last.report, &all);
+        if !sel.may_apply {
+            return assessment(State::Evaluated {
+                report: last.report.clone(),
+                direct_update: sel.shown,
+                waiting: sel.waiting,
+            });
+        }
+    }
+    mem.defer_until = None;
+    mem.last_eval = None;
     let fleet_path = cfg.fleet_path.clone();
     let tree = match with_mirror(cfg, mirror, move |m| {
         m.tree(tip, &fleet_path).map_err(|e| e.to_string())
@@ -448,7 +569,6 @@ async fn turn(
         }
     };
     let report = evaluated.report;
-    let target = report.target.clone();
     let outcome = if report.up_to_date {
         "up_to_date"
     } else {
@@ -459,75 +579,37 @@ async fn turn(
         }
     };
     metrics.passes.with_label_values(&[outcome]).inc();
-    let all = dus.state();
-    // The DirectUpdate carrying this target: a running one, else the newest one.
-    let running: Vec<&Arc<DirectUpdate>> = all
-        .iter()
-        .filter(|d| !crate::rollout::terminal(d))
-        .collect();
-    let for_target =
-        |d: &&Arc<DirectUpdate>| d.spec.target_version.to_string() == target.to_string();
-    let mut waiting = None;
-    let mut shown = running
-        .iter()
-        .copied()
-        .find(for_target)
-        .map(|d| DirectUpdateView::of(d));
-    if shown.is_none() {
-        let mut done: Vec<&Arc<DirectUpdate>> = all.iter().filter(for_target).collect();
-        done.sort_by_key(|d| d.metadata.creation_timestamp.clone().map(|t| t.0));
-        let newest = done.last().copied();
-        let blocks = newest.is_some_and(|d| {
-            d.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(|p| matches!(p, Phase::Failed | Phase::RequiresAttention))
-        });
-        if blocks {
-            // Never start the same target again behind a failed one's back.
-            let d = newest.expect("checked");
-            waiting = Some(format!(
-                "DirectUpdate {} for {target} failed: retry it (annotation cupcake.ricardomolendijk.com/retry=<node>) or delete it",
-                d.name_any()
-            ));
-            shown = Some(DirectUpdateView::of(d));
-        } else if report.up_to_date {
-            shown = newest.map(|d| DirectUpdateView::of(d));
-        }
+    let mut sel = select(&report, &all);
+    if report.decision.verdict == Verdict::Defer && !report.up_to_date {
+        mem.defer_until = report.decision.defer_until;
     }
-    if shown.is_none() && !report.up_to_date {
-        match (report.decision.verdict, &report.direct_update) {
-            (Verdict::Allow, Some(du)) => {
-                if let Some(other) = running.first() {
-                    waiting = Some(format!(
-                        "waiting: DirectUpdate {} ({}) runs first (one at a time per cluster)",
-                        other.name_any(),
-                        other.spec.target_version
-                    ));
-                } else {
-                    match apply(client, du).await {
-                        Ok(applied) => {
-                            metrics.applies.inc();
-                            info!(name = %applied.name_any(), revision = %tip, "applied the DirectUpdate");
-                            shown = Some(DirectUpdateView::of(&applied));
-                        }
-                        Err(e) => {
-                            return assessment(State::Error(format!(
-                                "applying DirectUpdate {}: {e}",
-                                du.name_any()
-                            )));
-                        }
-                    }
-                }
+    if sel.may_apply
+        && let Some(du) = &report.direct_update
+    {
+        match apply(client, du).await {
+            Ok(applied) => {
+                metrics.applies.inc();
+                info!(name = %applied.name_any(), revision = %tip, "applied the DirectUpdate");
+                sel.shown = Some(DirectUpdateView::of(&applied));
             }
-            (Verdict::Defer, _) => mem.defer_until = report.decision.defer_until,
-            _ => {}
+            Err(e) => {
+                return assessment(State::Error(format!(
+                    "applying DirectUpdate {}: {e}",
+                    du.name_any()
+                )));
+            }
         }
     }
+    let report = Box::new(report);
+    mem.last_eval = Some(LastEval {
+        tip,
+        report: report.clone(),
+        running,
+    });
     assessment(State::Evaluated {
-        report: Box::new(report),
-        direct_update: shown,
-        waiting,
+        report,
+        direct_update: sel.shown,
+        waiting: sel.waiting,
     })
 }
 
