@@ -288,11 +288,75 @@ fn plan_seed_style(du: &DirectUpdate, cluster: &ClusterSnapshot) -> Result<Vec<S
     Ok(outcome.plan.stages)
 }
 
+/// The standard conditions for a status: `Ready` (Succeeded), `Progressing`
+/// (nodes being upgraded; False with the reason while it waits, is paused or
+/// ended) and `Degraded` (Failed, RequiresAttention). A condition keeps its
+/// `lastTransitionTime` while its status stays the same.
+pub fn conditions(
+    st: &DirectUpdateStatus,
+    generation: Option<i64>,
+    now: chrono::DateTime<Utc>,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let phase = st.phase.unwrap_or_default();
+    let msg = st.message.clone().unwrap_or_default();
+    let waiting = phase == Phase::Pending && msg.starts_with("waiting:");
+    let (progressing, p_reason) = match phase {
+        Phase::Pending if waiting => ("False", "WaitingForDirectUpdate"),
+        Phase::Pending => ("True", "Pending"),
+        Phase::InProgress => ("True", "InProgress"),
+        Phase::Paused => ("False", "Paused"),
+        Phase::Succeeded => ("False", "Succeeded"),
+        Phase::Failed => ("False", "Failed"),
+        Phase::RequiresAttention => ("False", "RequiresAttention"),
+        Phase::Cancelled => ("False", "Cancelled"),
+    };
+    let ready = if phase == Phase::Succeeded {
+        "True"
+    } else {
+        "False"
+    };
+    let degraded = if matches!(phase, Phase::Failed | Phase::RequiresAttention) {
+        "True"
+    } else {
+        "False"
+    };
+    let phase_name = format!("{phase:?}");
+    let ts = k8s_openapi::jiff::Timestamp::from_second(now.timestamp())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    [
+        ("Ready", ready, phase_name.as_str()),
+        ("Progressing", progressing, p_reason),
+        ("Degraded", degraded, phase_name.as_str()),
+    ]
+    .into_iter()
+    .map(|(type_, status, reason)| {
+        let old = st.conditions.iter().find(|c| c.type_ == type_);
+        let last = old
+            .filter(|c| c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(ts));
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: msg.clone(),
+            last_transition_time: last,
+            observed_generation: generation,
+        }
+    })
+    .collect()
+}
+
 async fn write_status(
     ctx: &Context,
     du: &DirectUpdate,
     status: &DirectUpdateStatus,
 ) -> Result<DirectUpdate, kube::Error> {
+    let mut status = status.clone();
+    status.conditions = conditions(&status, du.metadata.generation, Utc::now());
+    status.observed_generation = du.metadata.generation;
+    let status = &status;
     let api = Api::<DirectUpdate>::all(ctx.clients.client.clone());
     let patch = serde_json::json!({
         "apiVersion": "cupcake.ricardomolendijk.com/v1",
@@ -724,5 +788,109 @@ pub async fn run(ctx: Context) {
     tokio::select! {
         _ = watchers => warn!("watchers ended"),
         _ = control => {}
+    }
+}
+
+#[cfg(test)]
+mod condition_tests {
+    use super::*;
+
+    fn status(phase: Phase, message: &str) -> DirectUpdateStatus {
+        DirectUpdateStatus {
+            phase: Some(phase),
+            message: Some(message.to_string()),
+            ..Default::default()
+        }
+    }
+
+    fn get<'a>(
+        c: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        t: &str,
+    ) -> (&'a str, &'a str) {
+        let c = c.iter().find(|c| c.type_ == t).expect(t);
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn conditions_say_why_a_direct_update_is_not_progressing() {
+        let now: chrono::DateTime<Utc> = "2026-11-28T02:00:00Z".parse().expect("now");
+        for (phase, msg, ready, progressing, degraded) in [
+            (
+                Phase::Pending,
+                "waiting: DirectUpdate a runs first (one at a time per cluster)",
+                "False",
+                ("False", "WaitingForDirectUpdate"),
+                "False",
+            ),
+            (Phase::Pending, "", "False", ("True", "Pending"), "False"),
+            (
+                Phase::InProgress,
+                "",
+                "False",
+                ("True", "InProgress"),
+                "False",
+            ),
+            (Phase::Paused, "", "False", ("False", "Paused"), "False"),
+            (
+                Phase::Succeeded,
+                "",
+                "True",
+                ("False", "Succeeded"),
+                "False",
+            ),
+            (
+                Phase::Failed,
+                "w-1: step failed",
+                "False",
+                ("False", "Failed"),
+                "True",
+            ),
+            (
+                Phase::RequiresAttention,
+                "PDB shop/web blocks",
+                "False",
+                ("False", "RequiresAttention"),
+                "True",
+            ),
+            (
+                Phase::Cancelled,
+                "",
+                "False",
+                ("False", "Cancelled"),
+                "False",
+            ),
+        ] {
+            let c = conditions(&status(phase, msg), Some(3), now);
+            assert_eq!(get(&c, "Ready").0, ready, "{phase:?}");
+            assert_eq!(get(&c, "Progressing"), progressing, "{phase:?}");
+            assert_eq!(get(&c, "Degraded").0, degraded, "{phase:?}");
+            assert!(
+                c.iter()
+                    .all(|c| c.message == msg && c.observed_generation == Some(3))
+            );
+        }
+        // A condition keeps its transition time while its status holds.
+        let first = conditions(&status(Phase::InProgress, ""), Some(1), now);
+        let mut st = status(Phase::InProgress, "w-2");
+        st.conditions = first.clone();
+        let later = conditions(&st, Some(1), now + chrono::Duration::minutes(5));
+        assert_eq!(
+            later,
+            first
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    c.message = "w-2".into();
+                    c
+                })
+                .collect::<Vec<_>>()
+        );
+        st.phase = Some(Phase::Succeeded);
+        let done = conditions(&st, Some(1), now + chrono::Duration::minutes(5));
+        let ready = done.iter().find(|c| c.type_ == "Ready").expect("Ready");
+        assert_ne!(
+            ready.last_transition_time, first[0].last_transition_time,
+            "Ready flipped: new transition time"
+        );
     }
 }

@@ -457,7 +457,46 @@ async fn pause_resume_and_delete_mid_rollout() {
         &[&ctl],
     )
     .await;
-    let done = du.status.unwrap().summary.unwrap().completed;
+    let st = du.status.unwrap();
+    let progressing = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", "Paused")
+    );
+    let done = st.summary.unwrap().completed;
+    // A second DirectUpdate waits for the first, and its condition says why.
+    pc.apply(
+        &SEED_DU
+            .replace("upgrade-to-1-34-2", "second-upgrade")
+            .replace(
+                "  strategy: rolling\n",
+                "  strategy: rolling\n  paused: true\n",
+            ),
+    );
+    let second = wait_for(
+        "the second DirectUpdate to wait",
+        Duration::from_secs(30),
+        || async {
+            let d = dus.get("second-upgrade").await.ok()?;
+            let c = d
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Progressing")?;
+            (c.reason == "WaitingForDirectUpdate").then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(second.status, "False");
+    assert!(
+        second.message.contains("upgrade-to-1-34-2 runs first"),
+        "{}",
+        second.message
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let du = dus.get("upgrade-to-1-34-2").await.unwrap();
     assert_eq!(
@@ -493,6 +532,15 @@ async fn pause_resume_and_delete_mid_rollout() {
         "the DirectUpdate is gone",
         Duration::from_secs(60),
         || async { dus.get("upgrade-to-1-34-2").await.is_err().then_some(()) },
+    )
+    .await;
+    // The waiting one now runs, but it is paused: no node starts.
+    wait_phase(
+        &client,
+        "second-upgrade",
+        Phase::Paused,
+        Duration::from_secs(30),
+        &[&ctl],
     )
     .await;
     let nodes = Api::<Node>::all(client.clone())
