@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod plan;
 mod policy;
 mod run;
+mod status;
 
 pub use plan::{PlanArgs, Planned, plan_report};
 
@@ -99,6 +100,8 @@ pub enum Command {
     /// Run the controller: the rollout controller (DirectUpdates node by node) under a Lease,
     /// with /metrics, /healthz and /readyz.
     Run(Box<run::RunArgs>),
+    /// Every cluster at a glance: the status files on the status branch of a fleet repo.
+    Status(status::StatusArgs),
     /// Print the version of this binary.
     Version,
     /// Print a shell completion script: `source <(cupcake completion bash)`.
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let code = run::run(&args)?;
             Ok(code)
         }
+        Command::Status(args) => status::run(&args),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "cupcake", &mut std::io::stdout());

@@ -23,6 +23,7 @@
 //! where the last one stopped, and applying is idempotent (the DirectUpdate's
 //! name is a hash of its spec).
 
+pub mod bump;
 pub mod git;
 
 use std::path::PathBuf;

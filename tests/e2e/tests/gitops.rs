@@ -357,6 +357,27 @@ async fn webhook_push_upgrades_the_cluster_and_git_shows_it() {
         1,
         "up to date: nothing new applied"
     );
+
+    // `cupcake status` shows every cluster of the status branch at a glance.
+    let out = std::process::Command::new(bin("cupcake"))
+        .args(["status", &srv.url("fleet"), "--git-token-file"])
+        .arg(pc.dir.join("git-token"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("demo "))
+        .unwrap_or_else(|| panic!("no demo row:\n{table}"));
+    for want in ["1.34.2", "allow", name.as_str(), "Succeeded", &back[..7]] {
+        assert!(row.contains(want), "{want} missing from: {row}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("other ")), "{table}");
 }
 
 /// Without a webhook the loop polls; a deferred plan is applied when its window opens;
