@@ -74,6 +74,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 # git2 fetches over https and ssh through the system OpenSSL
 pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev pkg-config)
 { [ -x /usr/sbin/lighttpd ] || command -v lighttpd >/dev/null; } || need_apt+=(lighttpd)   # the e2e Git server
+[ -e /usr/lib/lighttpd/mod_openssl.so ] || need_apt+=(lighttpd-mod-openssl)   # ... over https
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -16,6 +16,8 @@ pub struct GitServer {
     pub root: PathBuf,
     pub port: u16,
     pub token: String,
+    /// With TLS: the CA that signed the server's certificate (for `SSL_CERT_FILE`).
+    pub ca: Option<PathBuf>,
     conf: PathBuf,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -45,6 +47,8 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
+        // It would override a clone's http.sslCAInfo (the test CA of an https server).
+        .env_remove("GIT_SSL_CAINFO")
         .output()
         .expect("git on PATH");
     assert!(
@@ -59,6 +63,16 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 impl GitServer {
     /// Start a server whose repositories need Basic auth `x-access-token:<token>`.
     pub fn start(token: &str) -> Self {
+        Self::start_with(token, false)
+    }
+
+    /// The same over HTTPS, with a certificate for 127.0.0.1 signed by a test CA
+    /// ([`ca`](Self::ca)).
+    pub fn start_tls(token: &str) -> Self {
+        Self::start_with(token, true)
+    }
+
+    fn start_with(token: &str, tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("repos");
         std::fs::create_dir_all(&root).expect("mkdir");
@@ -66,6 +80,18 @@ impl GitServer {
         std::fs::write(&users, format!("{USER}:{token}\n")).expect("users");
         let port = free_port();
         let conf = dir.path().join("lighttpd.conf");
+        let (ca, tls_conf) = if tls {
+            let (ca, pem) = test_certificates(dir.path());
+            (
+                Some(ca),
+                format!(
+                    "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\nssl.pemfile = \"{}\"\n",
+                    pem.display()
+                ),
+            )
+        } else {
+            (None, String::new())
+        };
         std::fs::write(
             &conf,
             format!(
@@ -82,7 +108,7 @@ $HTTP["url"] =~ "^/git/" {{
 auth.backend = "plain"
 auth.backend.plain.userfile = "{users}"
 auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
-"#,
+{tls_conf}"#,
                 root = root.display(),
                 log = dir.path().join("error.log").display(),
                 users = users.display(),
@@ -93,6 +119,7 @@ auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => 
             root,
             port,
             token: token.to_string(),
+            ca,
             conf,
             child: None,
             _dir: dir,
@@ -151,16 +178,89 @@ auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => 
 
     /// The repository's URL without credentials (what `cupcake run --repo` gets).
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/git/{name}.git", self.port)
+        format!("{}://127.0.0.1:{}/git/{name}.git", self.scheme(), self.port)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.ca.is_some() { "https" } else { "http" }
     }
 
     /// The URL with the credentials (for the `git` command line of the test).
     pub fn auth_url(&self, name: &str) -> String {
         format!(
-            "http://{USER}:{}@127.0.0.1:{}/git/{name}.git",
-            self.token, self.port
+            "{}://{USER}:{}@127.0.0.1:{}/git/{name}.git",
+            self.scheme(),
+            self.token,
+            self.port
         )
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (openssl CLI): the CA's
+/// PEM, and the server's certificate + key in one PEM (lighttpd's `ssl.pemfile`).
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl on PATH");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cupcake e2e CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("san.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let pem = dir.join("server.pem");
+    let mut both = std::fs::read(dir.join("server.crt")).expect("crt");
+    both.extend(std::fs::read(dir.join("server.key")).expect("key"));
+    std::fs::write(&pem, both).expect("server.pem");
+    (dir.join("ca.pem"), pem)
 }
 
 impl Drop for GitServer {
@@ -179,9 +279,20 @@ pub struct WorkClone {
 impl WorkClone {
     /// An empty working copy whose `origin` is `auth_url`.
     pub fn new(auth_url: &str) -> Self {
+        Self::trusting(auth_url, None)
+    }
+
+    /// The same, trusting `ca` for https (the server's [`GitServer::ca`]).
+    pub fn trusting(auth_url: &str, ca: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         git(dir.path(), &["init", "-q", "-b", "main"]);
         git(dir.path(), &["remote", "add", "origin", auth_url]);
+        if let Some(ca) = ca {
+            git(
+                dir.path(),
+                &["config", "http.sslCAInfo", ca.to_str().expect("utf-8")],
+            );
+        }
         Self {
             dir,
             url: auth_url.to_string(),
@@ -224,6 +335,7 @@ impl WorkClone {
             ])
             .current_dir(self.path())
             .env("GIT_TERMINAL_PROMPT", "0")
+            .env_remove("GIT_SSL_CAINFO")
             .output()
             .ok()?;
         if !out.status.success() {

@@ -93,10 +93,16 @@ impl PrivateCluster {
 
     /// Start a process with this cluster's kubeconfig; killed when the guard drops.
     pub fn spawn(&self, bin: &Path, args: &[&str], log: &str) -> Proc {
+        self.spawn_env(bin, args, log, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with extra environment variables.
+    pub fn spawn_env(&self, bin: &Path, args: &[&str], log: &str, env: &[(&str, &Path)]) -> Proc {
         let log_path = self.dir.join("logs").join(log);
         let f = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("KUBECONFIG", &self.kubeconfig)
             .stdout(f.try_clone().expect("log"))
             .stderr(f)

@@ -82,7 +82,14 @@ impl Loop {
             secret_file.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let proc = pc.spawn(&bin("cupcake"), &args, "cupcake-gitops.log");
+        // An https server's test CA, trusted the way OpenSSL (under libgit2) reads it.
+        let env: Vec<(&str, &std::path::Path)> = srv
+            .ca
+            .as_deref()
+            .map(|ca| ("SSL_CERT_FILE", ca))
+            .into_iter()
+            .collect();
+        let proc = pc.spawn_env(&bin("cupcake"), &args, "cupcake-gitops.log", &env);
         Self { proc, port, secret }
     }
 
@@ -380,14 +387,16 @@ async fn webhook_push_upgrades_the_cluster_and_git_shows_it() {
     assert!(table.lines().any(|l| l.starts_with("other ")), "{table}");
 }
 
-/// Without a webhook the loop polls; a deferred plan is applied when its window opens;
-/// an unreachable remote backs off, is counted and reported, and the loop recovers.
+/// Over HTTPS (a test CA, a token): without a webhook the loop polls; a deferred plan
+/// is applied when its window opens; an unreachable remote backs off, is counted and
+/// reported, and the loop recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_defers_and_rides_out_a_remote_outage() {
     let (pc, client) = kwok_cluster("gitops-poll", 1, 1, "v1.33.4").await;
-    let mut srv = GitServer::start("tok-e2e-poll");
+    let mut srv = GitServer::start_tls("tok-e2e-poll");
     srv.create_repo("fleet");
-    let work = WorkClone::new(&srv.auth_url("fleet"));
+    assert!(srv.url("fleet").starts_with("https://"));
+    let work = WorkClone::trusting(&srv.auth_url("fleet"), srv.ca.as_deref());
     work.write("versions.yaml", CATALOG);
     work.write("clusters/demo/cluster.yaml", &cluster_yaml("1.33.4"));
     // A freeze that ends in 25 seconds.
