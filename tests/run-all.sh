@@ -75,6 +75,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev pkg-config)
 { [ -x /usr/sbin/lighttpd ] || command -v lighttpd >/dev/null; } || need_apt+=(lighttpd)   # the e2e Git server
 [ -e /usr/lib/lighttpd/mod_openssl.so ] || need_apt+=(lighttpd-mod-openssl)   # ... over https
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)   # ... and over ssh (started by the test on a loopback port)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

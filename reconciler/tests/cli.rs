@@ -765,6 +765,28 @@ fn run_refuses_gitops_flags_it_would_not_act_on() {
         (
             &[
                 "--repo",
+                secret_repo,
+                "--cluster",
+                "demo",
+                "--git-known-hosts-file",
+                token,
+            ],
+            "host keys are checked for ssh remotes",
+        ),
+        (
+            &[
+                "--repo",
+                "ssh://git@h/o/r.git",
+                "--cluster",
+                "demo",
+                "--git-known-hosts-file",
+                empty,
+            ],
+            "no host keys",
+        ),
+        (
+            &[
+                "--repo",
                 "/srv/fleet",
                 "--cluster",
                 "demo",

@@ -65,6 +65,10 @@ pub struct GitOpsArgs {
     /// File with the SSH key for ssh remotes.
     #[arg(long)]
     pub git_ssh_key_file: Option<PathBuf>,
+    /// OpenSSH known_hosts file the ssh remote's host key must be in (default:
+    /// libgit2's check against ~/.ssh/known_hosts).
+    #[arg(long)]
+    pub git_known_hosts_file: Option<PathBuf>,
     /// File with the GitHub webhook's HMAC secret.
     #[arg(long)]
     pub webhook_secret_file: Option<PathBuf>,
@@ -155,6 +159,22 @@ impl GitOpsArgs {
             }
             (None, None) => gitops::git::Auth::None,
         };
+        let known_hosts = match &self.git_known_hosts_file {
+            None => None,
+            Some(f) if !is_ssh => anyhow::bail!(
+                "--git-known-hosts-file {}: host keys are checked for ssh remotes, and --repo {shown} is not one",
+                f.display()
+            ),
+            Some(f) => {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| anyhow::anyhow!("--git-known-hosts-file {}: {e}", f.display()))?;
+                Some(
+                    gitops::git::KnownHosts::parse(&text).map_err(|e| {
+                        anyhow::anyhow!("--git-known-hosts-file {}: {e}", f.display())
+                    })?,
+                )
+            }
+        };
         let github: Vec<&str> = given
             .iter()
             .copied()
@@ -175,6 +195,7 @@ impl GitOpsArgs {
             fleet_path: gitops::git::normalize_path(self.fleet_path.as_deref().unwrap_or(".")),
             poll,
             auth,
+            known_hosts,
             status_branch,
             mirror_dir: std::env::temp_dir().join(format!("cupcake-git-{key}")),
             git_timeout: Duration::from_secs(30),
@@ -198,6 +219,10 @@ impl GitOpsArgs {
         flag(self.poll.is_some(), "--poll");
         flag(self.git_token_file.is_some(), "--git-token-file");
         flag(self.git_ssh_key_file.is_some(), "--git-ssh-key-file");
+        flag(
+            self.git_known_hosts_file.is_some(),
+            "--git-known-hosts-file",
+        );
         flag(self.webhook_secret_file.is_some(), "--webhook-secret-file");
         flag(self.status_branch.is_some(), "--status-branch");
         flag(self.github_repo.is_some(), "--github-repo");

@@ -37,6 +37,96 @@ pub enum Auth {
     SshKey(PathBuf),
 }
 
+/// The SSH host keys a remote may present (OpenSSH `known_hosts` format: plain
+/// host patterns, `[host]:port` for other ports, `@revoked` honoured; hashed
+/// entries (`|1|…`, from `ssh-keyscan -H`) are refused when loading, since they
+/// cannot be matched without a SHA-1 HMAC we do not carry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownHosts {
+    entries: Vec<(Vec<String>, Vec<u8>, bool)>,
+}
+
+impl KnownHosts {
+    /// Parse a known_hosts file's text; errors name the line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let mut first = fields.next().unwrap_or_default();
+            let revoked = first == "@revoked";
+            if first.starts_with('@') {
+                if !revoked {
+                    return Err(format!("line {}: marker {first} is not supported", i + 1));
+                }
+                first = fields.next().unwrap_or_default();
+            }
+            if first.starts_with('|') {
+                return Err(format!(
+                    "line {}: hashed host names are not supported; list the host in plain text (ssh-keyscan without -H)",
+                    i + 1
+                ));
+            }
+            let (Some(_kind), Some(key)) = (fields.next(), fields.next()) else {
+                return Err(format!(
+                    "line {}: expected `HOSTS KEYTYPE BASE64KEY`",
+                    i + 1
+                ));
+            };
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .map_err(|e| format!("line {}: the key is not base64: {e}", i + 1))?;
+            let hosts = first.split(',').map(|h| h.to_ascii_lowercase()).collect();
+            entries.push((hosts, key, revoked));
+        }
+        if entries.is_empty() {
+            return Err("no host keys".into());
+        }
+        Ok(Self { entries })
+    }
+
+    /// Whether `key` (the raw public key blob) is a known, unrevoked key of `host`
+    /// (on `port`). `Err` says why not.
+    pub fn check(&self, host: &str, port: Option<u16>, key: &[u8]) -> Result<(), String> {
+        let host = host.to_ascii_lowercase();
+        let names: Vec<String> = match port {
+            Some(p) if p != 22 => vec![format!("[{host}]:{p}")],
+            _ => vec![host.clone(), format!("[{host}]:22")],
+        };
+        let matches = |hosts: &Vec<String>| hosts.iter().any(|h| names.contains(h));
+        if self
+            .entries
+            .iter()
+            .any(|(h, k, revoked)| *revoked && matches(h) && k == key)
+        {
+            return Err(format!(
+                "the host key of {} is revoked in the known_hosts file",
+                names[0]
+            ));
+        }
+        let mine: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(h, _, r)| !r && matches(h))
+            .collect();
+        if mine.is_empty() {
+            return Err(format!("{} is not in the known_hosts file", names[0]));
+        }
+        if mine.iter().any(|(_, k, _)| k == key) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the host key of {} does not match the known_hosts file (a changed key, or someone in between)",
+                names[0]
+            ))
+        }
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -117,6 +207,15 @@ pub fn set_timeouts(connect: Duration, read: Duration) {
     }
 }
 
+/// What one network operation's callbacks learned: how often credentials were asked
+/// for, and why a host key was refused (libgit2 replaces that reason with its own
+/// generic message).
+#[derive(Default)]
+struct OpState {
+    attempts: std::cell::Cell<u32>,
+    host_key: std::cell::RefCell<Option<String>>,
+}
+
 /// A bare local mirror of one remote repository.
 pub struct Mirror {
     repo: Repository,
@@ -125,6 +224,7 @@ pub struct Mirror {
     shown: String,
     auth: Auth,
     timeout: Duration,
+    known_hosts: Option<KnownHosts>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -188,7 +288,23 @@ impl Mirror {
             url,
             auth,
             timeout,
+            known_hosts: None,
         })
+    }
+
+    /// Check SSH host keys against these (instead of libgit2's default,
+    /// `~/.ssh/known_hosts`).
+    pub fn with_known_hosts(mut self, known: KnownHosts) -> Self {
+        self.known_hosts = Some(known);
+        self
+    }
+
+    /// The port of an `ssh://host:port/…` URL.
+    fn ssh_port(&self) -> Option<u16> {
+        let rest = self.url.split_once("://")?.1;
+        let authority = rest.split('/').next()?;
+        let hostport = authority.rsplit('@').next()?;
+        hostport.rsplit_once(':')?.1.parse().ok()
     }
 
     /// The repository as shown in messages and provenance (credentials removed).
@@ -196,11 +312,8 @@ impl Mirror {
         &self.shown
     }
 
-    fn callbacks<'a>(
-        &'a self,
-        deadline: Instant,
-        attempts: &'a std::cell::Cell<u32>,
-    ) -> RemoteCallbacks<'a> {
+    fn callbacks<'a>(&'a self, deadline: Instant, op: &'a OpState) -> RemoteCallbacks<'a> {
+        let attempts = &op.attempts;
         let mut cb = RemoteCallbacks::new();
         let auth = self.auth.clone();
         cb.credentials(move |_url, username, allowed| {
@@ -228,12 +341,41 @@ impl Mirror {
                 )),
             }
         });
+        if let Some(known) = self.known_hosts.clone() {
+            let port = self.ssh_port();
+            cb.certificate_check(move |cert, host| {
+                match cert.as_hostkey().and_then(|h| h.hostkey()) {
+                    Some(key) => known
+                        .check(host, port, key)
+                        .map(|()| git2::CertificateCheckStatus::CertificateOk)
+                        .map_err(|m| {
+                            *op.host_key.borrow_mut() = Some(m.clone());
+                            git2::Error::from_str(&m)
+                        }),
+                    // TLS certificates: libgit2's (OpenSSL's) own verification.
+                    None => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
+                }
+            });
+        }
         cb.transfer_progress(move |_| Instant::now() < deadline);
         cb.sideband_progress(move |_| Instant::now() < deadline);
         cb
     }
 
-    fn remote_err(&self, op: &'static str, e: &git2::Error, deadline: Instant) -> GitError {
+    fn remote_err(
+        &self,
+        op: &'static str,
+        e: &git2::Error,
+        deadline: Instant,
+        state: &OpState,
+    ) -> GitError {
+        if let Some(reason) = state.host_key.borrow().clone() {
+            return GitError::Remote {
+                op,
+                url: self.shown.clone(),
+                message: format!("host key check: {reason}"),
+            };
+        }
         if Instant::now() >= deadline {
             return GitError::Deadline {
                 op,
@@ -258,15 +400,15 @@ impl Mirror {
         missing_ok: bool,
     ) -> Result<Option<Oid>, GitError> {
         let deadline = Instant::now() + self.timeout;
-        let attempts = std::cell::Cell::new(0);
+        let state = OpState::default();
         let mut remote = self
             .repo
             .remote_anonymous(&self.url)
-            .map_err(|e| self.remote_err(op, &e, deadline))?;
+            .map_err(|e| self.remote_err(op, &e, deadline, &state))?;
         let local_ref = format!("refs/remotes/origin/{branch}");
         let refspec = format!("+refs/heads/{branch}:{local_ref}");
         let mut fo = FetchOptions::new();
-        fo.remote_callbacks(self.callbacks(deadline, &attempts));
+        fo.remote_callbacks(self.callbacks(deadline, &state));
         fo.download_tags(git2::AutotagOption::None);
         fo.prune(git2::FetchPrune::Off);
         // Fetching a branch the remote does not have is not an error in libgit2; a
@@ -274,7 +416,7 @@ impl Mirror {
         let previous = self.repo.refname_to_id(&local_ref).ok();
         remote
             .fetch(&[&refspec], Some(&mut fo), None)
-            .map_err(|e| self.remote_err(op, &e, deadline))?;
+            .map_err(|e| self.remote_err(op, &e, deadline, &state))?;
         let advertised = remote
             .list()
             .map(|heads| {
@@ -510,7 +652,7 @@ impl Mirror {
 
     fn push(&self, branch: &str, commit: Oid, force: bool) -> Result<(), GitError> {
         let deadline = Instant::now() + self.timeout;
-        let attempts = std::cell::Cell::new(0);
+        let state = OpState::default();
         let local = |e: git2::Error| GitError::Local {
             path: self.path.clone(),
             message: e.message().to_string(),
@@ -522,9 +664,9 @@ impl Mirror {
         let mut remote = self
             .repo
             .remote_anonymous(&self.url)
-            .map_err(|e| self.remote_err("pushing to", &e, deadline))?;
+            .map_err(|e| self.remote_err("pushing to", &e, deadline, &state))?;
         let rejected = std::cell::RefCell::new(None::<(String, String)>);
-        let mut cb = self.callbacks(deadline, &attempts);
+        let mut cb = self.callbacks(deadline, &state);
         cb.push_update_reference(|reference, status| {
             if let Some(s) = status {
                 *rejected.borrow_mut() = Some((reference.to_string(), s.to_string()));
@@ -539,7 +681,7 @@ impl Mirror {
         if let Ok(mut r) = self.repo.find_reference(&tmp) {
             let _ = r.delete();
         }
-        result.map_err(|e| self.remote_err("pushing to", &e, deadline))?;
+        result.map_err(|e| self.remote_err("pushing to", &e, deadline, &state))?;
         if let Some((reference, reason)) = rejected.into_inner() {
             return Err(GitError::Rejected {
                 op: "pushing to",
@@ -610,6 +752,51 @@ mod tests {
         assert!(!m.contains("ghp_secret"), "{m}");
         let m = scrub("user x-access-token:ghp_secret refused", url, &shown);
         assert!(!m.contains("ghp_secret"), "{m}");
+    }
+
+    #[test]
+    fn known_hosts_match_host_port_and_key() {
+        use base64::Engine as _;
+        let k1 = base64::engine::general_purpose::STANDARD.encode(b"key-one");
+        let k2 = base64::engine::general_purpose::STANDARD.encode(b"key-two");
+        let text = format!(
+            "# comment\ngithub.com,140.82.121.4 ssh-ed25519 {k1}\n[git.example.com]:2222 ssh-rsa {k2}\n@revoked old.example.com ssh-rsa {k1}\nold.example.com ssh-rsa {k1}\n"
+        );
+        let kh = KnownHosts::parse(&text).expect("parses");
+        assert_eq!(kh.check("github.com", None, b"key-one"), Ok(()));
+        assert_eq!(kh.check("GitHub.com", Some(22), b"key-one"), Ok(()));
+        assert!(
+            kh.check("github.com", None, b"key-two")
+                .unwrap_err()
+                .contains("does not match")
+        );
+        assert_eq!(kh.check("git.example.com", Some(2222), b"key-two"), Ok(()));
+        assert!(
+            kh.check("git.example.com", None, b"key-two")
+                .unwrap_err()
+                .contains("not in the known_hosts")
+        );
+        assert!(
+            kh.check("old.example.com", None, b"key-one")
+                .unwrap_err()
+                .contains("revoked")
+        );
+        assert!(
+            KnownHosts::parse("|1|abc=|def= ssh-rsa AAAA\n")
+                .unwrap_err()
+                .contains("hashed")
+        );
+        assert!(
+            KnownHosts::parse("host ssh-rsa\n")
+                .unwrap_err()
+                .contains("line 1")
+        );
+        assert!(
+            KnownHosts::parse("host ssh-rsa !!!\n")
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(KnownHosts::parse("# nothing\n").is_err());
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct Config {
     pub fleet_path: String,
     pub poll: Duration,
     pub auth: Auth,
+    /// SSH host keys the remote must present (else libgit2's ~/.ssh/known_hosts check).
+    pub known_hosts: Option<git::KnownHosts>,
     pub status_branch: String,
     /// Local bare mirror of the repository.
     pub mirror_dir: PathBuf,
