@@ -39,7 +39,16 @@ pub struct Webhook {
     pub notify: Arc<Notify>,
     /// `cupcake_webhook_requests_total{result}`.
     pub requests: prometheus::IntCounterVec,
+    /// Delivery ids already received (`X-GitHub-Delivery`), newest last: a replayed
+    /// delivery is refused.
+    pub seen: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// How many delivery ids are remembered for replay detection.
+pub const REMEMBERED_DELIVERIES: usize = 4096;
+/// The largest webhook body accepted (GitHub caps payloads at 25 MB, push events of a
+/// fleet repo are far smaller; the loop only reads `ref`).
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,6 +100,33 @@ async fn github_hook(
             StatusCode::UNAUTHORIZED,
             "bad or missing X-Hub-Signature-256\n".into(),
         );
+    }
+    // A valid signature on a delivery already received is a replay.
+    let Some(delivery) = headers
+        .get("x-github-delivery")
+        .and_then(|v| v.to_str().ok())
+        .filter(|d| !d.is_empty() && d.len() <= 128)
+    else {
+        count("bad_request");
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing X-GitHub-Delivery\n".into(),
+        );
+    };
+    {
+        let mut seen = hook.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.iter().any(|d| d == delivery) {
+            count("replayed");
+            tracing::warn!(
+                delivery,
+                "webhook delivery received twice: refused as a replay"
+            );
+            return (StatusCode::CONFLICT, "delivery already received\n".into());
+        }
+        if seen.len() >= REMEMBERED_DELIVERIES {
+            seen.pop_front();
+        }
+        seen.push_back(delivery.to_string());
     }
     let event = headers
         .get("x-github-event")
@@ -157,7 +193,10 @@ pub fn router(state: ServerState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/hooks/github", post(github_hook))
+        .route(
+            "/hooks/github",
+            post(github_hook).layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
         .with_state(state)
 }
 

@@ -312,6 +312,7 @@ async fn main(
             branch: g.branch.clone(),
             notify: wake.clone(),
             requests: m.webhooks.clone(),
+            seen: Default::default(),
         }),
         _ => None,
     };

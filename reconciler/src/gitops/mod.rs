@@ -148,7 +148,7 @@ impl Metrics {
             webhooks: IntCounterVec::new(
                 Opts::new(
                     "cupcake_webhook_requests_total",
-                    "GitHub webhook requests, by result (accepted, ignored, unauthorized, bad_request)",
+                    "GitHub webhook requests, by result (accepted, ignored, unauthorized, bad_request, replayed; bodies over 1 MiB get 413 before they are counted)",
                 ),
                 &["result"],
             )?,

@@ -95,7 +95,14 @@ impl Loop {
 
     /// POST a GitHub push event for `branch`, signed with `key` (`None`: no signature).
     fn webhook(&self, branch: &str, key: Option<&str>) -> u16 {
-        let body = format!(r#"{{"ref":"refs/heads/{branch}","after":"0"}}"#);
+        static DELIVERY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = DELIVERY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.deliver(&format!("delivery-{id}"), branch, key, "")
+    }
+
+    /// POST a push event with this delivery id (and `padding` appended to the JSON body).
+    fn deliver(&self, delivery: &str, branch: &str, key: Option<&str>, padding: &str) -> u16 {
+        let body = format!(r#"{{"ref":"refs/heads/{branch}","after":"0","pad":"{padding}"}}"#);
         let mut cmd = std::process::Command::new("curl");
         cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
             .args([
@@ -103,21 +110,30 @@ impl Loop {
                 "X-GitHub-Event: push",
                 "-H",
                 "Content-Type: application/json",
-            ]);
+            ])
+            .args(["-H", &format!("X-GitHub-Delivery: {delivery}")]);
         if let Some(key) = key {
             let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
             mac.update(body.as_bytes());
             let sig = hex::encode(mac.finalize().into_bytes());
             cmd.args(["-H", &format!("X-Hub-Signature-256: sha256={sig}")]);
         }
-        let out = cmd
+        // The body on stdin: large bodies do not fit a command line.
+        let mut child = cmd
             .args([
                 "--data-binary",
-                &body,
+                "@-",
                 &format!("http://127.0.0.1:{}/hooks/github", self.port),
             ])
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        {
+            use std::io::Write as _;
+            let _ = child.stdin.take().unwrap().write_all(body.as_bytes());
+        }
+        let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
     }
 
@@ -290,6 +306,19 @@ async fn webhook_push_upgrades_the_cluster_and_git_shows_it() {
     assert_eq!(
         l.metric("cupcake_webhook_requests_total", "unauthorized"),
         2.0
+    );
+    // A replayed delivery (same X-GitHub-Delivery, valid signature) is refused, and so is
+    // a body over 1 MiB; neither fetches.
+    assert_eq!(l.deliver("replay-1", "main", Some(&l.secret), ""), 202);
+    let fetches = l.metric("cupcake_git_fetches_total", "");
+    assert_eq!(l.deliver("replay-1", "main", Some(&l.secret), ""), 409);
+    assert_eq!(l.metric("cupcake_webhook_requests_total", "replayed"), 1.0);
+    let big = "x".repeat(2 * 1024 * 1024);
+    assert_eq!(l.deliver("big-1", "main", Some(&l.secret), &big), 413);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        l.metric("cupcake_git_fetches_total", "") <= fetches + 1.0,
+        "a replay or an oversize body fetched"
     );
     // A push to another branch is ignored.
     assert_eq!(l.webhook("feature", Some(&l.secret)), 202);
