@@ -414,6 +414,27 @@ async fn webhook_push_upgrades_the_cluster_and_git_shows_it() {
         assert!(row.contains(want), "{want} missing from: {row}");
     }
     assert!(table.lines().any(|l| l.starts_with("other ")), "{table}");
+
+    // No secret in the controller's log, the status branch or any Event.
+    let log = l.proc.output();
+    assert!(!log.is_empty());
+    for secret in [srv.token.as_str(), l.secret.as_str()] {
+        assert!(!log.contains(secret), "a secret reached the log");
+        let events = pc.kubectl(&["get", "events", "-A", "-o", "json"]);
+        assert!(
+            !String::from_utf8_lossy(&events.stdout).contains(secret),
+            "a secret reached an Event"
+        );
+        assert!(!table.contains(secret));
+    }
+    let history = cupcake_e2e::gitserver::git(
+        work.path(),
+        &["log", "-p", "refs/remotes/peek/cupcake/status"],
+    );
+    assert!(
+        !history.contains(&srv.token) && !history.contains(&l.secret),
+        "a secret reached the status branch"
+    );
 }
 
 /// Over HTTPS (a test CA, a token): without a webhook the loop polls; a deferred plan
