@@ -833,3 +833,63 @@ fn run_refuses_gitops_flags_it_would_not_act_on() {
         assert!(help.contains(flag), "cupcake run --help lacks {flag}");
     }
 }
+
+/// Installed as `kubectl-cupcake`, the binary is a kubectl plugin: `kubectl cupcake plan …`
+/// works and its help says so.
+#[test]
+fn answers_as_a_kubectl_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("kubectl-cupcake");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cupcake"), &plugin).unwrap();
+    let help = Command::new(&plugin).arg("--help").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("Usage: kubectl cupcake"),
+        "{}",
+        String::from_utf8_lossy(&help.stdout)
+    );
+    let out = Command::new(&plugin)
+        .args([
+            "plan",
+            "examples/fleet",
+            "--cluster",
+            "demo",
+            "--now",
+            IN_WINDOW,
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ALLOWED"));
+    // Through kubectl itself when it is on PATH (the harness's build).
+    if let Ok(kubectl) = which("kubectl") {
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new(kubectl)
+            .args(["cupcake", "version"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("cupcake {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}

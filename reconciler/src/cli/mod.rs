@@ -113,7 +113,23 @@ pub enum Command {
 
 /// Run the CLI; returns the process exit code. Usage errors exit 1 (2 means denied).
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Installed as `kubectl-cupcake` (a kubectl plugin), help and errors say `kubectl cupcake`.
+    let as_plugin = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .is_some_and(|n| n == "kubectl-cupcake");
+    let mut command = <Cli as clap::CommandFactory>::command();
+    if as_plugin {
+        command = command.name("kubectl-cupcake").bin_name("kubectl cupcake");
+    }
+    let cli = match command
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
