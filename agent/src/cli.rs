@@ -14,6 +14,7 @@ use kube::{Client, Config};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+use crate::backup::{self, BackupSettings, EtcdTarget, TlsFiles};
 use crate::executor::Executor;
 use crate::executor::simulate::{FailStep, Simulate};
 use crate::watch::{Scope, run};
@@ -84,6 +85,8 @@ pub struct Cli {
     )]
     pub fail_nodes: Vec<String>,
     #[command(flatten)]
+    pub backup: NodeBackupArgs,
+    #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -110,8 +113,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// (Not implemented yet.) Print the host steps and commands an assignment would run.
     Steps(Unimplemented),
-    /// (Not implemented yet.) Take, verify and upload an etcd snapshot now.
-    Backup(Unimplemented),
+    /// Take, verify and upload an etcd snapshot now (the same code the backup stage runs).
+    #[command(args_override_self = true)]
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +143,233 @@ pub struct SimulateArgs {
         requires = "fail_step"
     )]
     pub fail_nodes: Vec<String>,
+    #[command(flatten)]
+    pub backup: NodeBackupArgs,
+}
+
+/// How the node agent answers the rollout controller's `backup-request` (the
+/// backup stage): where etcd is, where snapshots go, how many are kept.
+#[derive(Debug, Clone, Args)]
+pub struct NodeBackupArgs {
+    /// Backup stage: store URL for etcd snapshots (s3://bucket/prefix, gs://, az://, file:///dir).
+    /// Without it a backup request is answered with a failed result. Credentials: the
+    /// store's standard environment variables (AWS_ACCESS_KEY_ID, …).
+    #[arg(long, value_name = "URL", env = "CUPCAKE_BACKUP_STORE")]
+    pub backup_store: Option<String>,
+    /// Backup stage: snapshots kept per store and cluster (0: all).
+    #[arg(long, value_name = "N", default_value_t = backup::DEFAULT_KEEP)]
+    pub backup_keep: usize,
+    /// Backup stage: the cluster's directory under the store URL.
+    #[arg(long, value_name = "NAME")]
+    pub backup_cluster: Option<String>,
+    /// Backup stage: etcd endpoints (the snapshot comes from the first that answers).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',', default_value = backup::DEFAULT_ENDPOINT)]
+    pub etcd_endpoints: Vec<String>,
+    /// Backup stage: etcd CA (default <host-root>/etc/kubernetes/pki/etcd/ca.crt).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// Backup stage: etcd client certificate (default …/pki/etcd/healthcheck-client.crt).
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Backup stage: etcd client key (default …/pki/etcd/healthcheck-client.key).
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+}
+
+impl NodeBackupArgs {
+    /// The settings, or `None` without a store; TLS files default to kubeadm's under `host_root`.
+    pub fn settings(&self, host_root: &std::path::Path) -> anyhow::Result<Option<BackupSettings>> {
+        let Some(store) = self.backup_store.clone().filter(|s| !s.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let tls = tls_files(
+            &self.etcd_endpoints,
+            self.etcd_cacert.clone(),
+            self.etcd_cert.clone(),
+            self.etcd_key.clone(),
+            host_root,
+        )?;
+        Ok(Some(BackupSettings {
+            etcd: EtcdTarget {
+                endpoints: self.etcd_endpoints.clone(),
+                tls,
+            },
+            store,
+            cluster: self.backup_cluster.clone(),
+            keep: self.backup_keep,
+            node: String::new(),
+        }))
+    }
+}
+
+/// `cupcake-agent backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// etcd endpoints, e.g. https://127.0.0.1:2379 (the snapshot comes from the first that answers).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',', required = true)]
+    pub endpoints: Vec<String>,
+    /// etcd CA for https endpoints (default /etc/kubernetes/pki/etcd/ca.crt).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (default /etc/kubernetes/pki/etcd/healthcheck-client.crt).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client key (default /etc/kubernetes/pki/etcd/healthcheck-client.key).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Store URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///dir.
+    /// Credentials from the environment (S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL; an http:// endpoint only when given there).
+    #[arg(long, value_name = "URL")]
+    pub store: String,
+    /// The cluster's directory under the store URL (retention counts per directory).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Snapshots kept in that directory, this one included; older ones are deleted with their manifests (0: keep all).
+    #[arg(long, value_name = "N", default_value_t = backup::DEFAULT_KEEP)]
+    pub keep: usize,
+    /// Node name recorded in the manifest (default: $NODE_NAME, else the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Operation id recorded in the manifest and the result (default manual-<time>).
+    #[arg(long, value_name = "ID")]
+    pub operation_id: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// `-o` of `cupcake-agent backup`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// TLS files for `endpoints`: given ones, else kubeadm's under `root` for https
+/// endpoints; none for http ones.
+fn tls_files(
+    endpoints: &[String],
+    cacert: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    root: &std::path::Path,
+) -> anyhow::Result<Option<TlsFiles>> {
+    let https = endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    for e in endpoints {
+        if !e.starts_with("https://") && !e.starts_with("http://") {
+            bail!("etcd endpoint {e:?}: expected https://host:port or http://host:port");
+        }
+    }
+    if https > 0 && https < endpoints.len() {
+        bail!("etcd endpoints mix https:// and http://");
+    }
+    if https == 0 {
+        if cacert.is_some() || cert.is_some() {
+            bail!("TLS files given for http:// etcd endpoints");
+        }
+        return Ok(None);
+    }
+    let default = TlsFiles::kubeadm(root);
+    Ok(Some(match cacert {
+        Some(ca) => TlsFiles {
+            cacert: ca,
+            cert,
+            key,
+        },
+        None if cert.is_some() => TlsFiles {
+            cacert: default.cacert,
+            cert,
+            key,
+        },
+        None => default,
+    }))
+}
+
+/// `cupcake-agent backup`: take, verify, upload, print; exit 1 when it failed.
+fn backup_now(args: BackupArgs) -> anyhow::Result<()> {
+    let tls = tls_files(
+        &args.endpoints,
+        args.cacert,
+        args.cert,
+        args.key,
+        std::path::Path::new("/"),
+    )?;
+    let node = args
+        .node_name
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_default();
+    let settings = BackupSettings {
+        etcd: EtcdTarget {
+            endpoints: args.endpoints,
+            tls,
+        },
+        store: args.store,
+        cluster: args.cluster,
+        keep: args.keep,
+        node,
+    };
+    let op = args
+        .operation_id
+        .unwrap_or_else(|| backup::manual_operation_id(chrono::Utc::now()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = rt.block_on(backup::run(&settings, &op));
+    rt.shutdown_background();
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the result")?
+        ),
+        Output::Text if report.result.ok => {
+            let r = &report.result;
+            println!(
+                "etcd snapshot verified: {}",
+                r.location.as_deref().unwrap_or_default()
+            );
+            println!("  size:      {} bytes", r.size_bytes);
+            println!("  sha256:    {}", r.sha256.as_deref().unwrap_or_default());
+            println!("  revision:  {}", r.revision.unwrap_or_default());
+            if let Some(t) = r.timestamp {
+                println!("  taken:     {}", t.to_rfc3339());
+            }
+            println!(
+                "  manifest:  {}",
+                report.manifest.as_deref().unwrap_or_default()
+            );
+            for p in &report.pruned {
+                println!("  pruned:    {p}");
+            }
+            for w in &report.warnings {
+                println!("  warning:   {w}");
+            }
+        }
+        Output::Text => {}
+    }
+    if report.result.ok {
+        Ok(())
+    } else {
+        bail!(
+            "etcd backup failed: {}",
+            report
+                .result
+                .message
+                .as_deref()
+                .unwrap_or("no reason given")
+        )
+    }
 }
 
 /// Arguments of a command that is not built yet (accepted, so the answer is
@@ -181,16 +412,18 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Steps(_)) => bail!(
             "`cupcake-agent steps` is not implemented yet (it comes with the kubeadm executor)"
         ),
-        Some(Command::Backup(_)) => bail!("`cupcake-agent backup` is not implemented yet"),
+        Some(Command::Backup(b)) => backup_now(b),
         Some(Command::Simulate(s)) => {
             let fail = fail_step(s.fail_step.as_deref(), &s.fail_nodes)?;
             let duration = s.step_duration.0;
+            let backup = s.backup.settings(std::path::Path::new("/"))?;
             serve(
                 &global,
                 s.state_dir,
                 Scope::Nodes {
                     selector: s.selector.filter(|s| !s.trim().is_empty()),
                 },
+                backup,
                 move |client| Simulate::new(client, duration, fail),
             )
         }
@@ -217,9 +450,14 @@ fn start(cli: Cli) -> anyhow::Result<()> {
                     };
                     let fail = fail_step(cli.fail_step.as_deref(), &nodes)?;
                     let duration = cli.step_duration.0;
-                    serve(&global, cli.state_dir, Scope::Node(node), move |client| {
-                        Simulate::new(client, duration, fail)
-                    })
+                    let backup = cli.backup.settings(&cli.host_root)?;
+                    serve(
+                        &global,
+                        cli.state_dir,
+                        Scope::Node(node),
+                        backup,
+                        move |client| Simulate::new(client, duration, fail),
+                    )
                 }
             }
         }
@@ -237,8 +475,18 @@ fn serve<E: Executor>(
     global: &GlobalArgs,
     state_dir: PathBuf,
     scope: Scope,
+    backup: Option<BackupSettings>,
     executor: impl FnOnce(Client) -> E,
 ) -> anyhow::Result<()> {
+    match &backup {
+        Some(b) => {
+            tracing::info!(store = %b.store, keep = b.keep, endpoints = ?b.etcd.endpoints, "backup requests are answered")
+        }
+        None => {
+            tracing::info!("no --backup-store: backup requests are answered with a failed result")
+        }
+    }
+    let backup = backup.map(Arc::new);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -256,7 +504,7 @@ fn serve<E: Executor>(
             // Keep the sender alive: a closed channel would read as a stop request anyway.
             std::future::pending::<()>().await;
         });
-        run(client, executor, state_dir, scope, rx).await;
+        run(client, executor, state_dir, scope, backup, rx).await;
         tracing::info!("stopped");
         Ok(())
     });

@@ -37,6 +37,9 @@
 //! - [`executor`]: the [`executor::Executor`] trait and [`executor::simulate`]
 //!   (the `kubeadm` executor is a later issue; `--executor kubeadm` says so and exits 1);
 //! - [`node`]: reading the Node and the guarded reports;
+//! - [`backup`], [`backup_store`], [`backup_stage`]: the etcd backup (snapshot,
+//!   checks, upload, read-back, manifest, retention) and how the agent answers
+//!   the controller's `backup-request` with a `backup-result`;
 //! - [`cli`]: flags, logs, signals.
 //!
 //! ## The protocol, as the agent plays it
@@ -92,6 +95,9 @@
 #![forbid(unsafe_code)]
 
 pub mod assignment;
+pub mod backup;
+pub mod backup_stage;
+pub mod backup_store;
 pub mod checkpoint;
 pub mod cli;
 pub mod executor;

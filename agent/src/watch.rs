@@ -33,6 +33,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::assignment::{is_safe_name, observe};
+use crate::backup::BackupSettings;
+use crate::backup_stage;
 use crate::executor::Executor;
 use crate::node::{self, NodeView};
 use crate::operation::{NodeAgent, Outcome, reconcile};
@@ -55,12 +57,14 @@ pub enum Scope {
 }
 
 /// Run until `shutdown` becomes true, then wait (up to [`SHUTDOWN_GRACE`]) for
-/// running steps to finish.
+/// running steps to finish. `backup`: how to answer a `backup-request` (see
+/// [`backup_stage`]); `None` answers it with a failed result saying why.
 pub async fn run<E: Executor>(
     client: Client,
     executor: Arc<E>,
     state_dir: PathBuf,
     scope: Scope,
+    backup: Option<Arc<BackupSettings>>,
     shutdown: watch::Receiver<bool>,
 ) {
     let api = Api::<PartialObjectMeta<Node>>::all(client.clone());
@@ -100,7 +104,10 @@ pub async fn run<E: Executor>(
         };
         // Only `pending`/`in-progress` can need the agent; anything else (heartbeats,
         // our own final report, the controller clearing the assignment) is no news.
-        if !observe(obj.annotations()).wants_agent() {
+        // A backup request not answered yet needs the agent too.
+        if !observe(obj.annotations()).wants_agent()
+            && backup_stage::wanted(obj.annotations()).is_none()
+        {
             continue;
         }
         let name = obj.name_any();
@@ -125,7 +132,7 @@ pub async fn run<E: Executor>(
             root,
             shutdown: shutdown.clone(),
         };
-        let w = Worker::spawn(agent);
+        let w = Worker::spawn(agent, backup.clone());
         w.wake.notify_one();
         workers.insert(name, w);
     }
@@ -157,14 +164,18 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn<E: Executor>(agent: NodeAgent<E>) -> Self {
+    fn spawn<E: Executor>(agent: NodeAgent<E>, backup: Option<Arc<BackupSettings>>) -> Self {
         let wake = Arc::new(Notify::new());
-        let handle = tokio::spawn(work(agent, wake.clone()));
+        let handle = tokio::spawn(work(agent, wake.clone(), backup));
         Self { wake, handle }
     }
 }
 
-async fn work<E: Executor>(agent: NodeAgent<E>, wake: Arc<Notify>) {
+async fn work<E: Executor>(
+    agent: NodeAgent<E>,
+    wake: Arc<Notify>,
+    backup: Option<Arc<BackupSettings>>,
+) {
     let api = Api::<Node>::all(agent.client.clone());
     let mut stop = agent.shutdown.clone();
     let mut retry: Option<Duration> = None;
@@ -199,6 +210,13 @@ async fn work<E: Executor>(agent: NodeAgent<E>, wake: Arc<Notify>) {
                 continue;
             }
         };
+        if let Some(op) = backup_stage::wanted(&view.annotations)
+            && let Err(e) = backup_stage::answer(&api, &agent.node, backup.as_deref(), &op).await
+        {
+            warn!(node = %agent.node, "writing the backup result: {e}");
+            retry = Some(RETRY);
+            continue;
+        }
         retry = match reconcile(&agent, &view).await {
             Outcome::RetryLater => Some(RETRY),
             Outcome::Abandoned => return,

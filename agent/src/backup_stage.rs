@@ -1,0 +1,170 @@
+//! The backup stage, as the agent plays it: the rollout controller writes
+//! `backup-request: <operationID>` on the stage's control-plane node; the agent
+//! of that node takes the backup ([`crate::backup::run`]) and answers with
+//! `backup-result: <BackupResult JSON>` for that operation id. The controller
+//! copies a good result to `status.backupInfo` and only then starts the
+//! control plane; a failed one (the reason in `message`) puts the DirectUpdate
+//! in RequiresAttention.
+//!
+//! - A request is answered once: a `backup-result` for the same operation id
+//!   (good or failed) means done. To try again after a failure, remove the
+//!   `backup-result` annotation (the runbook's "Backups" section).
+//! - The result is written only while the node still carries the request it
+//!   answers (checked with the `resourceVersion` it is written against).
+//! - An agent started without `--backup-store` answers with a failed result
+//!   saying so: the controller stops with that reason instead of waiting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cupcake_api::labels;
+use cupcake_api::protocol::BackupResult;
+use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt as _;
+use kube::api::{Api, Patch};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::backup::{self, BackupSettings};
+use crate::node::{Written, patch_params};
+
+/// The operation id of a backup request this node has not answered yet.
+pub fn wanted(annotations: &BTreeMap<String, String>) -> Option<String> {
+    let op = annotations.get(labels::BACKUP_REQUEST)?.trim();
+    if op.is_empty() {
+        return None;
+    }
+    let answered = annotations
+        .get(labels::BACKUP_RESULT)
+        .and_then(|r| serde_json::from_str::<BackupResult>(r).ok())
+        .is_some_and(|r| r.operation_id == op);
+    (!answered).then(|| op.to_string())
+}
+
+/// Take the backup `operation_id` asks for (or explain why this agent cannot)
+/// and write the result on the node.
+pub async fn answer(
+    api: &Api<Node>,
+    node: &str,
+    settings: Option<&BackupSettings>,
+    operation_id: &str,
+) -> Result<Written, kube::Error> {
+    info!(node, operation = operation_id, "etcd backup requested");
+    let result = match settings {
+        Some(s) => {
+            let mut s = s.clone();
+            s.node = node.to_string();
+            backup::run(&s, operation_id).await.result
+        }
+        None => BackupResult {
+            operation_id: operation_id.to_string(),
+            ok: false,
+            message: Some(format!(
+                "the agent on {node} has no backup store configured (--backup-store or CUPCAKE_BACKUP_STORE)"
+            )),
+            ..BackupResult::default()
+        },
+    };
+    let written = write(api, node, operation_id, &result).await?;
+    match written {
+        Written::Yes if result.ok => info!(node, operation = operation_id, "backup-result written"),
+        Written::Yes => warn!(
+            node,
+            operation = operation_id,
+            "failed backup-result written"
+        ),
+        Written::NotOurs => info!(
+            node,
+            operation = operation_id,
+            "the backup request was withdrawn; result not written"
+        ),
+        Written::Gone => info!(node, "the node is gone"),
+    }
+    Ok(written)
+}
+
+/// Write `result` as the node's `backup-result` while `backup-request` still
+/// names its operation.
+pub async fn write(
+    api: &Api<Node>,
+    node: &str,
+    operation_id: &str,
+    result: &BackupResult,
+) -> Result<Written, kube::Error> {
+    let value = serde_json::to_string(result).unwrap_or_default();
+    let mut conflicts = 0;
+    let mut failures = 0;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            let Some(meta) = api.get_metadata_opt(node).await? else {
+                return Ok(Written::Gone);
+            };
+            if meta
+                .annotations()
+                .get(labels::BACKUP_REQUEST)
+                .map(|s| s.trim())
+                != Some(operation_id)
+            {
+                return Ok(Written::NotOurs);
+            }
+            let body = json!({"metadata": {
+                "resourceVersion": meta.resource_version(),
+                "annotations": {labels::BACKUP_RESULT: value},
+            }});
+            api.patch(node, &patch_params(), &Patch::Merge(&body))
+                .await
+                .map(|_| Written::Yes)
+        };
+        match attempt.await {
+            Ok(w) => return Ok(w),
+            Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
+            Err(e) if failures < 4 => {
+                failures += 1;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tracing::debug!(node, "writing backup-result failed, retrying: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_wanted_until_answered_for_its_operation() {
+        let mut a = BTreeMap::new();
+        assert_eq!(wanted(&a), None);
+        a.insert(labels::BACKUP_REQUEST.to_string(), "op-1".to_string());
+        assert_eq!(wanted(&a).as_deref(), Some("op-1"));
+        let old = BackupResult {
+            operation_id: "op-0".into(),
+            ok: true,
+            ..BackupResult::default()
+        };
+        a.insert(
+            labels::BACKUP_RESULT.to_string(),
+            serde_json::to_string(&old).unwrap(),
+        );
+        assert_eq!(
+            wanted(&a).as_deref(),
+            Some("op-1"),
+            "a result of another operation"
+        );
+        let failed = BackupResult {
+            operation_id: "op-1".into(),
+            ok: false,
+            ..BackupResult::default()
+        };
+        a.insert(
+            labels::BACKUP_RESULT.to_string(),
+            serde_json::to_string(&failed).unwrap(),
+        );
+        assert_eq!(wanted(&a), None, "answered (failed) for this operation");
+        a.insert(labels::BACKUP_RESULT.to_string(), "not json".to_string());
+        assert_eq!(wanted(&a).as_deref(), Some("op-1"));
+    }
+}
