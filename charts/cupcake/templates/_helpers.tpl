@@ -85,7 +85,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $c := include "cupcake.store" . | fromYaml -}}
 {{- $scheme := dict "s3" "s3" "minio" "s3" "gcs" "gs" "azure" "az" -}}
 {{- $bucket := ternary $c.container $c.bucket (eq $s.type "azure") -}}
-{{- printf "%s://%s%s" (get $scheme $s.type) $bucket (ternary "" (printf "/%s" (trimPrefix "/" (default "" $c.prefix))) (empty $c.prefix)) -}}
+{{- printf "%s://%s%s" (get $scheme $s.type) $bucket (ternary "" (printf "/%s" (trimSuffix "/" (trimPrefix "/" (default "" $c.prefix)))) (empty $c.prefix)) -}}
 {{- end -}}
 
 {{/* Validation that the schema cannot express; fails the render with the reason. */}}
@@ -129,4 +129,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else -}}
 {{- if or $g.webhook.enabled $g.github.enabled -}}{{- fail "gitops.webhook and gitops.github need gitops.enabled (the GitOps loop)" -}}{{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules: the API server, DNS. */}}
+{{- define "cupcake.np.apiserver" -}}
+- ports:
+  {{- range .apiServerPorts }}
+    - {protocol: TCP, port: {{ . }}}
+  {{- end }}
+  {{- with .apiServerCidrs }}
+  to:
+    {{- range . }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+{{- define "cupcake.np.dns" -}}
+- ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
 {{- end -}}
