@@ -99,6 +99,10 @@ bin_dir=$(tests/harness/build.sh --print-bin-dir)
 export PATH="$bin_dir:$PATH"
 export CUPCAKE_REQUIRE_OPA=1
 
+say "helm build (cached in $CUPCAKE_HARNESS_CACHE)"
+tests/harness/build-helm.sh           # helm from its Go module, for tests/e2e/tests/chart.rs
+export CUPCAKE_REQUIRE_HELM=1         # a missing helm fails the chart tests instead of skipping them
+
 say "unit and integration tests"
 run_tests --quiet                     # default members: everything but tests/e2e
 cargo build --quiet --bin cupcake --bin cupcake-agent   # the e2e tests run the real binaries
