@@ -76,6 +76,7 @@ pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev pkg-config)
 { [ -x /usr/sbin/lighttpd ] || command -v lighttpd >/dev/null; } || need_apt+=(lighttpd)   # the e2e Git server
 [ -e /usr/lib/lighttpd/mod_openssl.so ] || need_apt+=(lighttpd-mod-openssl)   # ... over https
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)   # ... and over ssh (started by the test on a loopback port)
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)   # the moto venv of the backup tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -102,6 +103,11 @@ export CUPCAKE_REQUIRE_OPA=1
 say "helm build (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/build-helm.sh           # helm from its Go module, for tests/e2e/tests/chart.rs
 export CUPCAKE_REQUIRE_HELM=1         # a missing helm fails the chart tests instead of skipping them
+
+say "backup test tools: etcdutl (cached in $CUPCAKE_HARNESS_CACHE), moto (cached venv)"
+tests/harness/build-etcdutl.sh        # etcdutl at the harness's etcd version: snapshot status/restore
+tests/harness/moto-venv.sh            # moto[server] pinned: the S3-compatible store
+export CUPCAKE_REQUIRE_BACKUP_TOOLS=1 # missing ones fail agent/tests/backup.rs and tests/e2e/tests/backup.rs
 
 say "unit and integration tests"
 run_tests --quiet                     # default members: everything but tests/e2e
