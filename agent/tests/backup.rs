@@ -540,6 +540,22 @@ async fn s3_backup_over_tls_restores_with_etcdutl_and_keeps_n() {
         "--initial-advertise-peer-urls",
         &format!("http://127.0.0.1:{peer}"),
     ]));
+    // etcdutl refuses a snapshot whose trailing hash does not match (one flipped byte).
+    let mut bad = bytes.to_vec();
+    bad[4096] ^= 0xff;
+    let bad_file = dir.path().join("corrupt.db");
+    std::fs::write(&bad_file, &bad).unwrap();
+    let o = Command::new(&tools.etcdutl)
+        .args([
+            "snapshot",
+            "restore",
+            bad_file.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("not-restored"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "etcdutl restored a corrupt snapshot");
     // The restored member serves the data (a fresh etcd on the restored dir; no TLS needed).
     drop(etcd);
     let back = start_etcd(&tools, &restored, None);

@@ -3,7 +3,8 @@
 //! agents answer it with the real backup code against the private control
 //! plane's own etcd. A verified snapshot lands in `status.backupInfo` and the
 //! rollout goes on; a store that refuses the upload stops the DirectUpdate in
-//! RequiresAttention with the reason in status and an Event, no node touched.
+//! RequiresAttention with the reason in status and an Event, no node touched,
+//! until the store is fixed and the answer removed (the runbook's retry).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
@@ -175,7 +176,7 @@ async fn a_verified_backup_is_in_status_before_the_control_plane_starts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_upload_stops_in_requires_attention_with_no_node_touched() {
+async fn a_refused_upload_stops_in_requires_attention_with_no_node_touched_until_retried() {
     let Some(moto) = moto_server() else {
         if std::env::var("CUPCAKE_REQUIRE_BACKUP_TOOLS").is_ok_and(|v| v == "1") {
             panic!("moto_server missing: run tests/harness/moto-venv.sh");
@@ -292,6 +293,33 @@ async fn a_refused_upload_stops_in_requires_attention_with_no_node_touched() {
     ] {
         assert!(!text.contains(secret), "the secret is in the {what}");
     }
+
+    // The runbook's retry: fix the store (create the bucket), remove the answer; the agent
+    // takes a new snapshot and the controller goes on by itself.
+    let o = Command::new("curl")
+        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/missing-bucket")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Api::<Node>::all(client.clone())
+        .patch(
+            "cp-1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"metadata": {"annotations": {labels::BACKUP_RESULT: null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let du = wait_phase(&client, "refused", Phase::Succeeded, &[&ctl, &ag]).await;
+    let b = du.status.unwrap().backup_info.unwrap();
+    assert!(b.verified, "{b:?}");
+    assert!(
+        b.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("s3://missing-bucket/etcd/e2e/etcd-snapshot-")),
+        "{b:?}"
+    );
 }
 
 fn moto_server() -> Option<PathBuf> {
