@@ -22,6 +22,7 @@
 //! `cupcake-reconciler` and `cupcake-agent`.
 #![forbid(unsafe_code)]
 
+pub mod autoupdate;
 pub mod gate;
 pub mod pass;
 pub mod plan;

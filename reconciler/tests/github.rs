@@ -1,0 +1,323 @@
+//! GitHub write-back against a mock of GitHub's API (wiremock: no GitHub is
+//! reachable here): commit statuses, the one plan comment per pull request,
+//! auto-update pull requests that are never duplicated or reopened, retries and
+//! rate limits, and no token in errors.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use cupcake_reconciler::report::github::{
+    GitHub, Outcome, Retry, UpdatePr, comment_marker, update_marker,
+};
+use cupcake_reconciler::report::status::CommitState;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "ghp_TESTTOKEN123";
+
+fn fast() -> Retry {
+    Retry {
+        attempts: 3,
+        base: Duration::from_millis(10),
+        max_wait: Duration::from_secs(2),
+    }
+}
+
+async fn gh(server: &MockServer) -> GitHub {
+    GitHub::new(&server.uri(), "acme/fleet", TOKEN, fast()).unwrap()
+}
+
+async fn requests(server: &MockServer, m: &str, p: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == m && r.url.path() == p)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+#[tokio::test]
+async fn commit_status_carries_context_state_and_a_short_description() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/abc123"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let long = "denied: ".to_string() + &"x".repeat(300);
+    gh(&server)
+        .await
+        .set_commit_status("abc123", "cupcake/demo", CommitState::Failure, &long)
+        .await
+        .unwrap();
+    let got = requests(&server, "POST", "/repos/acme/fleet/statuses/abc123").await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["context"], "cupcake/demo");
+    assert_eq!(got[0]["state"], "failure");
+    assert_eq!(got[0]["description"].as_str().unwrap().chars().count(), 140);
+    let auth = server.received_requests().await.unwrap()[0]
+        .headers
+        .get("authorization")
+        .cloned();
+    assert_eq!(auth.unwrap().to_str().unwrap(), format!("Bearer {TOKEN}"));
+}
+
+#[tokio::test]
+async fn the_plan_comment_is_found_on_a_later_page_and_updated_not_duplicated() {
+    let server = MockServer::start().await;
+    let others: Vec<Value> = (0..100)
+        .map(|i| json!({"id": i, "body": format!("comment {i}")}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/issues/7/comments"))
+        .and(query_param("page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(others))
+        .mount(&server)
+        .await;
+    let mine = format!("{}\nold plan", comment_marker("demo"));
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/issues/7/comments"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 555, "body": mine}])))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/fleet/issues/comments/555"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 555})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    assert_eq!(
+        g.upsert_plan_comment(7, "demo", "new plan").await.unwrap(),
+        Outcome::Updated(555)
+    );
+    assert!(
+        requests(&server, "POST", "/repos/acme/fleet/issues/7/comments")
+            .await
+            .is_empty(),
+        "a second comment"
+    );
+    let patched = requests(&server, "PATCH", "/repos/acme/fleet/issues/comments/555").await;
+    assert!(patched[0]["body"].as_str().unwrap().ends_with("new plan"));
+    // The same body again: no write at all.
+    assert_eq!(
+        g.upsert_plan_comment(7, "demo", "old plan").await.unwrap(),
+        Outcome::Unchanged(555)
+    );
+    assert_eq!(
+        requests(&server, "PATCH", "/repos/acme/fleet/issues/comments/555")
+            .await
+            .len(),
+        1
+    );
+    // Another cluster's comment is a different one: posted.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 900})))
+        .mount(&server)
+        .await;
+    assert_eq!(
+        g.upsert_plan_comment(7, "staging", "plan").await.unwrap(),
+        Outcome::Created(900)
+    );
+}
+
+fn update(version: &str) -> UpdatePr {
+    UpdatePr {
+        cluster: "demo".into(),
+        version: version.into(),
+        head: "cupcake/update-demo".into(),
+        base: "main".into(),
+        title: format!("cupcake: upgrade demo to {version}"),
+        body: format!("plan for {version}"),
+    }
+}
+
+#[tokio::test]
+async fn update_prs_are_opened_once_updated_after_and_never_reopened() {
+    let server = MockServer::start().await;
+    let g = gh(&server).await;
+    // Nothing yet: opened.
+    let closed = Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "closed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount_as_scoped(&server)
+        .await;
+    let open = Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "open"))
+        .and(query_param("head", "acme:cupcake/update-demo"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount_as_scoped(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(body_partial_json(
+            json!({"head": "cupcake/update-demo", "base": "main"}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 12})))
+        .mount(&server)
+        .await;
+    assert_eq!(
+        g.ensure_update_pr(&update("1.34.3")).await.unwrap(),
+        Outcome::Created(12)
+    );
+    drop(open);
+    // Open now: the catalogue moved on, the same PR is updated.
+    let body = format!("{}\nplan for 1.34.3", update_marker("demo", "1.34.3"));
+    let _open = Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!([{"number": 12, "title": "cupcake: upgrade demo to 1.34.3", "body": body}]),
+        ))
+        .mount_as_scoped(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/fleet/pulls/12"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"number": 12})))
+        .mount(&server)
+        .await;
+    assert_eq!(
+        g.ensure_update_pr(&update("1.34.3")).await.unwrap(),
+        Outcome::Unchanged(12)
+    );
+    assert_eq!(
+        g.ensure_update_pr(&update("1.34.4")).await.unwrap(),
+        Outcome::Updated(12)
+    );
+    let patched = requests(&server, "PATCH", "/repos/acme/fleet/pulls/12").await;
+    assert_eq!(patched.len(), 1);
+    assert!(
+        patched[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains(&update_marker("demo", "1.34.4"))
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/pulls")
+            .await
+            .len(),
+        1,
+        "never a second PR"
+    );
+    drop(closed);
+    // Merged for 1.34.4: not proposed again.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "closed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"number": 12, "merged_at": "2026-11-28T10:00:00Z", "body": update_marker("demo", "1.34.4")}])))
+        .mount(&server)
+        .await;
+    assert_eq!(
+        g.ensure_update_pr(&update("1.34.4")).await.unwrap(),
+        Outcome::AlreadyDecided {
+            number: 12,
+            state: "merged".into()
+        }
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/pulls")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn server_errors_and_rate_limits_are_retried_client_errors_are_not() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/s1"))
+        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "bad gateway"})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/s1"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    g.set_commit_status("s1", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap();
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/statuses/s1")
+            .await
+            .len(),
+        2
+    );
+
+    // Rate limited with retry-after: 1 → waited, then retried.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/s2"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/s2"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 2})))
+        .mount(&server)
+        .await;
+    let t = std::time::Instant::now();
+    g.set_commit_status("s2", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "did not wait for retry-after"
+    );
+
+    // 401: one call, an error naming the call and not the token.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/s3"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
+        )
+        .mount(&server)
+        .await;
+    let err = g
+        .set_commit_status("s3", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("POST /repos/acme/fleet/statuses/s3") && err.contains("401"),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN), "{err}");
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/statuses/s3")
+            .await
+            .len(),
+        1,
+        "a 401 was retried"
+    );
+
+    // Always 500: bounded attempts, then the error.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/s4"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "boom"})))
+        .mount(&server)
+        .await;
+    assert!(
+        g.set_commit_status("s4", "cupcake/demo", CommitState::Pending, "x")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/statuses/s4")
+            .await
+            .len(),
+        3
+    );
+}
