@@ -38,6 +38,27 @@ pub struct StatusFile {
     /// Load or source errors; absent when there are none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The newer version `autoUpdate` proposes, and what became of the proposal
+    /// (absent when autoUpdate is off or nothing newer is allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_update: Option<StatusAutoUpdate>,
+}
+
+/// An auto-update proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusAutoUpdate {
+    /// The version proposed.
+    pub version: KubeVersion,
+    /// The branch with the bump (`cupcake/update-<cluster>`), once pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The pull request proposing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
+    /// What happened, or why no pull request was opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Versions observed in the cluster.

@@ -175,17 +175,26 @@ impl GitOpsArgs {
                 )
             }
         };
-        let github: Vec<&str> = given
-            .iter()
-            .copied()
-            .filter(|f| f.starts_with("--github"))
-            .collect();
-        if !github.is_empty() {
-            anyhow::bail!(
-                "{}: commit statuses are not wired into the loop yet (the status file on --status-branch is); drop these flags",
-                github.join(", ")
-            );
-        }
+        let github = match (&self.github_repo, &self.github_token_file) {
+            (None, None) if self.github_api.is_none() => None,
+            (None, _) => {
+                anyhow::bail!("--github-token-file and --github-api need --github-repo OWNER/NAME")
+            }
+            (Some(r), None) => anyhow::bail!(
+                "--github-repo {r} needs --github-token-file (a token that may set commit statuses and open pull requests)"
+            ),
+            (Some(r), Some(f)) => {
+                let token = read_secret(f, "--github-token-file")?;
+                let api = self
+                    .github_api
+                    .clone()
+                    .unwrap_or_else(|| crate::report::github::DEFAULT_API.to_string());
+                Some(
+                    crate::report::github::GitHub::new(&api, r, &token, Default::default())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                )
+            }
+        };
         use sha2::Digest as _;
         let key = hex::encode(&sha2::Sha256::digest(repo.as_bytes())[..8]);
         Ok(Some(gitops::Config {
@@ -201,6 +210,7 @@ impl GitOpsArgs {
             git_timeout: Duration::from_secs(30),
             status_interval: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
+            github,
         }))
     }
 
@@ -276,6 +286,11 @@ fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The GitHub client needs a runtime to exist when it is built.
+    let _in_runtime = rt.enter();
     let gitops = args.gitops.config(args.rollout_only)?;
     let secret = match &args.gitops.webhook_secret_file {
         Some(f) => Some(read_secret(f, "--webhook-secret-file")?.into_bytes()),
@@ -284,9 +299,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     if gitops.is_some() {
         gitops::git::set_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     rt.block_on(main(args.clone(), gitops, secret))
 }
 
@@ -352,11 +364,22 @@ async fn main(
         };
         match (gitops, loop_metrics) {
             (Some(cfg), Some(m)) => {
+                let commit_status = cfg.github.clone().map(|gh| {
+                    let context = format!("cupcake/{}", cfg.cluster);
+                    let sink: gitops::CommitStatusFn = Arc::new(move |sha, state, desc| {
+                        let gh = gh.clone();
+                        let context = context.clone();
+                        Box::pin(
+                            async move { gh.set_commit_status(&sha, &context, state, &desc).await },
+                        )
+                    });
+                    sink
+                });
                 info!(identity = %id, repo = %crate::source::redact_url(&cfg.repo), branch = %cfg.branch, cluster = %cfg.cluster, "leading: starting the rollout controller, the schedule controllers and the GitOps loop");
                 tokio::join!(
                     rollout::run(ctx),
                     schedules,
-                    gitops::run(cfg, loop_client, server_url, wake, m, None)
+                    gitops::run(cfg, loop_client, server_url, wake, m, commit_status)
                 );
             }
             _ => {

@@ -78,6 +78,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// Longest backoff after failed fetches.
     pub max_backoff: Duration,
+    /// GitHub (commit statuses, auto-update pull requests), with `--github-repo`.
+    pub github: Option<crate::report::github::GitHub>,
 }
 
 /// The loop's metrics.
@@ -187,6 +189,9 @@ struct Memory {
     defer_until: Option<chrono::DateTime<Utc>>,
     /// The last evaluation (see [`turn`]).
     last_eval: Option<LastEval>,
+    /// The auto-update proposal as last reported, and the (revision, version) it was made for.
+    auto_update: Option<cupcake_api::status_file::StatusAutoUpdate>,
+    auto_update_for: Option<(Oid, String)>,
 }
 
 /// Why a turn starts.
@@ -603,6 +608,11 @@ async fn turn(
             }
         }
     }
+    if let Some(gh) = &cfg.github {
+        auto_update(cfg, gh, mirror, &tree, &loaded, &snap, tip, mem).await;
+    } else {
+        auto_update_without_github(&loaded, mem);
+    }
     let report = Box::new(report);
     mem.last_eval = Some(LastEval {
         tip,
@@ -614,6 +624,180 @@ async fn turn(
         direct_update: sel.shown,
         waiting: sel.waiting,
     })
+}
+
+/// The proposal `autoUpdate` asks for at this revision, if any: (version, pullRequest).
+fn proposal(loaded: &pipeline::Loaded) -> Result<Option<(cupcake_api::KubeVersion, bool)>, String> {
+    let def = loaded.def();
+    let Some(au) = def
+        .schedule
+        .as_ref()
+        .and_then(|s| s.spec.auto_update.as_ref())
+        .filter(|a| a.enabled)
+    else {
+        return Ok(None);
+    };
+    let Some(catalog) = loaded.fleet.catalog_spec() else {
+        return Err(
+            "autoUpdate is enabled but the fleet has no versions.yaml: nothing to propose from"
+                .into(),
+        );
+    };
+    Ok(cupcake_core::autoupdate::proposal(
+        catalog,
+        &def.version.spec.kubernetes_version,
+        au.channel,
+    )
+    .map(|v| (v, au.pull_request)))
+}
+
+/// Without GitHub there is no pull request to open: the proposal is reported in the
+/// status file, saying so (an enabled autoUpdate is never silently ignored).
+fn auto_update_without_github(loaded: &pipeline::Loaded, mem: &mut Memory) {
+    use cupcake_api::status_file::StatusAutoUpdate;
+    mem.auto_update = match proposal(loaded) {
+        Ok(None) => None,
+        Ok(Some((version, pr))) => Some(StatusAutoUpdate {
+            version,
+            branch: None,
+            pull_request: None,
+            message: Some(if pr {
+                "available: a pull request needs cupcake run --github-repo and --github-token-file"
+                    .into()
+            } else {
+                "available (autoUpdate.pullRequest is false)".into()
+            }),
+        }),
+        Err(e) => {
+            warn!(error = %e, "auto-update");
+            None
+        }
+    };
+}
+
+/// Propose the newer version as a pull request: the bump of cluster.yaml on
+/// `cupcake/update-<cluster>` (rebuilt on the desired-state tip, force-pushed: a branch
+/// only CUPCAKE writes), the plan and verdict for that version as its body. Once per
+/// (revision, version); never for a version whose pull request was merged or closed.
+#[allow(clippy::too_many_arguments)]
+async fn auto_update(
+    cfg: &Config,
+    gh: &crate::report::github::GitHub,
+    mirror: &SharedMirror,
+    tree: &crate::source::FleetTree,
+    loaded: &pipeline::Loaded,
+    snap: &cupcake_api::snapshot::ClusterSnapshot,
+    tip: Oid,
+    mem: &mut Memory,
+) {
+    use crate::report::github::{Outcome, UpdatePr};
+    use cupcake_api::status_file::StatusAutoUpdate;
+    let (version, pull_request) = match proposal(loaded) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            mem.auto_update = None;
+            mem.auto_update_for = None;
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "auto-update");
+            mem.auto_update = None;
+            return;
+        }
+    };
+    let key = (tip, version.to_string());
+    if mem.auto_update_for.as_ref() == Some(&key) {
+        return;
+    }
+    let mut state = StatusAutoUpdate {
+        version: version.clone(),
+        branch: None,
+        pull_request: None,
+        message: None,
+    };
+    if !pull_request {
+        state.message = Some("available (autoUpdate.pullRequest is false)".into());
+        mem.auto_update = Some(state);
+        mem.auto_update_for = Some(key);
+        return;
+    }
+    let head = format!("cupcake/update-{}", cfg.cluster);
+    let def = loaded.def();
+    let mut pr = UpdatePr {
+        cluster: cfg.cluster.clone(),
+        version: version.to_string(),
+        head: head.clone(),
+        base: cfg.branch.clone(),
+        title: format!("cupcake: upgrade {} to {version}", cfg.cluster),
+        body: String::new(),
+    };
+    let result: Result<(), String> = async {
+        if let Some(Outcome::AlreadyDecided { number, state: s }) = gh.update_decided(&pr).await? {
+            state.pull_request = Some(number);
+            state.message = Some(format!("pull request #{number} for {version} was {s}: not proposed again"));
+            return Ok(());
+        }
+        // The plan and verdict for the proposed version, against the cluster as it is.
+        let mut fleet = loaded.fleet.clone();
+        if let Some(c) = fleet.clusters.get_mut(&cfg.cluster) {
+            c.version.spec.kubernetes_version = version.clone();
+        }
+        let proposed = pipeline::Loaded {
+            fleet,
+            cluster: loaded.cluster.clone(),
+            schedule: loaded.schedule.clone(),
+            policies: loaded.policies.clone(),
+            config: loaded.config.clone(),
+        };
+        let ev = pipeline::evaluate(tree, &proposed, snap, Utc::now()).map_err(|e| crate::cli::error_chain(&e))?;
+        pr.body = format!(
+            "CUPCAKE proposes {version} for `{}` (autoUpdate, channel from `clusters/{}/schedule.yaml`). Merge to upgrade; close to decline this version.\n\n{}",
+            cfg.cluster,
+            cfg.cluster,
+            crate::present::markdown(&ev.report)
+        );
+        let rel = def.path.to_string_lossy().to_string();
+        let text = tree
+            .text(&rel)
+            .map_err(|e| format!("{rel}: {e}"))?
+            .ok_or_else(|| format!("{rel}: not in the tree"))?;
+        let bumped = gitops_bump(text, &version.to_string()).map_err(|e| format!("{rel}: {e}"))?;
+        let repo_path = tree.repo_path(&rel);
+        let message = format!("cupcake: upgrade {} to {version}", cfg.cluster);
+        let branch = head.clone();
+        with_mirror(cfg, mirror, move |m| {
+            let files = std::collections::BTreeMap::from([(repo_path, Some(bumped.into_bytes()))]);
+            m.commit_and_push(&branch, Some(tip), &files, &message, true, 3)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        state.branch = Some(head.clone());
+        let outcome = gh.ensure_update_pr(&pr).await?;
+        let (n, what) = match outcome {
+            Outcome::Created(n) => (n, "opened"),
+            Outcome::Updated(n) => (n, "updated"),
+            Outcome::Unchanged(n) => (n, "open"),
+            Outcome::AlreadyDecided { number, .. } => (number, "already decided"),
+        };
+        info!(pull_request = n, %version, what, "auto-update pull request");
+        state.pull_request = Some(n);
+        state.message = Some(format!("pull request #{n} {what}"));
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => mem.auto_update_for = Some(key),
+        Err(e) => {
+            warn!(error = %e, "auto-update pull request failed; retrying next turn");
+            state.message = Some(format!("proposing failed: {e}"));
+        }
+    }
+    mem.auto_update = Some(state);
+}
+
+fn gitops_bump(text: &str, version: &str) -> Result<String, String> {
+    bump::bump_version_text(text, version)
 }
 
 /// Server-side apply of a rendered DirectUpdate's spec.
@@ -641,6 +825,7 @@ async fn report(
     commit_status: Option<&CommitStatusFn>,
 ) {
     let mut file = status::status_file(a);
+    file.auto_update = mem.auto_update.clone();
     if let Some(e) = &mem.source_error {
         // The last good state stays in force; say why it may be stale.
         file.error = Some(match file.error.take() {

@@ -577,3 +577,196 @@ spec:
     )
     .await;
 }
+
+async fn github_requests(
+    mock: &wiremock::MockServer,
+    m: &str,
+    path_prefix: &str,
+) -> Vec<serde_json::Value> {
+    mock.received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == m && r.url.path().starts_with(path_prefix))
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+        .collect()
+}
+
+/// With GitHub (its API mocked by wiremock, the only mock): the commit status
+/// `cupcake/demo` on the desired-state commit, and an auto-update pull request for the
+/// newer patch in the catalogue, on a branch with the bump — updated, not duplicated,
+/// when the catalogue moves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_commit_status_and_one_auto_update_pull_request() {
+    use wiremock::matchers::{method, path, path_regex, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let (pc, _client) = kwok_cluster("gitops-github", 1, 1, "v1.33.4").await;
+    let srv = GitServer::start("tok-e2e-gh");
+    srv.create_repo("fleet");
+    let work = WorkClone::new(&srv.auth_url("fleet"));
+    work.write(
+        "versions.yaml",
+        &CATALOG.replace("[1.33.4, 1.34.0, 1.34.2]", "[1.33.4, 1.33.5, 1.34.2]"),
+    );
+    work.write("clusters/demo/cluster.yaml", &cluster_yaml("1.33.4"));
+    work.write(
+        "clusters/demo/schedule.yaml",
+        "apiVersion: cupcake.ricardomolendijk.com/v1
+kind: UpdateSchedule
+metadata:
+  name: demo
+spec:
+  autoUpdate: {enabled: true, channel: patch, pullRequest: true}
+",
+    );
+    let first = work.commit_push("demo at 1.33.4 with auto-update", "main");
+
+    let gh = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/repos/acme/fleet/statuses/[0-9a-f]{40}$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 1})))
+        .mount(&gh)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "closed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .mount(&gh)
+        .await;
+    let no_open = Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .mount_as_scoped(&gh)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"number": 3})))
+        .mount(&gh)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/fleet/pulls/3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"number": 3})))
+        .mount(&gh)
+        .await;
+    let gh_token = pc.dir.join("github-token");
+    std::fs::write(&gh_token, "ghp_E2ETOKEN\n").unwrap();
+    let api = gh.uri();
+    let l = Loop::start(
+        &pc,
+        &srv,
+        &[
+            "--poll",
+            "2s",
+            "--github-repo",
+            "acme/fleet",
+            "--github-token-file",
+            gh_token.to_str().unwrap(),
+            "--github-api",
+            &api,
+        ],
+    );
+
+    // The commit status: success (up to date) on the desired-state commit.
+    wait_for("the commit status", Duration::from_secs(60), || async {
+        let posted =
+            github_requests(&gh, "POST", &format!("/repos/acme/fleet/statuses/{first}")).await;
+        posted
+            .into_iter()
+            .find(|b| b["state"] == "success")
+            .map(|b| {
+                assert_eq!(b["context"], "cupcake/demo");
+                assert!(
+                    b["description"].as_str().unwrap().contains("up to date"),
+                    "{b}"
+                );
+            })
+    })
+    .await;
+
+    // The auto-update PR for 1.33.5: its branch carries the bump, its body the plan.
+    let pr = wait_for(
+        "the auto-update pull request",
+        Duration::from_secs(60),
+        || async {
+            github_requests(&gh, "POST", "/repos/acme/fleet/pulls")
+                .await
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert_eq!(pr["head"], "cupcake/update-demo");
+    assert_eq!(pr["base"], "main");
+    let body = pr["body"].as_str().unwrap().to_string();
+    assert!(
+        body.contains("<!-- cupcake:update cluster=demo version=1.33.5 -->"),
+        "{body}"
+    );
+    assert!(
+        body.contains("1.33.5") && body.contains("ALLOWED"),
+        "the plan and verdict:\n{body}"
+    );
+    let bumped = work
+        .remote_file("cupcake/update-demo", "clusters/demo/cluster.yaml")
+        .unwrap();
+    assert_eq!(bumped, cluster_yaml("1.33.5"), "only the version changed");
+    let s = status_file(&work, &l, "the proposal", Duration::from_secs(30), |s| {
+        s.contains("pullRequest: 3")
+    })
+    .await;
+    assert!(
+        s.contains("autoUpdate:") && s.contains("version: 1.33.5"),
+        "{s}"
+    );
+
+    // The catalogue moves on: the same PR is updated (never a second one), the branch follows.
+    drop(no_open);
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"number": 3, "title": "cupcake: upgrade demo to 1.33.5", "body": body}
+        ])))
+        .mount(&gh)
+        .await;
+    work.write(
+        "versions.yaml",
+        &CATALOG.replace(
+            "[1.33.4, 1.34.0, 1.34.2]",
+            "[1.33.4, 1.33.5, 1.33.6, 1.34.2]",
+        ),
+    );
+    work.commit_push("1.33.6 released", "main");
+    let patched = wait_for(
+        "the pull request updated",
+        Duration::from_secs(60),
+        || async {
+            github_requests(&gh, "PATCH", "/repos/acme/fleet/pulls/3")
+                .await
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert!(
+        patched["body"].as_str().unwrap().contains("version=1.33.6"),
+        "{patched}"
+    );
+    assert_eq!(
+        github_requests(&gh, "POST", "/repos/acme/fleet/pulls")
+            .await
+            .len(),
+        1,
+        "a second pull request"
+    );
+    assert_eq!(
+        work.remote_file("cupcake/update-demo", "clusters/demo/cluster.yaml")
+            .unwrap(),
+        cluster_yaml("1.33.6")
+    );
+    assert!(
+        !l.proc.output().contains("ghp_E2ETOKEN"),
+        "the GitHub token reached the log"
+    );
+}
