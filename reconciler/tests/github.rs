@@ -321,3 +321,127 @@ async fn server_errors_and_rate_limits_are_retried_client_errors_are_not() {
         3
     );
 }
+
+/// `cupcake plan --github-comment` posts the markdown plan once, then updates it, and
+/// keeps the plan's exit code; without a token it is a usage error naming the flag.
+#[tokio::test]
+async fn plan_posts_and_then_updates_one_comment() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/issues/42/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/issues/42/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let repo_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let uri = server.uri();
+    let run = move |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "examples/fleet",
+            "--cluster",
+            "demo",
+            "--now",
+            "2026-11-28T02:30:00Z",
+            "--github-comment",
+            "--github-repo",
+            "acme/fleet",
+            "--pr",
+            "42",
+            "--github-api",
+            &uri,
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_cupcake"))
+            .args(&args)
+            .current_dir(&repo_root)
+            .env_remove("GITHUB_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let token_arg = token.to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking({
+        let run = run.clone();
+        let t = token_arg.clone();
+        move || run(&["--github-token-file", &t])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("posted the plan on acme/fleet#42 (comment 77)")
+    );
+    let posted = requests(&server, "POST", "/repos/acme/fleet/issues/42/comments").await;
+    let body = posted[0]["body"].as_str().unwrap().to_string();
+    assert!(
+        body.starts_with(&comment_marker("demo")) && body.contains("ALLOWED"),
+        "{body}"
+    );
+
+    // Second run: the comment exists (with an older plan) → updated, not posted again.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/issues/42/comments"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!([{"id": 77, "body": format!("{}\nold", comment_marker("demo"))}]),
+            ),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/fleet/issues/comments/77"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77})))
+        .mount(&server)
+        .await;
+    let out = tokio::task::spawn_blocking({
+        let run = run.clone();
+        let t = token_arg.clone();
+        move || run(&["--github-token-file", &t])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/issues/42/comments")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        requests(&server, "PATCH", "/repos/acme/fleet/issues/comments/77")
+            .await
+            .len(),
+        1
+    );
+
+    // No token anywhere: a usage error, exit 1, nothing sent.
+    let before = server.received_requests().await.unwrap().len();
+    let out = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--github-token-file FILE or $GITHUB_TOKEN")
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), before);
+}

@@ -6,14 +6,13 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use cupcake_api::plan::Verdict;
-use cupcake_core::pass::{Cluster, PassInput, PassOutcome};
+use cupcake_core::pass::PassOutcome;
 
 use super::Format;
-use crate::gate::PolicyEnv;
 use crate::observe::{self, KubeArgs};
 use crate::present::{self, PlanReport};
+use crate::snapshot;
 use crate::source::{self, FleetTree};
-use crate::{load, snapshot};
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
@@ -43,6 +42,23 @@ pub struct PlanArgs {
     /// `cupcake policy eval --input FILE --explain`.
     #[arg(long, conflicts_with = "output")]
     pub show_input: bool,
+    /// Also post the markdown plan as a comment on pull request --pr of --github-repo, or
+    /// update the one posted before (one comment per cluster, found by a hidden marker).
+    /// The token comes from --github-token-file or $GITHUB_TOKEN.
+    #[arg(long, requires_all = ["github_repo", "pr"])]
+    pub github_comment: bool,
+    /// GitHub repository OWNER/NAME of the pull request.
+    #[arg(long, requires = "github_comment")]
+    pub github_repo: Option<String>,
+    /// Pull request number.
+    #[arg(long, requires = "github_comment")]
+    pub pr: Option<u64>,
+    /// File with the GitHub token (else $GITHUB_TOKEN).
+    #[arg(long, requires = "github_comment")]
+    pub github_token_file: Option<PathBuf>,
+    /// GitHub API URL.
+    #[arg(long, requires = "github_comment", default_value = crate::report::github::DEFAULT_API)]
+    pub github_api: String,
 }
 
 impl PlanArgs {
@@ -98,45 +114,45 @@ fn observed(
 /// Run one pass for `cupcake plan` without printing anything.
 pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
     let tree = source::dir(&args.fleet)?;
-    let fleet = load::cluster(&tree, &args.cluster)?;
-    let def = &fleet.clusters[&args.cluster];
+    let loaded = crate::pipeline::load(&tree, &args.cluster)?;
     let snapshot = observed(args, &tree)?;
-    let env = PolicyEnv::with_fleet(&load::policy_sources(&tree)?);
-    let config = load::policy_config(&tree)?;
-    let source = tree.source_ref(&def.path.to_string_lossy());
     let now = args.now.unwrap_or_else(Utc::now);
-    let schedule = def
-        .schedule
-        .as_ref()
-        .map(|s| crate::schedule::Compiled::new(&s.spec))
-        .transpose()
-        .map_err(|e| {
-            let file = format!("clusters/{}/schedule.yaml", args.cluster);
-            anyhow::anyhow!("{}: {e}", tree.display(&file).display())
-        })?;
-    let pass = cupcake_core::pass(PassInput {
-        cluster: Cluster {
-            name: &args.cluster,
-            spec: &def.version.spec,
-            schedule: schedule.as_ref(),
-            labels: Some(&def.version.metadata.labels),
-        },
-        catalog: fleet.catalog_spec(),
-        snapshot: &snapshot,
-        policies: &env,
-        config: &config,
-        source: &source,
-        now,
-    })
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}",
-            tree.display(&format!("clusters/{}", args.cluster))
-                .display()
-        )
-    })?;
-    let report = pass.report(&args.cluster);
+    let crate::pipeline::Evaluated { pass, report } =
+        crate::pipeline::evaluate(&tree, &loaded, &snapshot, now)?;
     Ok(Planned { pass, report })
+}
+
+/// Post (or update) the plan comment; says what it did on stderr.
+fn github_comment(args: &PlanArgs, report: &PlanReport) -> anyhow::Result<()> {
+    let (Some(repo), Some(pr)) = (&args.github_repo, args.pr) else {
+        anyhow::bail!("--github-comment needs --github-repo OWNER/NAME and --pr N");
+    };
+    let token = match &args.github_token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("--github-token-file {}: {e}", f.display()))?,
+        None => std::env::var("GITHUB_TOKEN").map_err(|_| {
+            anyhow::anyhow!(
+                "--github-comment needs a token: --github-token-file FILE or $GITHUB_TOKEN"
+            )
+        })?,
+    };
+    let markdown = present::markdown(report);
+    let outcome = super::block_on(async {
+        let gh =
+            crate::report::github::GitHub::new(&args.github_api, repo, &token, Default::default())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        gh.upsert_plan_comment(pr, &args.cluster, &markdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })??;
+    use crate::report::github::Outcome;
+    match outcome {
+        Outcome::Created(id) => eprintln!("posted the plan on {repo}#{pr} (comment {id})"),
+        Outcome::Updated(id) => eprintln!("updated the plan on {repo}#{pr} (comment {id})"),
+        Outcome::Unchanged(id) => eprintln!("the plan on {repo}#{pr} is unchanged (comment {id})"),
+        Outcome::AlreadyDecided { .. } => {}
+    }
+    Ok(())
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
@@ -150,6 +166,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
         return Ok(report.exit_code());
     }
     tracing::debug!(verdict = ?report.decision.verdict, "pass done");
+    if args.github_comment {
+        github_comment(args, &report)?;
+    }
     let out = match args.output {
         Format::Text => present::text(&report),
         Format::Markdown => present::markdown(&report),
