@@ -72,6 +72,7 @@ pub fn status_file(a: &Assessment) -> StatusFile {
         decision: None,
         direct_update: None,
         error: None,
+        auto_update: None,
     };
     match &a.state {
         State::Error(e) => f.error = Some(e.clone()),
