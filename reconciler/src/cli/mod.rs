@@ -97,8 +97,10 @@ pub enum Command {
     /// Test and evaluate policies (the default pack and the fleet repo's policies/).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// Run the controller: the rollout controller (DirectUpdates node by node) under a Lease,
-    /// with /metrics, /healthz and /readyz.
+    /// Run the controller under a Lease: the rollout controller (DirectUpdates node by node),
+    /// the ScheduledUpdate/UpdateSchedule controllers (unless --rollout-only), and with --repo
+    /// the GitOps loop (status file, commit status, auto-update pull requests); serves
+    /// /metrics, /healthz, /readyz and the GitHub webhook /hooks/github.
     Run(Box<run::RunArgs>),
     /// Every cluster at a glance: the status files on the status branch of a fleet repo.
     Status(status::StatusArgs),
