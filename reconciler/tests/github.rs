@@ -445,3 +445,80 @@ async fn plan_posts_and_then_updates_one_comment() {
     );
     assert_eq!(server.received_requests().await.unwrap().len(), before);
 }
+
+/// As a GitHub App: an installation token is minted with the App's JWT and used for the
+/// calls; a key that is not a PEM private key is refused up front.
+#[tokio::test]
+async fn a_github_app_mints_an_installation_token() {
+    use cupcake_reconciler::report::github::GitHubAuth;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/77/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_INSTALLATION", "expires_at": "2099-01-01T00:00:00Z", "permissions": {"statuses": "write"}, "repository_selection": "all"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/abc"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let auth = GitHubAuth::App {
+        app_id: 12345,
+        key_pem: std::fs::read_to_string(&key).unwrap(),
+        installation_id: 77,
+    };
+    assert!(!format!("{auth:?}").contains("PRIVATE KEY"));
+    let g = GitHub::connect(&server.uri(), "acme/fleet", auth, fast()).unwrap();
+    g.set_commit_status("abc", "cupcake/demo", CommitState::Success, "ok")
+        .await
+        .unwrap();
+    let reqs = server.received_requests().await.unwrap();
+    let mint = reqs
+        .iter()
+        .find(|r| r.url.path() == "/app/installations/77/access_tokens")
+        .expect("a token was minted");
+    let jwt = mint
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(jwt.starts_with("Bearer ey"), "the App's JWT: {jwt}");
+    let status = reqs
+        .iter()
+        .find(|r| r.url.path() == "/repos/acme/fleet/statuses/abc")
+        .unwrap();
+    assert!(
+        status
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("ghs_INSTALLATION"),
+        "the call used the installation token"
+    );
+    let bad = GitHubAuth::App {
+        app_id: 1,
+        key_pem: "not a key".into(),
+        installation_id: 2,
+    };
+    let err = GitHub::connect(&server.uri(), "acme/fleet", bad, fast()).unwrap_err();
+    assert!(err.contains("private key"), "{err}");
+}

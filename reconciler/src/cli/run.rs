@@ -84,6 +84,16 @@ pub struct GitOpsArgs {
     /// GitHub API URL (default GitHub's).
     #[arg(long)]
     pub github_api: Option<String>,
+    /// Authenticate as this GitHub App (with --github-app-key-file and
+    /// --github-installation-id) instead of a token.
+    #[arg(long)]
+    pub github_app_id: Option<u64>,
+    /// File with the GitHub App's private key (PEM).
+    #[arg(long)]
+    pub github_app_key_file: Option<PathBuf>,
+    /// The App's installation on the fleet repository's owner.
+    #[arg(long)]
+    pub github_installation_id: Option<u64>,
 }
 
 impl GitOpsArgs {
@@ -175,22 +185,46 @@ impl GitOpsArgs {
                 )
             }
         };
+        let app = (
+            self.github_app_id,
+            &self.github_app_key_file,
+            self.github_installation_id,
+        );
+        let app_given = app.0.is_some() || app.1.is_some() || app.2.is_some();
         let github = match (&self.github_repo, &self.github_token_file) {
-            (None, None) if self.github_api.is_none() => None,
-            (None, _) => {
-                anyhow::bail!("--github-token-file and --github-api need --github-repo OWNER/NAME")
-            }
-            (Some(r), None) => anyhow::bail!(
-                "--github-repo {r} needs --github-token-file (a token that may set commit statuses and open pull requests)"
+            (None, None) if self.github_api.is_none() && !app_given => None,
+            (None, _) => anyhow::bail!(
+                "--github-token-file, --github-api and --github-app-* need --github-repo OWNER/NAME"
             ),
-            (Some(r), Some(f)) => {
-                let token = read_secret(f, "--github-token-file")?;
+            (Some(_), Some(_)) if app_given => anyhow::bail!(
+                "--github-token-file and --github-app-*: give a token or a GitHub App, not both"
+            ),
+            (Some(r), None) if !app_given => anyhow::bail!(
+                "--github-repo {r} needs --github-token-file, or --github-app-id with --github-app-key-file and --github-installation-id"
+            ),
+            (Some(r), token) => {
+                let auth = match (token, app) {
+                    (Some(f), _) => crate::report::github::GitHubAuth::Token(read_secret(
+                        f,
+                        "--github-token-file",
+                    )?),
+                    (None, (Some(app_id), Some(key), Some(installation_id))) => {
+                        crate::report::github::GitHubAuth::App {
+                            app_id,
+                            key_pem: read_secret(key, "--github-app-key-file")?,
+                            installation_id,
+                        }
+                    }
+                    (None, _) => anyhow::bail!(
+                        "a GitHub App needs all of --github-app-id, --github-app-key-file and --github-installation-id"
+                    ),
+                };
                 let api = self
                     .github_api
                     .clone()
                     .unwrap_or_else(|| crate::report::github::DEFAULT_API.to_string());
                 Some(
-                    crate::report::github::GitHub::new(&api, r, &token, Default::default())
+                    crate::report::github::GitHub::connect(&api, r, auth, Default::default())
                         .map_err(|e| anyhow::anyhow!("{e}"))?,
                 )
             }
@@ -238,6 +272,12 @@ impl GitOpsArgs {
         flag(self.github_repo.is_some(), "--github-repo");
         flag(self.github_token_file.is_some(), "--github-token-file");
         flag(self.github_api.is_some(), "--github-api");
+        flag(self.github_app_id.is_some(), "--github-app-id");
+        flag(self.github_app_key_file.is_some(), "--github-app-key-file");
+        flag(
+            self.github_installation_id.is_some(),
+            "--github-installation-id",
+        );
         out
     }
 }

@@ -40,6 +40,37 @@ impl Default for Retry {
     }
 }
 
+/// How CUPCAKE authenticates to GitHub.
+#[derive(Clone)]
+pub enum GitHubAuth {
+    /// A personal access token (classic or fine-grained) or an installation token.
+    Token(String),
+    /// A GitHub App installation: installation tokens are minted from the App's private
+    /// key (a JWT) and renewed before they expire.
+    App {
+        app_id: u64,
+        /// The App's private key, PEM.
+        key_pem: String,
+        installation_id: u64,
+    },
+}
+
+impl std::fmt::Debug for GitHubAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GitHubAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            GitHubAuth::App {
+                app_id,
+                installation_id,
+                ..
+            } => write!(
+                f,
+                "App {{ app_id: {app_id}, installation_id: {installation_id} }}"
+            ),
+        }
+    }
+}
+
 /// A repository on GitHub and a token to write to it.
 #[derive(Clone)]
 pub struct GitHub {
@@ -107,22 +138,49 @@ pub fn description(s: &str) -> String {
 impl GitHub {
     /// `repo` is `OWNER/NAME`; `api` GitHub's API URL (or a GitHub Enterprise one).
     pub fn new(api: &str, repo: &str, token: &str, retry: Retry) -> Result<Self, String> {
+        Self::connect(api, repo, GitHubAuth::Token(token.to_string()), retry)
+    }
+
+    /// [`new`](Self::new) with either kind of authentication. Must be called inside a
+    /// Tokio runtime.
+    pub fn connect(api: &str, repo: &str, auth: GitHubAuth, retry: Retry) -> Result<Self, String> {
         let (owner, name) = repo
             .split_once('/')
             .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
             .ok_or_else(|| format!("--github-repo {repo:?}: expected OWNER/NAME"))?;
-        if token.trim().is_empty() {
-            return Err("the GitHub token is empty".into());
-        }
-        let client = Octocrab::builder()
+        let builder = Octocrab::builder()
             .base_uri(api)
             .map_err(|e| format!("--github-api {api}: {e}"))?
-            .personal_token(token.trim().to_string())
             .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
             .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .map_err(|e| format!("GitHub client for {api}: {e}"))?;
+            .set_read_timeout(Some(Duration::from_secs(30)));
+        let client = match auth {
+            GitHubAuth::Token(token) => {
+                if token.trim().is_empty() {
+                    return Err("the GitHub token is empty".into());
+                }
+                builder
+                    .personal_token(token.trim().to_string())
+                    .build()
+                    .map_err(|e| format!("GitHub client for {api}: {e}"))?
+            }
+            GitHubAuth::App {
+                app_id,
+                key_pem,
+                installation_id,
+            } => {
+                let key = octocrab::EncodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|e| {
+                    format!("the GitHub App private key: {e} (expected the PEM GitHub gave you)")
+                })?;
+                builder
+                    .app(app_id.into(), key)
+                    .build()
+                    .and_then(|app| app.installation(installation_id.into()))
+                    .map_err(|e| {
+                        format!("GitHub App {app_id}, installation {installation_id}: {e}")
+                    })?
+            }
+        };
         Ok(Self {
             client,
             owner: owner.to_string(),
