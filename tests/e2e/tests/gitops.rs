@@ -447,7 +447,10 @@ async fn polling_defers_and_rides_out_a_remote_outage() {
     srv.create_repo("fleet");
     assert!(srv.url("fleet").starts_with("https://"));
     let work = WorkClone::trusting(&srv.auth_url("fleet"), srv.ca.as_deref());
-    work.write("versions.yaml", CATALOG);
+    work.write(
+        "versions.yaml",
+        &CATALOG.replace("1.34.2]", "1.34.2, 1.34.3]"),
+    );
     work.write("clusters/demo/cluster.yaml", &cluster_yaml("1.33.4"));
     // A freeze that ends in 25 seconds.
     let end_s = (chrono::Utc::now() + chrono::Duration::seconds(25))
@@ -471,7 +474,7 @@ spec:
     );
     work.commit_push("demo at 1.33.4, frozen", "main");
     let state = tempfile::tempdir().unwrap();
-    let _agents = simulated_agents(&pc, state.path(), &[]);
+    let _agents = simulated_agents(&pc, state.path(), &["--step-duration", "600ms"]);
     let l = Loop::start(&pc, &srv, &["--poll", "2s"]);
     status_file(&work, &l, "up to date", Duration::from_secs(60), |s| {
         s.contains("desired: 1.33.4")
@@ -499,6 +502,24 @@ spec:
     )
     .await;
     assert!(chrono::Utc::now() >= end, "applied before the freeze ended");
+
+    // A new target while that one runs waits for it, and the status file says so.
+    work.write("clusters/demo/cluster.yaml", &cluster_yaml("1.34.2"));
+    let next = work.commit_push("bump to 1.34.2 while 1.34.0 runs", "main");
+    let s = status_file(
+        &work,
+        &l,
+        "the new target waiting",
+        Duration::from_secs(30),
+        |s| s.contains(&format!("revision: {next}")) && s.contains("waiting: DirectUpdate"),
+    )
+    .await;
+    assert!(s.contains(&du.name_any()), "names the running one:\n{s}");
+    assert_eq!(
+        direct_updates(&client).await.len(),
+        1,
+        "never two DirectUpdates for one cluster at once"
+    );
     wait_du_phase(
         &client,
         &l,
@@ -507,10 +528,29 @@ spec:
         Duration::from_secs(120),
     )
     .await;
+    let waited = wait_for(
+        "the waiting target applied",
+        Duration::from_secs(30),
+        || async {
+            direct_updates(&client)
+                .await
+                .into_iter()
+                .find(|d| d.spec.target_version.to_string() == "1.34.2")
+        },
+    )
+    .await;
+    wait_du_phase(
+        &client,
+        &l,
+        &waited.name_any(),
+        Phase::Succeeded,
+        Duration::from_secs(120),
+    )
+    .await;
 
     // A push without a webhook is picked up by the poll.
-    work.write("clusters/demo/cluster.yaml", &cluster_yaml("1.34.2"));
-    work.commit_push("bump to 1.34.2", "main");
+    work.write("clusters/demo/cluster.yaml", &cluster_yaml("1.34.3"));
+    work.commit_push("bump to 1.34.3", "main");
     let pushed = Instant::now();
     let du2 = wait_for(
         "the polled DirectUpdate",
@@ -519,7 +559,7 @@ spec:
             direct_updates(&client)
                 .await
                 .into_iter()
-                .find(|d| d.spec.target_version.to_string() == "1.34.2")
+                .find(|d| d.spec.target_version.to_string() == "1.34.3")
         },
     )
     .await;
@@ -556,7 +596,7 @@ spec:
     );
     assert_eq!(
         direct_updates(&client).await.len(),
-        2,
+        3,
         "the last good state stays"
     );
     srv.resume();
