@@ -400,3 +400,130 @@ fn rules_see_cluster_and_node_labels() {
     assert!(ids.contains(&"org.prod-needs-approval"), "{ids:?}");
     assert!(ids.contains(&"org.worker-label"), "{ids:?}");
 }
+
+/// Issue 8 (Deliver 4): a rule error names the user's file (and line where the
+/// engine gives one), never a default-pack file — also when the error is raised
+/// inside a pack function the fleet file calls or breaks by redefining it —
+/// through `cupcake plan` and `cupcake policy eval --fleet` alike.
+#[test]
+fn rule_errors_name_the_fleet_file_not_the_pack() {
+    // (what, file, content, expected "file:line[:col]: " after the fleet root, expected text)
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "type error",
+            "policies/org.rego",
+            "package cupcake\n\ndeny contains {\"id\": \"org.t\", \"msg\": \"x\"} if {\n    x := input.plan.estimate.seconds + \"a\"\n    x > 1\n}\n",
+            "policies/org.rego:4:41: ",
+            "`add` expects numeric argument",
+        ),
+        (
+            "conflicting values of a complete rule",
+            "policies/org.rego",
+            "package cupcake\n\nlevel := 1 if input.now\nlevel := 2 if input.now\n\ndeny contains {\"id\": \"org.c\", \"msg\": \"x\"} if level == 1\n",
+            "policies/org.rego:4:1: ",
+            "rule conflicts with rule at",
+        ),
+        (
+            "division by zero",
+            "policies/org.rego",
+            "package cupcake\n\ndeny contains {\"id\": \"org.d\", \"msg\": \"x\"} if {\n    r := 10 / 0\n    r > 1\n}\n",
+            "policies/org.rego:4:13: ",
+            "divide by zero",
+        ),
+        (
+            "a pack function called with a value it cannot take",
+            "policies/org.rego",
+            "package cupcake\n\ndeny contains {\"id\": \"org.minor\", \"msg\": \"x\"} if {\n    minor(\"1.x.0\") > 30\n}\n",
+            "policies/org.rego:4:5: ",
+            "raised in the default pack's `minor` at policies/cupcake.rego:9:36, called here",
+        ),
+        (
+            "a pack function redefined with another arity",
+            "policies/org.rego",
+            "package cupcake\n\nminor(v) := 99\n\ndeny contains {\"id\": \"org.m\", \"msg\": \"x\"} if minor(\"1.2.3\") > 5\n",
+            "policies/org.rego:3:1: ",
+            "this file defines `minor` too (rename your rule)",
+        ),
+        (
+            "a pack rule redefined",
+            "policies/org.rego",
+            "package cupcake\n\ncp_ready := 7\n\ndeny contains {\"id\": \"org.cp\", \"msg\": \"x\"} if cp_ready > 5\n",
+            "policies/org.rego:3:1: ",
+            "rule conflicts with rule at policies/controlplane.rego",
+        ),
+        (
+            "a finding of the wrong shape",
+            "policies/org.rego",
+            "package cupcake\n\nwarn contains x if {\n    x := 5\n}\n",
+            "policies/org.rego: ",
+            "data.cupcake.warn produced 5: expected an object",
+        ),
+        (
+            "CEL index out of range",
+            "policies/org.cel.yaml",
+            "rules:\n  - id: org.cel-bad\n    expression: \"plan.stages[99].kind == 'workers'\"\n    message: boom\n    action: deny\n",
+            "policies/org.cel.yaml:2: ",
+            "rule org.cel-bad: evaluation failed",
+        ),
+    ];
+    for (what, file, content, pos, msg) in cases {
+        let fleet = fleet_with(&[(file, content)]);
+        let root = format!("{}/", fleet.path().display());
+        let check = |how: &str, code: Option<i32>, v: &serde_json::Value| {
+            assert_eq!(
+                code,
+                Some(1),
+                "{what} ({how}): a broken policy exits 1: {v:#}"
+            );
+            assert_eq!(v["decision"]["verdict"], "deny", "{what} ({how})");
+            let errs: Vec<&serde_json::Value> = v["decision"]["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .filter(|f| f["rule"] == "policy.error")
+                .collect();
+            assert_eq!(errs.len(), 1, "{what} ({how}): {errs:#?}");
+            let f = errs[0];
+            assert_eq!(f["source"], format!("{root}{file}"), "{what} ({how})");
+            let m = f["message"].as_str().expect("message");
+            let want = format!("policy failed, nothing is applied until it is fixed: {root}{pos}");
+            assert!(
+                m.starts_with(&want),
+                "{what} ({how}): {m:?} should start with {want:?}"
+            );
+            assert!(m.contains(msg), "{what} ({how}): {m:?} lacks {msg:?}");
+        };
+        let (code, v) = plan_json(fleet.path(), "2026-11-28T02:30:00Z");
+        check("plan", code, &v);
+        // The same input through `policy eval --fleet`.
+        let input = fleet.path().join("input.json");
+        let out = cupcake(&[
+            "plan",
+            fleet.path().to_str().expect("utf8"),
+            "--cluster",
+            "demo",
+            "--now",
+            "2026-11-28T02:30:00Z",
+            "--show-input",
+        ]);
+        std::fs::write(&input, &out.stdout).expect("write input");
+        let out = cupcake(&[
+            "policy",
+            "eval",
+            "--input",
+            input.to_str().expect("utf8"),
+            "--fleet",
+            fleet.path().to_str().expect("utf8"),
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{what}: policy eval not JSON: {}", text(&out)));
+        let v = if v.get("decision").is_some() {
+            v
+        } else {
+            serde_json::json!({"decision": v})
+        };
+        check("policy eval", out.status.code(), &v);
+    }
+}

@@ -65,6 +65,137 @@ pub(crate) fn error_from(fallback_file: &str, e: &anyhow::Error) -> PolicyError 
     }
 }
 
+/// Whether `s` is a file of the default pack as shipped.
+fn is_pack(path: &str, text: Option<&str>) -> bool {
+    super::pack::FILES
+        .iter()
+        .any(|(p, t)| *p == path && text.is_none_or(|x| x == *t))
+}
+
+/// A Rego string literal (blanked out before looking for names).
+static STRING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#""(?:[^"\\]|\\.)*"|`[^`]*`"#).expect("static regex"));
+static IDENT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").expect("static regex"));
+
+/// The name of the rule or function defined at the start of `line`, if any.
+fn head_name(line: &str) -> Option<&str> {
+    if line.starts_with(|c: char| c.is_whitespace() || c == '#') {
+        return None;
+    }
+    let m = IDENT.find(line).filter(|m| m.start() == 0)?;
+    let name = m.as_str();
+    let rest = line[m.end()..].trim_start();
+    let is_head = rest.is_empty()
+        || ["(", ":=", "=", "if", "contains", "[", "{"]
+            .iter()
+            .any(|t| rest.starts_with(t));
+    (is_head && !matches!(name, "package" | "import" | "default")).then_some(name)
+}
+
+/// Where a word occurs in `text` outside comments: (line, col), 1-based.
+fn find_word(text: &str, word: &str, definition: bool) -> Option<(u32, u32)> {
+    for (i, line) in text.lines().enumerate() {
+        let code = STRING.replace_all(
+            line.split('#').next().unwrap_or_default(),
+            |c: &regex::Captures<'_>| " ".repeat(c[0].len()),
+        );
+        let code = code.as_ref();
+        if definition {
+            if head_name(code) == Some(word) {
+                return Some((i as u32 + 1, 1));
+            }
+            continue;
+        }
+        if head_name(code) == Some(word) {
+            continue; // its own definition is not a use
+        }
+        if let Some(m) = IDENT.find_iter(code).find(|m| m.as_str() == word) {
+            return Some((i as u32 + 1, m.start() as u32 + 1));
+        }
+    }
+    None
+}
+
+/// An error regorus places in a default-pack file while fleet files are loaded:
+/// the pack passes its own tests (and OPA's) alone, so a fleet file caused it —
+/// by redefining a rule or function the failing pack line uses, or by calling a
+/// pack function with a value it cannot take. Re-point the error at that fleet
+/// file and line, keeping the pack position in the message; when no fleet line
+/// can be found, name the fleet files. Errors elsewhere are returned as they are.
+pub(crate) fn blame_fleet(err: PolicyError, sources: &[&PolicySource]) -> PolicyError {
+    let fleet: Vec<&PolicySource> = sources
+        .iter()
+        .copied()
+        .filter(|s| !is_pack(&s.path, Some(&s.text)) && s.path.ends_with(".rego"))
+        .collect();
+    if fleet.is_empty() || !is_pack(&err.file, None) {
+        return err;
+    }
+    let pack_text = super::pack::FILES
+        .iter()
+        .find(|(p, _)| *p == err.file)
+        .map_or("", |(_, t)| *t);
+    let lines: Vec<&str> = pack_text.lines().collect();
+    let at = err.line.map_or(0, |l| l as usize);
+    // The rule the error is in, and every name on the failing line.
+    let enclosing = (1..=at.min(lines.len()))
+        .rev()
+        .find_map(|l| head_name(lines[l - 1]));
+    let on_line: Vec<&str> = lines
+        .get(at.wrapping_sub(1))
+        .map(|l| IDENT.find_iter(l).map(|m| m.as_str()).collect())
+        .unwrap_or_default();
+    let own = |n: &str| RuleKind::parse(n).is_none() && n != "input" && n != "data";
+    let pos = match (err.line, err.col) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", err.file),
+        (Some(l), None) => format!("{}:{l}", err.file),
+        _ => err.file.clone(),
+    };
+    let (first, excerpt) = err.message.split_once('\n').unwrap_or((&err.message, ""));
+    let redefined = enclosing
+        .into_iter()
+        .chain(on_line.iter().copied())
+        .filter(|n| own(n));
+    for name in redefined {
+        for f in &fleet {
+            if let Some((line, col)) = find_word(&f.text, name, true) {
+                return PolicyError {
+                    file: f.path.clone(),
+                    line: Some(line),
+                    col: Some(col),
+                    message: format!(
+                        "{first} — raised in the default pack at {pos}, which uses `{name}`; this file defines `{name}` too (rename your rule)\n{excerpt}"
+                    ),
+                };
+            }
+        }
+    }
+    if let Some(name) = enclosing.filter(|n| own(n)) {
+        for f in &fleet {
+            if let Some((line, col)) = find_word(&f.text, name, false) {
+                return PolicyError {
+                    file: f.path.clone(),
+                    line: Some(line),
+                    col: Some(col),
+                    message: format!(
+                        "{first} — raised in the default pack's `{name}` at {pos}, called here\n{excerpt}"
+                    ),
+                };
+            }
+        }
+    }
+    let files: Vec<&str> = fleet.iter().map(|f| f.path.as_str()).collect();
+    PolicyError {
+        file: files.join(", "),
+        line: None,
+        col: None,
+        message: format!(
+            "{first} — raised in the default pack at {pos}, which passes its tests alone: one of the fleet's policy files causes it\n{excerpt}"
+        ),
+    }
+}
+
 /// A rule that always exists: regorus compiles towards an entry point that must exist,
 /// and a pack need not define all of deny/warn/defer.
 const ANCHOR_PATH: &str = "data.cupcake_internal.anchor";
@@ -229,6 +360,8 @@ pub(crate) struct RegoPack {
     pub(crate) heads: Vec<(RuleKind, String, u32)>,
     /// Id-like string literals → the first file they appear in (default pack first).
     id_files: BTreeMap<String, String>,
+    /// The compiled files, to pin an error raised in the default pack on the fleet file causing it.
+    sources: Vec<PolicySource>,
 }
 
 impl RegoPack {
@@ -255,7 +388,7 @@ impl RegoPack {
             }
             // Compiling surfaces errors that span files (conflicts, unsafe variables, unknown functions).
             if let Err(e) = engine.compile_with_entrypoint(&ANCHOR_PATH.into()) {
-                let err = error_from("policies", &e);
+                let err = blame_fleet(error_from("policies", &e), &active);
                 let blamed = active.iter().position(|s| s.path == err.file);
                 errors.push(err);
                 match blamed {
@@ -309,6 +442,7 @@ impl RegoPack {
                     head_files,
                     heads: kinds,
                     id_files,
+                    sources: active.iter().map(|s| (*s).clone()).collect(),
                 }),
                 errors,
             );
@@ -343,7 +477,10 @@ impl RegoPack {
             };
             match result {
                 Ok(v) => self.collect(*kind, &v, &mut findings, &mut errors),
-                Err(e) => errors.push(error_from(&self.files_of(*kind), &e)),
+                Err(e) => {
+                    let sources: Vec<&PolicySource> = self.sources.iter().collect();
+                    errors.push(blame_fleet(error_from(&self.files_of(*kind), &e), &sources));
+                }
             }
         }
         (findings, errors)
