@@ -228,3 +228,28 @@ fn force_entries_that_force_nothing_are_named() {
         got[0].message
     );
 }
+
+/// kubeadm's kubelet skew: never newer than the apiserver; at most 3 minors
+/// older from 1.25 on, 2 before (the boundary is the kubelet's minor).
+#[test]
+fn kubelet_skew_table() {
+    use cupcake_core::plan::kubelet_skew_ok;
+    let v = |s: &str| s.parse::<cupcake_api::KubeVersion>().unwrap();
+    let cases = [
+        ("1.34.2", "1.34.2", true),
+        ("1.31.0", "1.34.2", true),
+        ("1.30.9", "1.34.2", false),
+        ("1.35.0", "1.34.2", false),
+        ("1.25.0", "1.28.0", true),
+        ("1.24.0", "1.27.0", false),
+        ("1.24.0", "1.26.0", true),
+        ("1.23.0", "1.26.0", false),
+    ];
+    for (kubelet, api, ok) in cases {
+        assert_eq!(
+            kubelet_skew_ok(&v(kubelet), &v(api)),
+            ok,
+            "kubelet {kubelet}, apiserver {api}"
+        );
+    }
+}
