@@ -218,6 +218,13 @@ fn force_entries_that_force_nothing_are_named() {
             _ => assert_eq!(got, want, "{id}"),
         }
     }
+    // A prefix of a rule id suggests it.
+    let got = force_findings(&env, &["skew.kubelet".into()], &none);
+    assert!(
+        got[0].message.contains("did you mean") && got[0].message.contains("skew.kubelet-too-old"),
+        "{:?}",
+        got[0].message
+    );
     // A misspelling suggests the rule with the same last part.
     let got = force_findings(&env, &["org.kubelet-too-old".into()], &none);
     assert!(
