@@ -249,7 +249,10 @@ port=$(free_port)
 "$AGENT" simulate --all-nodes --state-dir "$STATE/agents" --step-duration "$step" \
   >"$STATE/logs/agents.log" 2>&1 &
 pids+=($!)
-"$CUPCAKE" run --kubeconfig "$KUBECONFIG" --listen "127.0.0.1:$port" \
+# TMPDIR: cupcake keeps its mirror of the fleet repo in $TMPDIR/cupcake-git-<hash>; in the
+# demo's state dir it goes away with everything else.
+mkdir -p "$STATE/tmp"
+TMPDIR="$STATE/tmp" "$CUPCAKE" run --kubeconfig "$KUBECONFIG" --listen "127.0.0.1:$port" \
   --lease-namespace default --identity cupcake-demo \
   --repo "$REPO" --branch main --cluster demo --poll 5s "${auth_flag[@]}" \
   --webhook-secret-file "$STATE/webhook-secret" --status-branch cupcake/status \
@@ -290,7 +293,7 @@ t_push=$(date +%s%N)
 body="{\"ref\":\"refs/heads/main\",\"before\":\"$first\",\"after\":\"$bump\"}"
 sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" | awk '{print $NF}')
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/hooks/github" \
-  -H 'X-GitHub-Event: push' -H 'Content-Type: application/json' \
+  -H 'X-GitHub-Event: push' -H 'Content-Type: application/json' -H "X-GitHub-Delivery: demo-$(date +%s%N)" \
   -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$body")
 say "sent the signed push webhook: HTTP $code"
 [[ "$code" == 202 ]] || die "the webhook answered $code, not 202"
