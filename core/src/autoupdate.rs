@@ -6,7 +6,15 @@
 //!   the newest patch of the desired minor (a cluster on a minor with no successor
 //!   yet still gets its patches).
 //!
-//! Pre-releases are never proposed, and never anything older than the desired version.
+//! On `minor`, a newer patch of the desired minor is not proposed first: kubeadm
+//! upgrades from any patch of a minor to any patch of the next, so `1.33.4 → 1.34.3`
+//! is one upgrade where `1.33.4 → 1.33.5 → 1.34.3` would be two, and a cluster has one
+//! auto-update pull request at a time — it proposes the furthest step the channel
+//! allows. A minor is never skipped (`1.33 → 1.35` is not an upgrade kubeadm does):
+//! when the catalogue lists 1.35 but not 1.34, `minor` stays on 1.33's patches.
+//!
+//! Pre-releases are never proposed, never anything older than the desired version, and
+//! never a new major.
 
 use cupcake_api::KubeVersion;
 use cupcake_api::fleet::VersionCatalogSpec;

@@ -386,7 +386,7 @@ async fn plan_posts_and_then_updates_one_comment() {
     );
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("posted the plan on acme/fleet#42 (comment 77)")
+            .contains("posted the plan for demo on acme/fleet#42 (comment 77)")
     );
     let posted = requests(&server, "POST", "/repos/acme/fleet/issues/42/comments").await;
     let body = posted[0]["body"].as_str().unwrap().to_string();
@@ -521,4 +521,536 @@ async fn a_github_app_mints_an_installation_token() {
     };
     let err = GitHub::connect(&server.uri(), "acme/fleet", bad, fast()).unwrap_err();
     assert!(err.contains("private key"), "{err}");
+}
+
+#[tokio::test]
+async fn commit_status_links_details_and_cuts_the_description_on_a_character() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/abc"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    let long = "deferred: 🚀".repeat(40);
+    g.set_commit_status_with_url(
+        "abc",
+        "cupcake/demo",
+        CommitState::Pending,
+        &long,
+        Some("https://ci.example/run/1"),
+    )
+    .await
+    .unwrap();
+    g.set_commit_status("abc", "cupcake/demo", CommitState::Success, "ok")
+        .await
+        .unwrap();
+    let got = requests(&server, "POST", "/repos/acme/fleet/statuses/abc").await;
+    let d = got[0]["description"].as_str().unwrap();
+    assert_eq!(d.chars().count(), 140);
+    assert!(
+        d.ends_with('…') && long.starts_with(d.trim_end_matches('…')),
+        "{d}"
+    );
+    assert_eq!(got[0]["target_url"], "https://ci.example/run/1");
+    assert_eq!(got[0]["state"], "pending");
+    assert!(got[1].get("target_url").is_none(), "{}", got[1]);
+    assert_eq!(got[1]["description"], "ok");
+}
+
+/// GitHub Enterprise serves the API under a path: every call keeps it.
+#[tokio::test]
+async fn an_enterprise_api_path_is_kept() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v3/repos/acme/fleet/statuses/abc"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let g = GitHub::new(
+        &format!("{}/api/v3/", server.uri()),
+        "acme/fleet",
+        TOKEN,
+        fast(),
+    )
+    .unwrap();
+    g.set_commit_status("abc", "cupcake/demo", CommitState::Success, "ok")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_exhausted_rate_limit_waits_for_its_reset_or_fails_at_once_when_too_far() {
+    let server = MockServer::start().await;
+    let now = chrono::Utc::now().timestamp();
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/r1"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", (now + 1).to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded for user ID 1."})),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/r1"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    let t = std::time::Instant::now();
+    g.set_commit_status("r1", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "retried before the reset: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/statuses/r1")
+            .await
+            .len(),
+        2
+    );
+
+    // Resets in an hour: more than this client waits (2 s here) → an error at once,
+    // saying until when, without hammering the API.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/r2"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", (now + 3600).to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded for user ID 1."})),
+        )
+        .mount(&server)
+        .await;
+    let t = std::time::Instant::now();
+    let err = g
+        .set_commit_status("r2", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(
+        err.starts_with(
+            "GitHub API POST /repos/acme/fleet/statuses/r2: 403 API rate limit exceeded"
+        ) && err.contains("rate limited until"),
+        "{err}"
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/statuses/r2")
+            .await
+            .len(),
+        1
+    );
+
+    // A plain 403 (no rate-limit headers) is a permission problem: not retried.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/r3"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "4999")
+                .set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&server)
+        .await;
+    let err = g
+        .set_commit_status("r3", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("403 Resource not accessible by integration"),
+        "{err}"
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/statuses/r3")
+            .await
+            .len(),
+        1
+    );
+}
+
+/// A 422 says why (GitHub puts it in `errors`), a proxy's HTML error page does not
+/// flood the message.
+#[tokio::test]
+async fn errors_say_what_failed_and_why() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "PullRequest", "code": "custom", "message": "No commits between main and cupcake/update-demo"}],
+            "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"
+        })))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    let err = g.ensure_update_pr(&update("1.34.3")).await.unwrap_err();
+    assert_eq!(
+        err,
+        "GitHub API POST /repos/acme/fleet/pulls: 422 Validation Failed: No commits between main and cupcake/update-demo"
+    );
+    assert_eq!(
+        requests(&server, "POST", "/repos/acme/fleet/pulls")
+            .await
+            .len(),
+        1,
+        "a 422 was retried"
+    );
+
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/statuses/h"))
+        .respond_with(ResponseTemplate::new(502).set_body_string(format!(
+            "<html><body>{}</body></html>",
+            "bad gateway ".repeat(500)
+        )))
+        .mount(&server)
+        .await;
+    let err = g
+        .set_commit_status("h", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "GitHub API POST /repos/acme/fleet/statuses/h: 502 Bad Gateway (after 3 attempts)"
+    );
+}
+
+/// Nothing listens: retried with backoff, a bounded number of times, then an error
+/// naming the call.
+#[tokio::test]
+async fn connection_errors_are_retried_a_bounded_number_of_times() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let g = GitHub::new(
+        &format!("http://127.0.0.1:{port}"),
+        "acme/fleet",
+        TOKEN,
+        fast(),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let err = g
+        .set_commit_status("abc", "cupcake/demo", CommitState::Pending, "x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("GitHub API POST /repos/acme/fleet/statuses/abc: ")
+            && err.ends_with("(after 3 attempts)"),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN), "{err}");
+    // 10 ms + 20 ms of backoff, not octocrab's own retries on top.
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+/// A POST whose answer was lost (502) may have been applied: the comment is looked for
+/// again before posting again, so there is still one.
+#[tokio::test]
+async fn a_lost_answer_does_not_duplicate_the_comment() {
+    let server = MockServer::start().await;
+    let route = "/repos/acme/fleet/issues/9/comments";
+    Mock::given(method("GET"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let posted = format!("{}\nthe plan", comment_marker("demo"));
+    Mock::given(method("GET"))
+        .and(path(route))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([{"id": 31, "body": posted.replace('\n', "\r\n")}])),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "Server Error"})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    assert_eq!(
+        g.upsert_plan_comment(9, "demo", "the plan").await.unwrap(),
+        Outcome::Unchanged(31)
+    );
+    assert_eq!(requests(&server, "POST", route).await.len(), 1);
+    assert!(
+        requests(&server, "PATCH", "/repos/acme/fleet/issues/comments/31")
+            .await
+            .is_empty()
+    );
+}
+
+/// A comment that quotes the marker (someone replying) is not ours: ours is posted.
+#[tokio::test]
+async fn a_quoted_marker_is_not_our_comment() {
+    let server = MockServer::start().await;
+    let route = "/repos/acme/fleet/issues/5/comments";
+    Mock::given(method("GET"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 1, "body": format!("> {}\n> old plan\n\nwhy deferred?", comment_marker("demo"))}
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 2})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    assert_eq!(
+        g.upsert_plan_comment(5, "demo", "plan").await.unwrap(),
+        Outcome::Created(2)
+    );
+    assert!(
+        requests(&server, "PATCH", "/repos/acme/fleet/issues/comments/1")
+            .await
+            .is_empty()
+    );
+}
+
+/// Closing a pull request declines that version: it is neither reopened nor opened
+/// again; the next version gets a new pull request.
+#[tokio::test]
+async fn a_closed_pull_request_declines_its_version_only() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "closed"))
+        .and(query_param("head", "acme:cupcake/update-demo"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"number": 3, "merged_at": null, "state": "closed", "body": format!("{}\nplan", update_marker("demo", "1.34.3"))}
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .and(query_param("state", "open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 4})))
+        .mount(&server)
+        .await;
+    let g = gh(&server).await;
+    assert_eq!(
+        g.ensure_update_pr(&update("1.34.3")).await.unwrap(),
+        Outcome::AlreadyDecided {
+            number: 3,
+            state: "closed".into()
+        }
+    );
+    assert!(
+        requests(&server, "POST", "/repos/acme/fleet/pulls")
+            .await
+            .is_empty()
+    );
+    assert!(
+        requests(&server, "PATCH", "/repos/acme/fleet/pulls/3")
+            .await
+            .is_empty(),
+        "reopened"
+    );
+    assert_eq!(
+        g.ensure_update_pr(&update("1.34.4")).await.unwrap(),
+        Outcome::Created(4)
+    );
+    let opened = requests(&server, "POST", "/repos/acme/fleet/pulls").await;
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0]["head"], "cupcake/update-demo");
+    assert_eq!(opened[0]["title"], "cupcake: upgrade demo to 1.34.4");
+    assert!(
+        opened[0]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with(&update_marker("demo", "1.34.4"))
+    );
+}
+
+fn cupcake_plan(uri: &str, extra: &[&str], env_token: Option<&str>) -> std::process::Output {
+    let repo_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cupcake"));
+    cmd.args([
+        "plan",
+        "examples/fleet",
+        "--cluster",
+        "demo",
+        "--github-api",
+        uri,
+    ])
+    .args(extra)
+    .current_dir(repo_root)
+    .env_remove("GITHUB_TOKEN");
+    if let Some(t) = env_token {
+        cmd.env("GITHUB_TOKEN", t);
+    }
+    cmd.output().unwrap()
+}
+
+/// A deferred plan still comments and still exits 3; `$GITHUB_TOKEN` works; a rejected
+/// token exits 1 after printing the plan, without the token in the output; missing
+/// flags and an empty token file are usage errors naming them, before any call.
+#[tokio::test]
+async fn plan_comment_keeps_the_exit_code_and_says_what_is_missing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/fleet/issues/8/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/fleet/issues/8/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 80})))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let pr8 = [
+        "--github-comment",
+        "--github-repo",
+        "acme/fleet",
+        "--pr",
+        "8",
+    ];
+    // Friday 10:00 UTC: outside the demo cluster's windows → deferred, exit 3.
+    let out = tokio::task::spawn_blocking({
+        let uri = uri.clone();
+        move || {
+            let mut a = vec!["--now", "2026-11-27T10:00:00Z"];
+            a.extend(pr8);
+            cupcake_plan(&uri, &a, Some(TOKEN))
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("posted the plan for demo on acme/fleet#8 (comment 80)"),
+        "{stderr}"
+    );
+    let posted = requests(&server, "POST", "/repos/acme/fleet/issues/8/comments").await;
+    assert!(
+        posted[0]["body"].as_str().unwrap().contains("DEFERRED"),
+        "{}",
+        posted[0]
+    );
+    let auth = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .and_then(|r| r.headers.get("authorization").cloned())
+        .unwrap();
+    assert_eq!(
+        auth.to_str().unwrap(),
+        format!("Bearer {TOKEN}"),
+        "not $GITHUB_TOKEN"
+    );
+
+    // A rejected token: the plan is printed, exit 1, the token nowhere.
+    let bad = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
+        )
+        .mount(&bad)
+        .await;
+    let bad_uri = bad.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut a = vec!["--now", "2026-11-28T02:30:00Z"];
+        a.extend(pr8);
+        cupcake_plan(&bad_uri, &a, Some(TOKEN))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains("ALLOWED"),
+        "the plan was not printed: {stdout}"
+    );
+    assert!(
+        stderr.contains("GitHub API GET /repos/acme/fleet/issues/8/comments")
+            && stderr.contains("401 Bad credentials"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN));
+    assert_eq!(
+        bad.received_requests().await.unwrap().len(),
+        1,
+        "a 401 was retried"
+    );
+
+    // Usage errors: exit 1, the missing flag named, nothing sent.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap().to_string();
+    let before = server.received_requests().await.unwrap().len();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--github-comment", "--github-repo", "acme/fleet"],
+            "--pr".into(),
+        ),
+        (
+            vec!["--github-comment", "--pr", "8"],
+            "--github-repo".into(),
+        ),
+        (
+            pr8.iter()
+                .copied()
+                .chain(["--github-token-file", &empty])
+                .collect(),
+            format!("--github-token-file {empty}: the file is empty"),
+        ),
+        (
+            pr8.iter()
+                .copied()
+                .chain(["--github-app-id", "1"])
+                .collect(),
+            "--github-app-key-file".into(),
+        ),
+        (
+            vec!["--github-comment", "--github-repo", "acme", "--pr", "8"],
+            "expected OWNER/NAME".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(a, want)| (a.into_iter().map(String::from).collect(), want))
+    .collect();
+    for (args, want) in cases {
+        let u = uri.clone();
+        let a = args.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            cupcake_plan(&u, &a, Some(TOKEN))
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&want), "{args:?}: {stderr}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), before);
 }

@@ -11,6 +11,7 @@ use cupcake_core::pass::PassOutcome;
 use super::Format;
 use crate::observe::{self, KubeArgs};
 use crate::present::{self, PlanReport};
+use crate::report::github::{self, GitHub, GitHubAuth, Outcome};
 use crate::snapshot;
 use crate::source::{self, FleetTree};
 
@@ -44,20 +45,36 @@ pub struct PlanArgs {
     pub show_input: bool,
     /// Also post the markdown plan as a comment on pull request --pr of --github-repo, or
     /// update the one posted before (one comment per cluster, found by a hidden marker).
-    /// The token comes from --github-token-file or $GITHUB_TOKEN.
-    #[arg(long, requires_all = ["github_repo", "pr"])]
+    /// Authentication: --github-token-file, else $GITHUB_TOKEN, or a GitHub App
+    /// (--github-app-id, --github-app-key-file, --github-installation-id). The exit code
+    /// stays the plan's; a GitHub error exits 1 (after the plan is printed).
+    #[arg(long, requires_all = ["github_repo", "pr"], conflicts_with = "show_input")]
     pub github_comment: bool,
     /// GitHub repository OWNER/NAME of the pull request.
-    #[arg(long, requires = "github_comment")]
+    #[arg(long, requires = "github_comment", value_name = "OWNER/NAME")]
     pub github_repo: Option<String>,
     /// Pull request number.
-    #[arg(long, requires = "github_comment")]
+    #[arg(long, requires = "github_comment", value_name = "N")]
     pub pr: Option<u64>,
     /// File with the GitHub token (else $GITHUB_TOKEN).
-    #[arg(long, requires = "github_comment")]
+    #[arg(long, requires = "github_comment", value_name = "FILE")]
     pub github_token_file: Option<PathBuf>,
-    /// GitHub API URL.
-    #[arg(long, requires = "github_comment", default_value = crate::report::github::DEFAULT_API)]
+    /// GitHub App id, to authenticate as the App's installation instead of with a token.
+    #[arg(
+        long,
+        requires_all = ["github_comment", "github_app_key_file", "github_installation_id"],
+        conflicts_with = "github_token_file",
+        value_name = "ID"
+    )]
+    pub github_app_id: Option<u64>,
+    /// The GitHub App's private key (PEM file).
+    #[arg(long, requires = "github_app_id", value_name = "FILE")]
+    pub github_app_key_file: Option<PathBuf>,
+    /// The id of the GitHub App's installation on the repository's owner.
+    #[arg(long, requires = "github_app_id", value_name = "ID")]
+    pub github_installation_id: Option<u64>,
+    /// GitHub API URL (GitHub Enterprise: https://HOST/api/v3).
+    #[arg(long, requires = "github_comment", default_value = crate::report::github::DEFAULT_API, value_name = "URL")]
     pub github_api: String,
 }
 
@@ -122,34 +139,88 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
     Ok(Planned { pass, report })
 }
 
-/// Post (or update) the plan comment; says what it did on stderr.
-fn github_comment(args: &PlanArgs, report: &PlanReport) -> anyhow::Result<()> {
-    let (Some(repo), Some(pr)) = (&args.github_repo, args.pr) else {
-        anyhow::bail!("--github-comment needs --github-repo OWNER/NAME and --pr N");
+/// Where the plan comment goes, checked before anything is planned.
+struct CommentTarget {
+    repo: String,
+    pr: u64,
+    auth: GitHubAuth,
+}
+
+/// `--github-comment`'s flags, or a usage error naming the one that is missing.
+fn comment_target(args: &PlanArgs) -> anyhow::Result<Option<CommentTarget>> {
+    if !args.github_comment {
+        return Ok(None);
+    }
+    let Some(repo) = args.github_repo.clone() else {
+        anyhow::bail!("--github-comment needs --github-repo OWNER/NAME");
     };
-    let token = match &args.github_token_file {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("--github-token-file {}: {e}", f.display()))?,
-        None => std::env::var("GITHUB_TOKEN").map_err(|_| {
-            anyhow::anyhow!(
-                "--github-comment needs a token: --github-token-file FILE or $GITHUB_TOKEN"
+    github::parse_repo(&repo).map_err(anyhow::Error::msg)?;
+    let Some(pr) = args.pr else {
+        anyhow::bail!("--github-comment needs --pr N");
+    };
+    let secret = |f: &std::path::Path, flag: &str| {
+        github::read_secret_file(f, flag).map_err(anyhow::Error::msg)
+    };
+    let auth = match (
+        &args.github_token_file,
+        args.github_app_id,
+        &args.github_app_key_file,
+        args.github_installation_id,
+    ) {
+        (Some(f), None, None, None) => GitHubAuth::Token(secret(f, "--github-token-file")?),
+        (None, Some(app_id), Some(key), Some(installation_id)) => GitHubAuth::App {
+            app_id,
+            key_pem: secret(key, "--github-app-key-file")?,
+            installation_id,
+        },
+        (None, None, None, None) => match std::env::var("GITHUB_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => GitHubAuth::Token(t.trim().to_string()),
+            Ok(_) => anyhow::bail!(
+                "--github-comment: $GITHUB_TOKEN is empty (give --github-token-file FILE or a GitHub App)"
+            ),
+            Err(_) => anyhow::bail!(
+                "--github-comment needs a token: --github-token-file FILE or $GITHUB_TOKEN \
+                 (or --github-app-id, --github-app-key-file and --github-installation-id)"
+            ),
+        },
+        (Some(_), ..) => {
+            anyhow::bail!(
+                "--github-token-file and --github-app-*: give a token or a GitHub App, not both"
             )
-        })?,
+        }
+        _ => anyhow::bail!(
+            "a GitHub App needs all of --github-app-id, --github-app-key-file and --github-installation-id"
+        ),
     };
+    Ok(Some(CommentTarget { repo, pr, auth }))
+}
+
+/// Post (or update) the plan comment; says what it did on stderr.
+fn github_comment(
+    args: &PlanArgs,
+    target: CommentTarget,
+    report: &PlanReport,
+) -> anyhow::Result<()> {
+    let CommentTarget { repo, pr, auth } = target;
     let markdown = present::markdown(report);
     let outcome = super::block_on(async {
-        let gh =
-            crate::report::github::GitHub::new(&args.github_api, repo, &token, Default::default())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let gh = GitHub::connect(&args.github_api, &repo, auth, Default::default())
+            .map_err(anyhow::Error::msg)?;
         gh.upsert_plan_comment(pr, &args.cluster, &markdown)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(anyhow::Error::msg)
     })??;
-    use crate::report::github::Outcome;
+    let cluster = &args.cluster;
     match outcome {
-        Outcome::Created(id) => eprintln!("posted the plan on {repo}#{pr} (comment {id})"),
-        Outcome::Updated(id) => eprintln!("updated the plan on {repo}#{pr} (comment {id})"),
-        Outcome::Unchanged(id) => eprintln!("the plan on {repo}#{pr} is unchanged (comment {id})"),
+        Outcome::Created(id) => {
+            eprintln!("posted the plan for {cluster} on {repo}#{pr} (comment {id})")
+        }
+        Outcome::Updated(id) => {
+            eprintln!("updated the plan for {cluster} on {repo}#{pr} (comment {id})")
+        }
+        Outcome::Unchanged(id) => {
+            eprintln!("the plan for {cluster} on {repo}#{pr} is unchanged (comment {id})")
+        }
         Outcome::AlreadyDecided { .. } => {}
     }
     Ok(())
@@ -157,6 +228,7 @@ fn github_comment(args: &PlanArgs, report: &PlanReport) -> anyhow::Result<()> {
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     let _span = tracing::info_span!("plan", cluster = %args.cluster).entered();
+    let comment = comment_target(args)?;
     let Planned { report, pass } = plan_report(args)?;
     if args.show_input {
         println!(
@@ -166,9 +238,6 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
         return Ok(report.exit_code());
     }
     tracing::debug!(verdict = ?report.decision.verdict, "pass done");
-    if args.github_comment {
-        github_comment(args, &report)?;
-    }
     let out = match args.output {
         Format::Text => present::text(&report),
         Format::Markdown => present::markdown(&report),
@@ -186,6 +255,12 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
         },
     };
     print!("{out}");
+    // After the plan is printed: a CI log shows it even when GitHub fails.
+    if let Some(target) = comment {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        github_comment(args, target, &report)?;
+    }
     Ok(report.exit_code())
 }
 
