@@ -1,7 +1,8 @@
 //! The GitOps loop's Git side on real repositories (bare repos over `file://`,
 //! written by the `git` command line like a user would): fetch, read a commit
 //! as a fleet, follow a rewritten branch, commit and push status with a rebase
-//! when somebody else pushed in between, and never show a credential.
+//! when somebody else pushed in between, and never show a credential; the same
+//! over git:// from a real `git daemon`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -338,4 +339,113 @@ fn credentials_never_reach_an_error() {
         err.contains(&format!("127.0.0.1:{port}")),
         "names the server: {err}"
     );
+}
+
+/// A real `git daemon` serving the bare repository over git:// on a loopback port;
+/// killed when dropped.
+struct GitDaemon(std::process::Child);
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn git_daemon(base: &Path, push: bool) -> (GitDaemon, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("git");
+    cmd.args([
+        "daemon",
+        "--export-all",
+        "--reuseaddr",
+        "--listen=127.0.0.1",
+        &format!("--port={port}"),
+        &format!("--base-path={}", base.display()),
+    ]);
+    if push {
+        cmd.arg("--enable=receive-pack");
+    }
+    let child = cmd
+        .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = GitDaemon(child);
+    // Ready once it accepts connections.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "git daemon did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (daemon, port)
+}
+
+#[test]
+fn a_git_protocol_remote_is_fetched_and_takes_status_pushes() {
+    let r = Remote::new();
+    r.write("clusters/demo/cluster.yaml", CLUSTER);
+    let rev = r.push("fleet", "main", false);
+    let base = r.bare.parent().unwrap();
+    let (_daemon, port) = git_daemon(base, true);
+    let url = format!("git://127.0.0.1:{port}/fleet.git");
+    let cache = tempfile::tempdir().unwrap();
+    let m = Mirror::open(cache.path(), &url, Auth::None, Duration::from_secs(10)).unwrap();
+    let tip = m.fetch("main").unwrap();
+    assert_eq!(tip.to_string(), rev);
+    let tree = m.tree(tip, ".").unwrap();
+    assert!(tree.files.contains_key("clusters/demo/cluster.yaml"));
+    // A later push is seen by the next fetch.
+    r.write(
+        "clusters/demo/cluster.yaml",
+        &CLUSTER.replace("1.34.2", "1.34.3"),
+    );
+    let rev2 = r.push("bump", "main", false);
+    assert_eq!(m.fetch("main").unwrap().to_string(), rev2);
+    // The status branch is pushed over the same protocol.
+    let files = BTreeMap::from([(
+        "status/demo.yaml".to_string(),
+        Some(b"phase: Pending\n".to_vec()),
+    )]);
+    let p = m
+        .commit_and_push("cupcake/status", None, &files, "status", false, 5)
+        .unwrap();
+    assert!(matches!(p, Pushed::Committed { .. }), "{p:?}");
+    assert_eq!(
+        r.show("cupcake/status", "status/demo.yaml").unwrap(),
+        "phase: Pending\n"
+    );
+}
+
+#[test]
+fn a_git_protocol_remote_that_refuses_pushes_is_a_clear_error() {
+    let r = Remote::new();
+    r.write("clusters/demo/cluster.yaml", CLUSTER);
+    r.push("fleet", "main", false);
+    let (_daemon, port) = git_daemon(r.bare.parent().unwrap(), false);
+    let url = format!("git://127.0.0.1:{port}/fleet.git");
+    let cache = tempfile::tempdir().unwrap();
+    let m = Mirror::open(cache.path(), &url, Auth::None, Duration::from_secs(10)).unwrap();
+    m.fetch("main").unwrap();
+    let files = BTreeMap::from([(
+        "status/demo.yaml".to_string(),
+        Some(b"phase: Pending\n".to_vec()),
+    )]);
+    let err = m
+        .commit_and_push("cupcake/status", None, &files, "status", false, 5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("pushing to git://127.0.0.1:{port}/fleet.git")),
+        "says what failed and where: {err}"
+    );
+    assert!(r.show("cupcake/status", "status/demo.yaml").is_none());
 }
