@@ -1,6 +1,6 @@
 //! Observe a live cluster: list Nodes, Pods and PodDisruptionBudgets and turn
 //! them into the same kubectl-style `List` that `cupcake plan --snapshot`
-//! reads, so a live plan and a snapshot plan go through one reader.
+//! reads (or straight into its snapshot, by the same rules).
 
 use std::path::PathBuf;
 
@@ -36,6 +36,9 @@ pub enum ObserveError {
     },
     #[error("encoding the snapshot: {0}")]
     Encode(serde_json::Error),
+    /// The objects do not make a snapshot (a node without its kubelet version …).
+    #[error("{0}")]
+    Snapshot(crate::snapshot::SnapshotError),
 }
 
 /// Which cluster to talk to, like kubectl: `--kubeconfig` (else `$KUBECONFIG`, else
@@ -140,18 +143,36 @@ pub async fn connect(args: &KubeArgs) -> Result<(Client, String), ObserveError> 
     ))
 }
 
-/// The cluster's nodes, pods and PDBs as a kubectl-style `v1 List` in JSON
-/// (`server` names the apiserver in errors).
-pub async fn snapshot_json(client: &Client, server: &str) -> Result<String, ObserveError> {
-    let server = server.to_string();
-    let nodes = list_all(Api::<Node>::all(client.clone()), "nodes", &server).await?;
-    let pods = list_all(Api::<Pod>::all(client.clone()), "pods", &server).await?;
+/// The cluster's nodes, pods and PDBs (`server` names the apiserver in errors).
+async fn objects(client: &Client, server: &str) -> Result<Objects, ObserveError> {
+    let nodes = list_all(Api::<Node>::all(client.clone()), "nodes", server).await?;
+    let pods = list_all(Api::<Pod>::all(client.clone()), "pods", server).await?;
     let pdbs = list_all(
         Api::<PodDisruptionBudget>::all(client.clone()),
         "poddisruptionbudgets",
-        &server,
+        server,
     )
     .await?;
+    Ok((nodes, pods, pdbs))
+}
+
+type Objects = (Vec<Node>, Vec<Pod>, Vec<PodDisruptionBudget>);
+
+/// The live cluster's snapshot: what [`crate::snapshot::parse`] makes of
+/// [`snapshot_json`]'s text, converted from the typed objects directly.
+pub async fn snapshot(
+    client: &Client,
+    server: &str,
+) -> Result<cupcake_api::snapshot::ClusterSnapshot, ObserveError> {
+    let (nodes, pods, pdbs) = objects(client, server).await?;
+    crate::snapshot::from_objects(&nodes, &pods, &pdbs, &format!("live cluster ({server})"))
+        .map_err(ObserveError::Snapshot)
+}
+
+/// The cluster's nodes, pods and PDBs as a kubectl-style `v1 List` in JSON
+/// (`server` names the apiserver in errors).
+pub async fn snapshot_json(client: &Client, server: &str) -> Result<String, ObserveError> {
+    let (nodes, pods, pdbs) = objects(client, server).await?;
     let mut items = Vec::with_capacity(nodes.len() + pods.len() + pdbs.len());
     // k8s-openapi writes apiVersion and kind for every object, as kubectl does.
     for n in &nodes {

@@ -43,7 +43,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::gate::PolicyEnv;
-use crate::{observe, snapshot};
+use crate::observe;
 
 /// Field manager of everything these controllers write.
 pub const FIELD_MANAGER: &str = "cupcake-schedules";
@@ -215,10 +215,8 @@ async fn gate_and_create(
     owner: OwnerReference,
     dry_run: bool,
 ) -> Result<Gated, String> {
-    let json = observe::snapshot_json(&ctx.client, &ctx.server)
+    let snap = observe::snapshot(&ctx.client, &ctx.server)
         .await
-        .map_err(|e| e.to_string())?;
-    let snap = snapshot::parse(&json, &format!("live cluster ({})", ctx.server))
         .map_err(|e| e.to_string())?;
     let source = cupcake_api::crd::SourceRef::default();
     let out = cupcake_core::pass(PassInput {

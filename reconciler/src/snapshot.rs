@@ -16,7 +16,7 @@ use cupcake_api::KubeVersion;
 use cupcake_api::labels::{ROLE_CONTROL_PLANE, ROLE_MASTER};
 use cupcake_api::snapshot::{
     ClusterSnapshot, ControlPlaneComponents, IntOrString, LabelSelector, Node, Pdb, PdbStatus, Pod,
-    Role, Taint,
+    Role, SelectorRequirement, Taint,
 };
 use serde::Deserialize;
 
@@ -135,6 +135,9 @@ struct RawMeta<'a> {
     annotations: MirrorAnnotation,
 }
 
+/// The annotation of mirror pods (the API server's copies of static pods).
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// Only whether `kubernetes.io/config.mirror` is among the annotations: the
 /// rest is skipped without allocating (annotations can be large).
 #[derive(Default)]
@@ -157,7 +160,7 @@ impl<'de> Deserialize<'de> for MirrorAnnotation {
             ) -> Result<Self::Value, A::Error> {
                 let mut found = false;
                 while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    found |= k == "kubernetes.io/config.mirror";
+                    found |= k == MIRROR_ANNOTATION;
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
                 Ok(MirrorAnnotation(found))
@@ -334,7 +337,16 @@ fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotErr
         .strip_suffix("List")
         .filter(|k| !k.is_empty())
         .map(str::to_string);
+    from_items(items, item_kind, origin)
+}
 
+/// The snapshot of decoded items (of kind `item_kind` when they name none): the
+/// one set of conversion rules behind [`parse`] and [`from_objects`].
+fn from_items<'a>(
+    items: impl IntoIterator<Item = RawObject<'a>>,
+    item_kind: Option<String>,
+    origin: &str,
+) -> Result<ClusterSnapshot, SnapshotError> {
     let mut nodes = Vec::new();
     let mut pods = Vec::new();
     let mut pdbs = Vec::new();
@@ -507,9 +519,9 @@ fn attach_control_plane(nodes: &mut [Node], pods: &[Pod], images: &[(usize, Stri
             "kube-controller-manager" => entry.controller_manager = KubeVersion::from_image(image),
             "kube-scheduler" => entry.scheduler = KubeVersion::from_image(image),
             _ => {
-                entry.etcd = image
-                    .rsplit_once(':')
-                    .map(|(_, t)| t.split('@').next().unwrap_or(t).to_string())
+                // The tag, without a digest (`etcd:3.5.21-0@sha256:…`).
+                let name = image.split('@').next().unwrap_or(image);
+                entry.etcd = name.rsplit_once(':').map(|(_, t)| t.to_string())
             }
         }
     }
@@ -548,6 +560,177 @@ fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
         max_unavailable: item.spec.max_unavailable,
         status,
     })
+}
+
+/// The snapshot of typed objects, as a live cluster or the controller's caches hold
+/// them: the same snapshot [`parse`] makes of them printed as a kubectl `List`
+/// (nodes, then pods, then PDBs), without printing and reading them back.
+pub fn from_objects<'a>(
+    nodes: impl IntoIterator<Item = &'a k8s::Node>,
+    pods: impl IntoIterator<Item = &'a k8s::Pod>,
+    pdbs: impl IntoIterator<Item = &'a k8s::PodDisruptionBudget>,
+    origin: &str,
+) -> Result<ClusterSnapshot, SnapshotError> {
+    let items = nodes
+        .into_iter()
+        .map(typed::node)
+        .chain(pods.into_iter().map(typed::pod))
+        .chain(pdbs.into_iter().map(typed::pdb));
+    from_items(items, None, origin)
+}
+
+/// The k8s-openapi types the typed path reads.
+mod k8s {
+    pub use k8s_openapi::api::core::v1::{Node, Pod};
+    pub use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+}
+
+/// Typed objects as [`RawObject`]s, borrowing their strings: each field is what
+/// its JSON would decode to (`None` for what k8s-openapi leaves out).
+mod typed {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+    use k8s_openapi::apimachinery::pkg::util::intstr;
+
+    fn s(v: &str) -> Str<'_> {
+        Str(Cow::Borrowed(v))
+    }
+
+    fn opt(v: &Option<String>) -> Option<Str<'_>> {
+        v.as_deref().map(s)
+    }
+
+    fn metadata(m: &meta::ObjectMeta) -> RawMeta<'_> {
+        RawMeta {
+            name: opt(&m.name),
+            namespace: opt(&m.namespace),
+            labels: m.labels.clone().unwrap_or_default(),
+            owner_references: m
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|o| RawOwner {
+                    kind: s(&o.kind),
+                    controller: o.controller,
+                })
+                .collect(),
+            annotations: MirrorAnnotation(
+                m.annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION)),
+            ),
+        }
+    }
+
+    fn int_or_string(v: &Option<intstr::IntOrString>) -> Option<IntOrString> {
+        v.as_ref().map(|v| match v {
+            intstr::IntOrString::Int(i) => IntOrString::Int(i64::from(*i)),
+            intstr::IntOrString::String(s) => IntOrString::String(s.clone()),
+        })
+    }
+
+    pub(super) fn node(n: &k8s::Node) -> RawObject<'_> {
+        let spec = n.spec.as_ref();
+        let status = n.status.as_ref();
+        RawObject {
+            api_version: Some(s("v1")),
+            kind: Some(s("Node")),
+            metadata: metadata(&n.metadata),
+            spec: RawSpec {
+                unschedulable: spec.and_then(|s| s.unschedulable),
+                taints: spec
+                    .and_then(|s| s.taints.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect(),
+                ..RawSpec::default()
+            },
+            status: RawStatus {
+                node_info: status
+                    .and_then(|s| s.node_info.as_ref())
+                    .map(|i| RawNodeInfo {
+                        kubelet_version: Some(s(&i.kubelet_version)),
+                    }),
+                conditions: status
+                    .and_then(|s| s.conditions.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|c| RawCondition {
+                        type_: s(&c.type_),
+                        status: s(&c.status),
+                    })
+                    .collect(),
+                ..RawStatus::default()
+            },
+        }
+    }
+
+    pub(super) fn pod(p: &k8s::Pod) -> RawObject<'_> {
+        let spec = p.spec.as_ref();
+        RawObject {
+            api_version: Some(s("v1")),
+            kind: Some(s("Pod")),
+            metadata: metadata(&p.metadata),
+            spec: RawSpec {
+                node_name: spec.and_then(|s| opt(&s.node_name)),
+                containers: spec
+                    .into_iter()
+                    .flat_map(|s| &s.containers)
+                    .map(|c| RawContainer {
+                        name: s(&c.name),
+                        image: opt(&c.image),
+                    })
+                    .collect(),
+                ..RawSpec::default()
+            },
+            status: RawStatus {
+                phase: p.status.as_ref().and_then(|s| opt(&s.phase)),
+                ..RawStatus::default()
+            },
+        }
+    }
+
+    pub(super) fn pdb(p: &k8s::PodDisruptionBudget) -> RawObject<'_> {
+        let spec = p.spec.as_ref();
+        let status = p.status.as_ref();
+        RawObject {
+            api_version: Some(s("policy/v1")),
+            kind: Some(s("PodDisruptionBudget")),
+            metadata: metadata(&p.metadata),
+            spec: RawSpec {
+                selector: spec.and_then(|s| s.selector.as_ref()).map(|sel| {
+                    RawSelector::Selector(LabelSelector {
+                        match_labels: sel.match_labels.clone().unwrap_or_default(),
+                        match_expressions: sel
+                            .match_expressions
+                            .iter()
+                            .flatten()
+                            .map(|r| SelectorRequirement {
+                                key: r.key.clone(),
+                                operator: r.operator.clone(),
+                                values: r.values.clone().unwrap_or_default(),
+                            })
+                            .collect(),
+                    })
+                }),
+                min_available: int_or_string(&spec.and_then(|s| s.min_available.clone())),
+                max_unavailable: int_or_string(&spec.and_then(|s| s.max_unavailable.clone())),
+                ..RawSpec::default()
+            },
+            status: RawStatus {
+                disruptions_allowed: status.map(|s| i64::from(s.disruptions_allowed)),
+                current_healthy: status.map(|s| i64::from(s.current_healthy)),
+                desired_healthy: status.map(|s| i64::from(s.desired_healthy)),
+                expected_pods: status.map(|s| i64::from(s.expected_pods)),
+                ..RawStatus::default()
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::report::status::{self, Assessment, CommitState, DirectUpdateView, State};
-use crate::{observe, pipeline, snapshot};
+use crate::{observe, pipeline};
 use git::{Auth, Mirror, Pushed};
 
 /// The field manager of applied DirectUpdate specs.
@@ -562,11 +562,8 @@ async fn turn(
             return assessment(State::Error(crate::cli::error_chain(&e)));
         }
     };
-    let snap = match observe::snapshot_json(client, server).await {
-        Ok(json) => match snapshot::parse(&json, &format!("live cluster ({server})")) {
-            Ok(s) => s,
-            Err(e) => return assessment(State::Error(e.to_string())),
-        },
+    let snap = match observe::snapshot(client, server).await {
+        Ok(s) => s,
         Err(e) => return assessment(State::Error(e.to_string())),
     };
     let evaluated = match pipeline::evaluate(&tree, &loaded, &snap, Utc::now()) {

@@ -207,18 +207,15 @@ where
 
 /// The cluster as the planner and the rollout decision read it, from the stores.
 fn cluster_snapshot(s: &Stores, nodes: &[Arc<Node>]) -> Result<ClusterSnapshot, String> {
-    let mut items = Vec::new();
-    for n in nodes {
-        items.push(serde_json::to_value(n).map_err(|e| e.to_string())?);
-    }
-    for p in s.pods.state() {
-        items.push(serde_json::to_value(&*p).map_err(|e| e.to_string())?);
-    }
-    for p in s.pdbs.state() {
-        items.push(serde_json::to_value(&*p).map_err(|e| e.to_string())?);
-    }
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    crate::snapshot::parse(&list.to_string(), "the live cluster").map_err(|e| e.to_string())
+    let pods = s.pods.state();
+    let pdbs = s.pdbs.state();
+    crate::snapshot::from_objects(
+        nodes.iter().map(|n| &**n),
+        pods.iter().map(|p| &**p),
+        pdbs.iter().map(|p| &**p),
+        "the live cluster",
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn node_annotations(nodes: &[Arc<Node>]) -> BTreeMap<String, BTreeMap<String, String>> {

@@ -1,0 +1,472 @@
+//! The typed conversion (`snapshot::from_objects`, used by the rollout controller
+//! and `observe::snapshot`) and the reader of kubectl's List (`snapshot::parse`,
+//! used for `--snapshot` files and `cupcake snapshot`'s output) make the same
+//! snapshot of the same objects.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+
+use cupcake_api::snapshot::ClusterSnapshot;
+use cupcake_reconciler::snapshot;
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, Node, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+    Pod, PodSpec, PodStatus, Taint, Volume,
+};
+use k8s_openapi::api::policy::v1::{
+    PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ManagedFieldsEntry, ObjectMeta, OwnerReference,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+fn map(kv: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn meta(ns: Option<&str>, name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: ns.map(Into::into),
+        labels: map(labels),
+        resource_version: Some("7".into()),
+        uid: Some(format!("uid-{name}")),
+        annotations: map(&[(
+            "kubectl.kubernetes.io/last-applied-configuration",
+            "{\"a\": \"long blob\"}",
+        )]),
+        managed_fields: Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            operation: Some("Apply".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+fn mk_node(name: &str, version: &str, cp: bool, ready: bool) -> Node {
+    let mut labels = vec![("kubernetes.io/hostname", name), ("zone", "a")];
+    if cp {
+        labels.push(("node-role.kubernetes.io/control-plane", ""));
+    }
+    let mut m = meta(None, name, &labels);
+    m.annotations.get_or_insert_default().insert(
+        "cupcake.ricardomolendijk.com/status".into(),
+        "pending".into(),
+    );
+    Node {
+        metadata: m,
+        spec: Some(NodeSpec {
+            unschedulable: Some(!ready),
+            pod_cidr: Some("10.0.0.0/24".into()),
+            taints: cp.then(|| {
+                vec![
+                    Taint {
+                        key: "node-role.kubernetes.io/control-plane".into(),
+                        effect: "NoSchedule".into(),
+                        ..Default::default()
+                    },
+                    Taint {
+                        key: "dedicated".into(),
+                        value: Some("etcd".into()),
+                        effect: "NoExecute".into(),
+                        ..Default::default()
+                    },
+                ]
+            }),
+            ..Default::default()
+        }),
+        status: Some(NodeStatus {
+            conditions: Some(vec![
+                NodeCondition {
+                    type_: "MemoryPressure".into(),
+                    status: "False".into(),
+                    ..Default::default()
+                },
+                NodeCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    reason: Some("KubeletReady".into()),
+                    ..Default::default()
+                },
+            ]),
+            node_info: Some(NodeSystemInfo {
+                kubelet_version: version.into(),
+                container_runtime_version: "containerd://1.7.27".into(),
+                os_image: "Debian GNU/Linux 12".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn owner(kind: &str, controller: Option<bool>) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: kind.into(),
+        name: format!("{}-owner", kind.to_lowercase()),
+        uid: "u".into(),
+        controller,
+        ..Default::default()
+    }
+}
+
+fn mk_pod(
+    ns: &str,
+    name: &str,
+    node: Option<&str>,
+    labels: &[(&str, &str)],
+    owners: Vec<OwnerReference>,
+    phase: Option<&str>,
+    containers: &[(&str, Option<&str>)],
+) -> Pod {
+    let mut m = meta(Some(ns), name, labels);
+    if !owners.is_empty() {
+        m.owner_references = Some(owners);
+    }
+    Pod {
+        metadata: m,
+        spec: Some(PodSpec {
+            node_name: node.map(Into::into),
+            containers: containers
+                .iter()
+                .map(|(n, i)| Container {
+                    name: n.to_string(),
+                    image: i.map(Into::into),
+                    args: Some(vec!["--v=2".into()]),
+                    ..Default::default()
+                })
+                .collect(),
+            volumes: Some(vec![Volume {
+                name: "scratch".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: phase.map(|p| PodStatus {
+            phase: Some(p.into()),
+            pod_ip: Some("10.0.0.9".into()),
+            ..Default::default()
+        }),
+    }
+}
+
+fn mirror(mut p: Pod) -> Pod {
+    p.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("kubernetes.io/config.mirror".into(), "hash".into());
+    p
+}
+
+fn mk_pdb(
+    ns: &str,
+    name: &str,
+    selector: Option<LabelSelector>,
+    min: Option<IntOrString>,
+    max: Option<IntOrString>,
+    status: Option<(i32, i32, i32, i32)>,
+) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(Some(ns), name, &[]),
+        spec: Some(PodDisruptionBudgetSpec {
+            selector,
+            min_available: min,
+            max_unavailable: max,
+            ..Default::default()
+        }),
+        status: status.map(|(d, c, de, e)| PodDisruptionBudgetStatus {
+            disruptions_allowed: d,
+            current_healthy: c,
+            desired_healthy: de,
+            expected_pods: e,
+            observed_generation: Some(1),
+            ..Default::default()
+        }),
+    }
+}
+
+/// A cluster with every case the conversion rules distinguish.
+fn objects() -> (Vec<Node>, Vec<Pod>, Vec<PodDisruptionBudget>) {
+    let nodes = vec![
+        mk_node("cp-1", "v1.33.4", true, true),
+        mk_node("cp-2", "v1.34.2", true, false),
+        mk_node("w-1", "v1.33.4", false, true),
+        mk_node("w-2", "v1.33.4+k3s1", false, false),
+        Node {
+            // no spec, labels or conditions
+            metadata: ObjectMeta {
+                name: Some("w-3".into()),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                node_info: Some(NodeSystemInfo {
+                    kubelet_version: "v1.32.1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        },
+    ];
+    let mut pods = Vec::new();
+    for n in ["cp-1", "cp-2"] {
+        let v = if n == "cp-1" { "v1.33.4" } else { "v1.34.2" };
+        for c in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            pods.push(mirror(mk_pod(
+                "kube-system",
+                &format!("{c}-{n}"),
+                Some(n),
+                &[("component", c), ("tier", "control-plane")],
+                vec![owner("Node", Some(true))],
+                Some("Running"),
+                &[
+                    ("sidecar", Some("busybox:1")),
+                    (c, Some(&format!("registry.k8s.io/{c}:{v}"))),
+                ],
+            )));
+        }
+    }
+    // etcd by name only (no component label), image with a digest; mirror without owner.
+    pods.push(mirror(mk_pod(
+        "kube-system",
+        "etcd-cp-1",
+        Some("cp-1"),
+        &[],
+        vec![],
+        Some("Running"),
+        &[("etcd", Some("registry.k8s.io/etcd:3.5.21-0@sha256:abc"))],
+    )));
+    // A kube-system pod whose container name matches no component: the first image counts.
+    pods.push(mk_pod(
+        "kube-system",
+        "kube-scheduler-w-1",
+        Some("w-1"),
+        &[],
+        vec![owner("Node", Some(true))],
+        Some("Running"),
+        &[("other", Some("registry.k8s.io/kube-scheduler:v1.30.0"))],
+    ));
+    pods.push(mk_pod(
+        "kube-system",
+        "agent-w-1",
+        Some("w-1"),
+        &[("app", "agent")],
+        vec![owner("DaemonSet", Some(true))],
+        Some("Running"),
+        &[("agent", Some("agent:1"))],
+    ));
+    for (i, (phase, owners)) in [
+        (Some("Running"), vec![owner("ReplicaSet", Some(true))]),
+        (Some("Pending"), vec![owner("StatefulSet", Some(true))]),
+        (Some("Succeeded"), vec![owner("Job", Some(true))]),
+        (Some("Failed"), vec![owner("Job", None)]),
+        (None, vec![]),
+        // the controller is not the first owner; then no controller at all
+        (
+            Some("Running"),
+            vec![owner("ConfigMap", None), owner("ReplicaSet", Some(true))],
+        ),
+        (
+            Some("Running"),
+            vec![owner("ConfigMap", Some(false)), owner("Foo", None)],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        pods.push(mk_pod(
+            "apps",
+            &format!("web-{i}"),
+            if i == 4 { None } else { Some("w-1") },
+            &[("app", "web"), ("tier", if i % 2 == 0 { "a" } else { "b" })],
+            owners,
+            phase,
+            &[("web", None)],
+        ));
+    }
+    let pdbs = vec![
+        mk_pdb(
+            "apps",
+            "web",
+            Some(LabelSelector {
+                match_labels: map(&[("app", "web")]),
+                ..Default::default()
+            }),
+            Some(IntOrString::Int(2)),
+            None,
+            Some((1, 3, 2, 4)),
+        ),
+        mk_pdb(
+            "apps",
+            "tier",
+            Some(LabelSelector {
+                match_labels: None,
+                match_expressions: Some(vec![
+                    LabelSelectorRequirement {
+                        key: "tier".into(),
+                        operator: "In".into(),
+                        values: Some(vec!["a".into(), "b".into()]),
+                    },
+                    LabelSelectorRequirement {
+                        key: "gone".into(),
+                        operator: "DoesNotExist".into(),
+                        values: None,
+                    },
+                ]),
+            }),
+            None,
+            Some(IntOrString::String("25%".into())),
+            None,
+        ),
+        mk_pdb("apps", "none", None, None, None, Some((0, 0, 0, 0))),
+        mk_pdb(
+            "other",
+            "empty",
+            Some(LabelSelector::default()),
+            Some(IntOrString::String("100%".into())),
+            None,
+            Some((0, 5, 5, 5)),
+        ),
+    ];
+    (nodes, pods, pdbs)
+}
+
+/// What `cupcake snapshot` prints (observe::snapshot_json's shape), read back.
+fn via_json(
+    nodes: &[Node],
+    pods: &[Pod],
+    pdbs: &[PodDisruptionBudget],
+) -> Result<ClusterSnapshot, String> {
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    items.extend(nodes.iter().map(|n| serde_json::to_value(n).unwrap()));
+    items.extend(pods.iter().map(|p| serde_json::to_value(p).unwrap()));
+    items.extend(pdbs.iter().map(|p| serde_json::to_value(p).unwrap()));
+    let list = serde_json::json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}});
+    snapshot::parse(&list.to_string(), "t").map_err(|e| e.to_string())
+}
+
+fn typed(
+    nodes: &[Node],
+    pods: &[Pod],
+    pdbs: &[PodDisruptionBudget],
+) -> Result<ClusterSnapshot, String> {
+    snapshot::from_objects(nodes, pods, pdbs, "t").map_err(|e| e.to_string())
+}
+
+#[test]
+fn typed_objects_and_their_kubectl_list_make_the_same_snapshot() {
+    let (nodes, pods, pdbs) = objects();
+    let t = typed(&nodes, &pods, &pdbs).unwrap();
+    assert_eq!(t, via_json(&nodes, &pods, &pdbs).unwrap());
+    // Not vacuous: the cases above are all there.
+    let cp1 = t.nodes.iter().find(|n| n.name == "cp-1").unwrap();
+    let cp = cp1.control_plane.as_ref().unwrap();
+    assert_eq!(cp.apiserver.as_ref().unwrap().to_string(), "1.33.4");
+    assert_eq!(cp.etcd.as_deref(), Some("3.5.21-0"));
+    assert_eq!(cp1.taints.len(), 2);
+    assert!(t.nodes.iter().any(|n| !n.ready && n.unschedulable));
+    let kinds: Vec<Option<&str>> = t.pods.iter().map(|p| p.owner_kind.as_deref()).collect();
+    for k in [
+        "Node",
+        "DaemonSet",
+        "ReplicaSet",
+        "StatefulSet",
+        "Job",
+        "ConfigMap",
+    ] {
+        assert!(kinds.contains(&Some(k)), "{k}: {kinds:?}");
+    }
+    assert!(kinds.contains(&None));
+    let web = t.pdbs.iter().find(|p| p.name == "web").unwrap();
+    assert_eq!(web.status.unwrap().disruptions_allowed, 1);
+    assert!(t.pdbs.iter().any(|p| p.status.is_none()));
+    assert!(t.pdbs.iter().any(|p| p.selector.is_none()));
+}
+
+#[test]
+fn typed_objects_and_their_kubectl_list_fail_the_same_way() {
+    let (nodes, pods, pdbs) = objects();
+    type Break = Box<dyn Fn(&mut Vec<Node>, &mut Vec<Pod>, &mut Vec<PodDisruptionBudget>)>;
+    let cases: Vec<(&str, Break)> = vec![
+        ("no node", Box::new(|n, _, _| n.clear())),
+        (
+            "node without status",
+            Box::new(|n, _, _| n[2].status = None),
+        ),
+        (
+            "bad kubelet version",
+            Box::new(|n, _, _| {
+                n[1].status
+                    .as_mut()
+                    .unwrap()
+                    .node_info
+                    .as_mut()
+                    .unwrap()
+                    .kubelet_version = "latest".into()
+            }),
+        ),
+        (
+            "node without name",
+            Box::new(|n, _, _| n[3].metadata.name = None),
+        ),
+        (
+            "pod without namespace",
+            Box::new(|_, p, _| p[4].metadata.namespace = None),
+        ),
+        (
+            "pdb without namespace",
+            Box::new(|_, _, b| b[1].metadata.namespace = None),
+        ),
+        (
+            "pdb with both limits",
+            Box::new(|_, _, b| {
+                b[0].spec.as_mut().unwrap().max_unavailable = Some(IntOrString::Int(1))
+            }),
+        ),
+    ];
+    for (what, break_it) in cases {
+        let (mut n, mut p, mut b) = (nodes.clone(), pods.clone(), pdbs.clone());
+        break_it(&mut n, &mut p, &mut b);
+        let t = typed(&n, &p, &b).expect_err(what);
+        assert_eq!(t, via_json(&n, &p, &b).expect_err(what), "{what}");
+    }
+}
+
+/// The example fleet's snapshot: real kubectl output of a 12-node cluster (nodes with
+/// their addresses, capacity and heartbeats; static, DaemonSet and Deployment pods;
+/// PDBs with status), read as typed objects the way a watch delivers them.
+#[test]
+fn a_real_kubectl_snapshot_reads_the_same_typed() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/fleet/clusters/demo/snapshot.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let list: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+    let (mut nodes, mut pods, mut pdbs) = (Vec::<Node>::new(), Vec::<Pod>::new(), Vec::new());
+    for item in list["items"].as_array().unwrap() {
+        match item["kind"].as_str().unwrap() {
+            "Node" => nodes.push(serde_json::from_value(item.clone()).unwrap()),
+            "Pod" => pods.push(serde_json::from_value(item.clone()).unwrap()),
+            "PodDisruptionBudget" => {
+                pdbs.push(serde_json::from_value::<PodDisruptionBudget>(item.clone()).unwrap())
+            }
+            k => panic!("unexpected kind {k} in {path}"),
+        }
+    }
+    assert_eq!((nodes.len(), pods.len(), pdbs.len()), (12, 47, 5));
+    let from_file = snapshot::parse(&text, path).unwrap();
+    assert_eq!(typed(&nodes, &pods, &pdbs).unwrap(), from_file);
+    assert_eq!(via_json(&nodes, &pods, &pdbs).unwrap(), from_file);
+}
