@@ -1,16 +1,22 @@
 //! Observe a live cluster: list Nodes, Pods and PodDisruptionBudgets and turn
 //! them into the same kubectl-style `List` that `cupcake plan --snapshot`
-//! reads (or straight into its snapshot, by the same rules).
+//! reads (or straight into its snapshot, by the same rules); and watch objects
+//! into the caches the controllers decide from ([`reflect`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
 
 /// Page size for list calls; large clusters are read in pages.
 const PAGE: u32 = 500;
@@ -191,4 +197,105 @@ pub async fn snapshot_json(client: &Client, server: &str) -> Result<String, Obse
         metadata: serde_json::json!({"resourceVersion": ""}),
     };
     serde_json::to_string(&list).map_err(ObserveError::Encode)
+}
+
+/// Watch `api` into a store of slim copies (`slim`: what the controller reads of
+/// each object, applied before the object enters the store), waking `notify` on
+/// every event but those that leave a cached copy the `same` (a heartbeat that only
+/// moves a timestamp the copy does not keep). The controllers' one way to cache
+/// objects: the rollout controller's Nodes, Pods, PDBs and DirectUpdates, the
+/// schedule controllers' ScheduledUpdates, UpdateSchedules and DirectUpdates.
+/// Drive the returned future to keep the store current.
+pub fn reflect<K>(
+    api: Api<K>,
+    slim: fn(&mut K),
+    same: fn(&K, &K) -> bool,
+    notify: Arc<Notify>,
+) -> (Store<K>, impl Future<Output = ()>)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let cached = reader.clone();
+    // Seen before the reflector applies the event, so `cached` still holds the old copy.
+    let events = watcher(api, watcher::Config::default())
+        .modify(slim)
+        .default_backoff()
+        .inspect_ok(move |e| {
+            if changes(&cached, e, same) {
+                notify.notify_one();
+            }
+        });
+    let stream = reflector::reflector(writer, events).for_each(|_| futures::future::ready(()));
+    (reader, stream)
+}
+
+/// Whether a watch event changes the store.
+fn changes<K>(store: &Store<K>, e: &watcher::Event<K>, same: fn(&K, &K) -> bool) -> bool
+where
+    K: Resource + Clone,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    match e {
+        watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => store
+            .get(&reflector::ObjectRef::from_obj(obj))
+            .is_none_or(|old| !same(&old, obj)),
+        watcher::Event::Delete(_) | watcher::Event::Init | watcher::Event::InitDone => true,
+    }
+}
+
+/// Keep every object whole.
+pub fn whole<K>(_: &mut K) {}
+
+/// Every event wakes the controller.
+pub fn never_same<K>(_: &K, _: &K) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+    use k8s_openapi::api::core::v1::NodeSpec;
+    use kube::api::ObjectMeta;
+
+    fn node(rv: &str, cordoned: bool) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some("w-1".into()),
+                resource_version: Some(rv.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(NodeSpec {
+                unschedulable: Some(cordoned),
+                ..NodeSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn same_but_version(a: &Node, b: &Node) -> bool {
+        a.spec == b.spec
+    }
+
+    #[test]
+    fn only_events_that_change_the_cached_copy_wake_the_controller() {
+        let (reader, mut writer) = reflector::store::<Node>();
+        let apply = |n: Node| watcher::Event::Apply(n);
+        // A new object wakes; the same copy again (a heartbeat) does not; a change does.
+        assert!(changes(&reader, &apply(node("1", false)), same_but_version));
+        writer.apply_watcher_event(&apply(node("1", false)));
+        assert!(!changes(&reader, &apply(node("2", false)), same_but_version));
+        assert!(changes(&reader, &apply(node("3", true)), same_but_version));
+        assert!(changes(&reader, &apply(node("3", false)), never_same));
+        // Deletions and relists always wake.
+        assert!(changes(
+            &reader,
+            &watcher::Event::Delete(node("4", false)),
+            same_but_version
+        ));
+        assert!(changes(&reader, &watcher::Event::InitDone, same_but_version));
+    }
 }

@@ -32,12 +32,10 @@ use cupcake_api::fleet::{ClusterVersionSpec, VersionCatalog, VersionCatalogSpec}
 use cupcake_api::plan::Verdict;
 use cupcake_api::protocol::ScheduledUpdatePhase;
 use cupcake_core::pass::{Cluster, PassInput};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -637,33 +635,28 @@ async fn reconcile_schedule(
     wake
 }
 
-fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    (reader, stream)
-}
-
 /// Run both controllers until the future is dropped.
 pub async fn run(ctx: Context) {
     let notify = Arc::new(Notify::new());
-    let (sus, w1) = reflect(
+    let (sus, w1) = observe::reflect(
         Api::<ScheduledUpdate>::all(ctx.client.clone()),
+        observe::whole,
+        observe::never_same,
         notify.clone(),
     );
-    let (uss, w2) = reflect(
+    let (uss, w2) = observe::reflect(
         Api::<UpdateSchedule>::all(ctx.client.clone()),
+        observe::whole,
+        observe::never_same,
         notify.clone(),
     );
-    let (dus, w3) = reflect(Api::<DirectUpdate>::all(ctx.client.clone()), notify.clone());
+    // Their names and phases are read; a running one changes at every step of its nodes.
+    let (dus, w3) = observe::reflect(
+        Api::<DirectUpdate>::all(ctx.client.clone()),
+        crate::rollout::slim::direct_update,
+        observe::never_same,
+        notify.clone(),
+    );
     let work = async {
         let _ = tokio::join!(
             sus.wait_until_ready(),

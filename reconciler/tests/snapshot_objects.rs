@@ -1,13 +1,14 @@
 //! The typed conversion (`snapshot::from_objects`, used by the rollout controller
 //! and `observe::snapshot`) and the reader of kubectl's List (`snapshot::parse`,
 //! used for `--snapshot` files and `cupcake snapshot`'s output) make the same
-//! snapshot of the same objects.
+//! snapshot of the same objects — and the controller's slimmed cache copies
+//! (`rollout::slim`) make the same snapshot as the whole objects.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
 
 use cupcake_api::snapshot::ClusterSnapshot;
-use cupcake_reconciler::snapshot;
+use cupcake_reconciler::{rollout, snapshot};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, Node, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
     Pod, PodSpec, PodStatus, Taint, Volume,
@@ -443,11 +444,59 @@ fn typed_objects_and_their_kubectl_list_fail_the_same_way() {
     }
 }
 
+fn slim<K>(f: fn(&mut K)) -> impl Fn(K) -> K {
+    move |mut k| {
+        f(&mut k);
+        k
+    }
+}
+
+#[test]
+fn the_controllers_slim_copies_make_the_same_snapshot() {
+    let (nodes, pods, pdbs) = objects();
+    let slim_nodes: Vec<Node> = nodes
+        .iter()
+        .cloned()
+        .map(slim(rollout::slim::node))
+        .collect();
+    let slim_pods: Vec<Pod> = pods.iter().cloned().map(slim(rollout::slim::pod)).collect();
+    let slim_pdbs: Vec<PodDisruptionBudget> =
+        pdbs.iter().cloned().map(slim(rollout::slim::pdb)).collect();
+    assert_eq!(
+        typed(&slim_nodes, &slim_pods, &slim_pdbs).unwrap(),
+        typed(&nodes, &pods, &pdbs).unwrap()
+    );
+    // What goes: managed fields, last-applied, pod specs beyond node and images.
+    let n = &slim_nodes[0];
+    assert!(n.metadata.managed_fields.is_none());
+    assert_eq!(
+        n.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["cupcake.ricardomolendijk.com/status"],
+        "the controller's own annotations stay"
+    );
+    assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
+    let p = &slim_pods[0];
+    assert!(p.metadata.managed_fields.is_none());
+    let spec = p.spec.as_ref().unwrap();
+    assert!(spec.volumes.is_none() && spec.containers.iter().all(|c| c.args.is_none()));
+    assert!(p.status.as_ref().unwrap().pod_ip.is_none());
+    assert!(
+        slim_pdbs
+            .iter()
+            .all(|b| b.metadata.managed_fields.is_none() && b.metadata.annotations.is_none())
+    );
+}
+
 /// The example fleet's snapshot: real kubectl output of a 12-node cluster (nodes with
 /// their addresses, capacity and heartbeats; static, DaemonSet and Deployment pods;
 /// PDBs with status), read as typed objects the way a watch delivers them.
 #[test]
-fn a_real_kubectl_snapshot_reads_the_same_typed() {
+fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/fleet/clusters/demo/snapshot.yaml"
@@ -469,4 +518,21 @@ fn a_real_kubectl_snapshot_reads_the_same_typed() {
     let from_file = snapshot::parse(&text, path).unwrap();
     assert_eq!(typed(&nodes, &pods, &pdbs).unwrap(), from_file);
     assert_eq!(via_json(&nodes, &pods, &pdbs).unwrap(), from_file);
+    let mut beat = nodes[0].clone();
+    let slim_nodes: Vec<Node> = nodes.into_iter().map(slim(rollout::slim::node)).collect();
+    let slim_pods: Vec<Pod> = pods.into_iter().map(slim(rollout::slim::pod)).collect();
+    let slim_pdbs: Vec<PodDisruptionBudget> =
+        pdbs.into_iter().map(slim(rollout::slim::pdb)).collect();
+    assert_eq!(typed(&slim_nodes, &slim_pods, &slim_pdbs).unwrap(), from_file);
+    // A heartbeat (new condition timestamps, a new resourceVersion) leaves the slim
+    // copy the same: the controller does not wake for it. A cordon does not.
+    beat.metadata.resource_version = Some("99999".into());
+    for c in beat.status.as_mut().unwrap().conditions.as_mut().unwrap() {
+        c.last_heartbeat_time = None;
+    }
+    let beat = slim(rollout::slim::node)(beat);
+    assert!(rollout::slim::same(&slim_nodes[0], &beat));
+    let mut cordoned = beat.clone();
+    cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+    assert!(!rollout::slim::same(&slim_nodes[0], &cordoned));
 }

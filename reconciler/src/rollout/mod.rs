@@ -15,6 +15,7 @@
 //! is recorded in `status.stages` and never recomputed.
 
 mod effects;
+pub mod slim;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -31,11 +32,12 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Notify;
 use tracing::{info, warn};
+
+use crate::observe;
 
 pub use effects::{Clients, eviction_refusal};
 
@@ -187,22 +189,6 @@ struct Stores {
     nodes: Store<Node>,
     pods: Store<Pod>,
     pdbs: Store<PodDisruptionBudget>,
-}
-
-/// Watch `api` into a store, waking `notify` on every change.
-fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl std::future::Future<Output = ()>)
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
-    (reader, stream)
 }
 
 /// The cluster as the planner and the rollout decision read it, from the stores.
@@ -369,6 +355,12 @@ async fn write_status(
     .await
 }
 
+/// `obj` as the stores keep it.
+fn slimmed<K>(mut obj: K, slim: fn(&mut K)) -> Arc<K> {
+    slim(&mut obj);
+    Arc::new(obj)
+}
+
 /// Our own latest writes: the watch may deliver them after the next round starts,
 /// and deciding from a stale status would repeat effects and lose the write race.
 type Written<K> = BTreeMap<String, (Option<String>, Arc<K>)>;
@@ -378,6 +370,26 @@ type Written<K> = BTreeMap<String, (Option<String>, Arc<K>)>;
 struct Mine {
     dus: Written<DirectUpdate>,
     nodes: Written<Node>,
+    /// When the running DirectUpdate's status was last written.
+    status_written: Option<Instant>,
+}
+
+/// How often a status that changed only in the agents' progress (`lastStep`) is
+/// written. Fifty agents report a step a second between them; writing each one
+/// (the whole status, a thousand nodes) kept the controller busy writing while an
+/// agent waited for its node to be verified and released.
+const PROGRESS_WRITES: Duration = Duration::from_secs(1);
+
+/// `new` differs from `old` only in the nodes' `lastStep` (and so `lastUpdated`).
+fn only_progress(old: &DirectUpdateStatus, new: &DirectUpdateStatus) -> bool {
+    let mut new = new.clone();
+    new.last_updated = old.last_updated;
+    for (name, ns) in &mut new.nodes {
+        if let Some(o) = old.nodes.get(name) {
+            ns.last_step.clone_from(&o.last_step);
+        }
+    }
+    &new == old
 }
 
 /// The freshest copy of each object: the store's, unless it is still the version our
@@ -447,8 +459,7 @@ fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
 /// One round: decide and act for the DirectUpdate that may run. Returns when to look again.
 #[tracing::instrument(name = "rollout_round", skip_all)]
 async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Duration>, String> {
-    let written = &mut mine.dus;
-    let dus = freshest(s.dus.state(), written);
+    let dus = freshest(s.dus.state(), &mut mine.dus);
     let nodes = freshest(s.nodes.state(), &mut mine.nodes);
     for phase in [
         "Pending",
@@ -504,7 +515,10 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             let new = write_status(ctx, other, &st)
                 .await
                 .map_err(|e| e.to_string())?;
-            written.insert(other.name_any(), (other.resource_version(), Arc::new(new)));
+            mine.dus.insert(
+                other.name_any(),
+                (other.resource_version(), slimmed(new, slim::direct_update)),
+            );
         }
     }
     let cluster = cluster_snapshot(s, &nodes)?;
@@ -531,7 +545,10 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
                     let new = write_status(ctx, &du, &st)
                         .await
                         .map_err(|e| e.to_string())?;
-                    written.insert(du.name_any(), (du.resource_version(), Arc::new(new)));
+                    mine.dus.insert(
+                        du.name_any(),
+                        (du.resource_version(), slimmed(new, slim::direct_update)),
+                    );
                 }
                 return Ok(None);
             }
@@ -571,7 +588,10 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             )
             .await
             .map_err(|e| format!("adding the finalizer: {e}"))?;
-        written.insert(du.name_any(), (du.resource_version(), Arc::new(new)));
+        mine.dus.insert(
+            du.name_any(),
+            (du.resource_version(), slimmed(new, slim::direct_update)),
+        );
         return Ok(Some(Duration::ZERO));
     }
     let drain = du.spec.drain.clone().unwrap_or_default();
@@ -615,7 +635,8 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
                         .iter()
                         .find(|x| x.name_any() == n.name_any())
                         .and_then(|x| x.resource_version());
-                    mine.nodes.insert(n.name_any(), (before, Arc::new(n)));
+                    mine.nodes
+                        .insert(n.name_any(), (before, slimmed(n, slim::node)));
                 }
             }
             Err(e) => {
@@ -663,13 +684,28 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             .with_label_values(&[p.as_str()])
             .set(n as i64);
     }
+    // A change in the agents' progress alone waits for the next progress write.
+    let mut progress_due = None;
     if du.status.as_ref() != Some(&d.status) {
-        let new = write_status(ctx, &du, &d.status)
-            .await
-            .map_err(|e| format!("writing the status: {e}"))?;
-        written.insert(du.name_any(), (du.resource_version(), Arc::new(new)));
-        if du.status.as_ref().and_then(|s| s.phase) != d.status.phase {
-            info!(directupdate = %du.name_any(), phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
+        let since_write = mine.status_written.map(|t| t.elapsed());
+        progress_due = du
+            .status
+            .as_ref()
+            .filter(|old| after.is_empty() && !deleting && only_progress(old, &d.status))
+            .and(since_write)
+            .and_then(|e| PROGRESS_WRITES.checked_sub(e));
+        if progress_due.is_none() {
+            mine.status_written = Some(Instant::now());
+            let new = write_status(ctx, &du, &d.status)
+                .await
+                .map_err(|e| format!("writing the status: {e}"))?;
+            mine.dus.insert(
+                du.name_any(),
+                (du.resource_version(), slimmed(new, slim::direct_update)),
+            );
+            if du.status.as_ref().and_then(|s| s.phase) != d.status.phase {
+                info!(directupdate = %du.name_any(), phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
+            }
         }
     }
     for e in after {
@@ -682,7 +718,22 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         cancel(ctx, &du, &d.status, &node_ann).await?;
         return Ok(Some(Duration::ZERO));
     }
-    Ok(d.requeue_after)
+    // A node moved on (it started draining, finished, …): the next decision may move
+    // it or another one further without any new event (a node without pods to drain
+    // is assigned at once; the last node of a batch done starts the next batch), so
+    // look again now rather than when the watch brings our own writes back. Each
+    // rerun follows a phase change, so this ends.
+    let phases = |st: Option<&DirectUpdateStatus>| -> BTreeMap<String, NodePhase> {
+        st.map(|s| s.nodes.iter().map(|(n, s)| (n.clone(), s.phase)).collect())
+            .unwrap_or_default()
+    };
+    if phases(Some(&d.status)) != phases(du.status.as_ref()) {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(match (d.requeue_after, progress_due) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// A deleted DirectUpdate whose nodes in flight are done: clear assignments not
@@ -734,10 +785,30 @@ async fn remove_finalizer(ctx: &Context, du: &DirectUpdate) -> Result<(), String
 pub async fn run(ctx: Context) {
     let notify = Arc::new(Notify::new());
     let c = ctx.clients.client.clone();
-    let (dus, w1) = reflect(Api::<DirectUpdate>::all(c.clone()), notify.clone());
-    let (nodes, w2) = reflect(Api::<Node>::all(c.clone()), notify.clone());
-    let (pods, w3) = reflect(Api::<Pod>::all(c.clone()), notify.clone());
-    let (pdbs, w4) = reflect(Api::<PodDisruptionBudget>::all(c), notify.clone());
+    let (dus, w1) = observe::reflect(
+        Api::<DirectUpdate>::all(c.clone()),
+        slim::direct_update,
+        |_, _| false, // few events, and most are our own writes
+        notify.clone(),
+    );
+    let (nodes, w2) = observe::reflect(
+        Api::<Node>::all(c.clone()),
+        slim::node,
+        slim::same,
+        notify.clone(),
+    );
+    let (pods, w3) = observe::reflect(
+        Api::<Pod>::all(c.clone()),
+        slim::pod,
+        slim::same,
+        notify.clone(),
+    );
+    let (pdbs, w4) = observe::reflect(
+        Api::<PodDisruptionBudget>::all(c),
+        slim::pdb,
+        slim::same,
+        notify.clone(),
+    );
     let stores = Stores {
         dus,
         nodes,
@@ -779,7 +850,7 @@ pub async fn run(ctx: Context) {
                 None => notify.notified().await,
             }
             // Coalesce a burst of watch events into one round.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
     tokio::select! {
@@ -889,5 +960,38 @@ mod condition_tests {
             ready.last_transition_time, first[0].last_transition_time,
             "Ready flipped: new transition time"
         );
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+    use cupcake_api::crd::NodeStatus;
+
+    fn status(step: &str, phase: NodePhase) -> DirectUpdateStatus {
+        let node = NodeStatus {
+            phase,
+            last_step: Some(step.to_string()),
+            ..NodeStatus::default()
+        };
+        DirectUpdateStatus {
+            nodes: [("w-1".to_string(), node)].into(),
+            ..DirectUpdateStatus::default()
+        }
+    }
+
+    #[test]
+    fn only_the_agents_progress_may_wait_for_the_next_write() {
+        let old = status("01-preflight", NodePhase::Upgrading);
+        let mut new = status("02-upgrade-kubeadm-package", NodePhase::Upgrading);
+        new.last_updated = Some(Utc::now());
+        assert!(only_progress(&old, &new));
+        assert!(!only_progress(
+            &old,
+            &status("06-verify", NodePhase::Completed)
+        ));
+        let mut other = status("01-preflight", NodePhase::Upgrading);
+        other.message = Some("upgrading w-1".into());
+        assert!(!only_progress(&old, &other));
     }
 }
