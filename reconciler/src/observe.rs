@@ -287,7 +287,11 @@ mod tests {
         // A new object wakes; the same copy again (a heartbeat) does not; a change does.
         assert!(changes(&reader, &apply(node("1", false)), same_but_version));
         writer.apply_watcher_event(&apply(node("1", false)));
-        assert!(!changes(&reader, &apply(node("2", false)), same_but_version));
+        assert!(!changes(
+            &reader,
+            &apply(node("2", false)),
+            same_but_version
+        ));
         assert!(changes(&reader, &apply(node("3", true)), same_but_version));
         assert!(changes(&reader, &apply(node("3", false)), never_same));
         // Deletions and relists always wake.
@@ -296,6 +300,10 @@ mod tests {
             &watcher::Event::Delete(node("4", false)),
             same_but_version
         ));
-        assert!(changes(&reader, &watcher::Event::InitDone, same_but_version));
+        assert!(changes(
+            &reader,
+            &watcher::Event::InitDone,
+            same_but_version
+        ));
     }
 }

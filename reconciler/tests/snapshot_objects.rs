@@ -523,7 +523,10 @@ fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
     let slim_pods: Vec<Pod> = pods.into_iter().map(slim(rollout::slim::pod)).collect();
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.into_iter().map(slim(rollout::slim::pdb)).collect();
-    assert_eq!(typed(&slim_nodes, &slim_pods, &slim_pdbs).unwrap(), from_file);
+    assert_eq!(
+        typed(&slim_nodes, &slim_pods, &slim_pdbs).unwrap(),
+        from_file
+    );
     // A heartbeat (new condition timestamps, a new resourceVersion) leaves the slim
     // copy the same: the controller does not wake for it. A cordon does not.
     beat.metadata.resource_version = Some("99999".into());
