@@ -104,6 +104,10 @@ say "helm build (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/build-helm.sh           # helm from its Go module, for tests/e2e/tests/chart.rs
 export CUPCAKE_REQUIRE_HELM=1         # a missing helm fails the chart tests instead of skipping them
 
+say "promtool build (cached in $CUPCAKE_HARNESS_CACHE)"
+tests/harness/build-promtool.sh       # promtool from the Prometheus Go module, for tests/e2e/tests/observability.rs
+export CUPCAKE_REQUIRE_PROMTOOL=1     # a missing promtool fails the alert and dashboard tests
+
 say "backup test tools: etcdutl (cached in $CUPCAKE_HARNESS_CACHE), moto (cached venv)"
 tests/harness/build-etcdutl.sh        # etcdutl at the harness's etcd version: snapshot status/restore
 tests/harness/moto-venv.sh            # moto[server] pinned: the S3-compatible store

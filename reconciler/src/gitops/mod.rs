@@ -164,6 +164,32 @@ impl Metrics {
         registry.register(Box::new(m.status_pushes.clone()))?;
         registry.register(Box::new(m.commit_statuses.clone()))?;
         registry.register(Box::new(m.webhooks.clone()))?;
+        // Every label value exists from the start, at 0: a series born at 1 shows no
+        // increase() in Prometheus, so the first failed fetch or invalid pass would
+        // raise no alert (charts/cupcake/files/prometheus-rules.yaml).
+        for (family, values) in [
+            (&m.fetches, &["ok", "error"][..]),
+            (
+                &m.passes,
+                &["allow", "defer", "deny", "up_to_date", "invalid"][..],
+            ),
+            (&m.status_pushes, &["committed", "unchanged", "error"][..]),
+            (&m.commit_statuses, &["ok", "error"][..]),
+            (
+                &m.webhooks,
+                &[
+                    "accepted",
+                    "ignored",
+                    "unauthorized",
+                    "bad_request",
+                    "replayed",
+                ][..],
+            ),
+        ] {
+            for v in values {
+                family.with_label_values(&[*v]);
+            }
+        }
         Ok(m)
     }
 }
