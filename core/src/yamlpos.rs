@@ -152,6 +152,61 @@ pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
     found.map(|(l, c)| (l, c, matched == path.len()))
 }
 
+/// Line and column (1-based, columns in characters) of byte offset `at` of `text`.
+pub fn line_col_of_byte(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
+/// How deep flow collections (`[...]`, `{...}`) may nest. The YAML parser stops at
+/// 128 levels anyway, but takes time quadratic in the depth to get there (a 100 kB
+/// file of `[` took a minute), so deeper input is refused before it is parsed.
+pub const MAX_FLOW_DEPTH: usize = 128;
+
+/// Where flow collections nest deeper than [`MAX_FLOW_DEPTH`] (line, column), if they
+/// do. Brackets in comments and quoted strings do not count; the scan is linear.
+pub fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut prev = '\n';
+    let mut comment = false;
+    for (i, c) in text.char_indices() {
+        if comment {
+            comment = c != '\n';
+        } else if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '"' | '\'' if prev.is_whitespace() || "[{,:".contains(prev) => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(line_col_of_byte(text, i));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +229,20 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(locate(DOC, &parse_path(path)), want, "{path}");
         }
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_found_and_quotes_and_comments_do_not_count() {
+        let deep = format!("a: {}", "[".repeat(MAX_FLOW_DEPTH + 1));
+        assert_eq!(too_deep(&deep), Some((1, 4 + MAX_FLOW_DEPTH)));
+        let ok = format!(
+            "a: {0}{1}\n",
+            "[".repeat(MAX_FLOW_DEPTH),
+            "]".repeat(MAX_FLOW_DEPTH)
+        );
+        assert_eq!(too_deep(&ok), None);
+        let quoted = format!("a: \"{0}\"\nb: '{0}'\n# {0}\nc: x # {0}\n", "[".repeat(500));
+        assert_eq!(too_deep(&quoted), None);
+        assert_eq!(line_col_of_byte("ab\ncé\0", 6), (2, 3));
     }
 }

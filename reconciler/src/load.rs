@@ -125,6 +125,9 @@ pub fn parse_manifest<S: DeserializeOwned>(
             format!("empty file: expected a {kind} manifest"),
         ));
     }
+    if let Some(e) = too_deep(file, text) {
+        return Err(e);
+    }
     // Like kubectl, accept document separators around the one manifest; a second
     // manifest in the same file is an error (it would otherwise be ignored).
     let mut seen_content = false;
@@ -198,6 +201,8 @@ pub fn parse_manifest<S: DeserializeOwned>(
             if let Some(i) = msg.find(" at line ") {
                 msg.truncate(i);
             }
+            // The reader's errors (control characters) give a byte offset instead.
+            let at_byte = at_position(&mut msg, text);
             // yaml also prefixes its own (coarser) path; ours is more precise.
             if let Some((prefix, rest)) = msg.split_once(": ")
                 && !prefix.contains(' ')
@@ -220,6 +225,7 @@ pub fn parse_manifest<S: DeserializeOwned>(
             let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field))
                 .filter(|p| p.2 && !field.is_empty());
             let (line, column) = match (exact, loc) {
+                _ if at_byte.is_some() => (at_byte.map(|p| p.0), at_byte.map(|p| p.1)),
                 (Some((l, c, _)), _) => (Some(l), Some(c)),
                 (None, Some(l)) => (Some(l.line()), Some(l.column())),
                 (None, None) => {
@@ -236,6 +242,9 @@ pub fn parse_manifest<S: DeserializeOwned>(
             })));
         }
     };
+    if let Some(e) = duplicate_key(file, text) {
+        return Err(e);
+    }
     if m.api_version != API_VERSION {
         return Err(LoadError::invalid(
             file,
@@ -264,6 +273,61 @@ pub fn parse_manifest<S: DeserializeOwned>(
         ));
     }
     Ok(m)
+}
+
+/// Flow collections nested deeper than the parser handles in linear time: refused
+/// with their position before parsing (see [`yamlpos::MAX_FLOW_DEPTH`]).
+fn too_deep(file: &Path, text: &str) -> Option<LoadError> {
+    let (line, column) = yamlpos::too_deep(text)?;
+    Some(LoadError::Invalid(Box::new(Invalid {
+        file: file.to_path_buf(),
+        line: Some(line),
+        column: Some(column),
+        field: String::new(),
+        message: format!(
+            "flow collections ([...] or {{...}}) nested more than {} levels deep",
+            yamlpos::MAX_FLOW_DEPTH
+        ),
+    })))
+}
+
+/// A YAML reader error ending in ` at position N` (a byte offset): the offset is
+/// removed from `msg`, the character named, and its line and column returned.
+fn at_position(msg: &mut String, text: &str) -> Option<(usize, usize)> {
+    let i = msg.find(" at position ")?;
+    let at: usize = msg[i + " at position ".len()..].trim().parse().ok()?;
+    msg.truncate(i);
+    if let Some(c) = text.get(at..).and_then(|t| t.chars().next()) {
+        msg.push_str(&format!(" (found U+{:04X})", c as u32));
+    }
+    Some(yamlpos::line_col_of_byte(text, at))
+}
+
+/// A key given twice in one mapping. Struct fields are checked while parsing; this
+/// catches maps (`metadata.labels`, `nodeSelector`, `policies/config.yaml`), where the
+/// second value would silently replace the first.
+fn duplicate_key(file: &Path, text: &str) -> Option<LoadError> {
+    let e = yaml_serde::from_str::<yaml_serde::Value>(text).err()?;
+    let full = e.to_string();
+    let i = full.find("duplicate entry")?;
+    let field = full[..i].trim_end_matches(": ").to_string();
+    let field = if field.contains(' ') {
+        String::new()
+    } else {
+        field
+    };
+    let mut message = full[i..].to_string();
+    if let Some(j) = message.find(" at line ") {
+        message.truncate(j);
+    }
+    let loc = e.location();
+    Some(LoadError::Invalid(Box::new(Invalid {
+        file: file.to_path_buf(),
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        field,
+        message: format!("{message}: each key may appear once"),
+    })))
 }
 
 /// Semantic checks of a ClusterVersion beyond its schema.
@@ -653,16 +717,24 @@ pub fn policy_config(tree: &FleetTree) -> Result<serde_json::Value, LoadError> {
         return Ok(empty);
     };
     let file = tree.display(rel);
+    if let Some(e) = too_deep(&file, text) {
+        return Err(e);
+    }
     let v: serde_json::Value = yaml_serde::from_str(text).map_err(|e| {
         let loc = e.location();
+        let mut message = e.to_string();
+        let at = at_position(&mut message, text);
         LoadError::Invalid(Box::new(Invalid {
             file: file.clone(),
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
+            line: at.map(|p| p.0).or(loc.as_ref().map(|l| l.line())),
+            column: at.map(|p| p.1).or(loc.as_ref().map(|l| l.column())),
             field: String::new(),
-            message: format!("invalid YAML: {e}"),
+            message: format!("invalid YAML: {message}"),
         }))
     })?;
+    if let Some(e) = duplicate_key(&file, text) {
+        return Err(e);
+    }
     match v {
         serde_json::Value::Object(_) => Ok(v),
         serde_json::Value::Null => Ok(empty),

@@ -74,6 +74,16 @@ pub fn signature_valid(secret: &[u8], body: &[u8], signature: Option<&str>) -> b
     mac.verify_slice(&expected).is_ok()
 }
 
+/// The `ref` of a push event's JSON body (the only field the loop reads).
+pub fn push_ref(body: &[u8]) -> Result<String, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Push {
+        #[serde(rename = "ref")]
+        reference: String,
+    }
+    serde_json::from_slice::<Push>(body).map(|p| p.reference)
+}
+
 async fn github_hook(
     State(s): State<ServerState>,
     headers: HeaderMap,
@@ -138,20 +148,15 @@ async fn github_hook(
             (StatusCode::OK, "pong\n".into())
         }
         "push" => {
-            #[derive(serde::Deserialize)]
-            struct Push {
-                #[serde(rename = "ref")]
-                reference: String,
-            }
-            let Ok(push) = serde_json::from_slice::<Push>(&body) else {
+            let Ok(reference) = push_ref(&body) else {
                 count("bad_request");
                 return (StatusCode::BAD_REQUEST, "push event without a ref\n".into());
             };
-            if push.reference != format!("refs/heads/{}", hook.branch) {
+            if reference != format!("refs/heads/{}", hook.branch) {
                 count("ignored");
                 return (
                     StatusCode::ACCEPTED,
-                    format!("ignored: {} is not the followed branch\n", push.reference),
+                    format!("ignored: {reference} is not the followed branch\n"),
                 );
             }
             count("accepted");

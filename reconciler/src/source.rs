@@ -60,12 +60,22 @@ impl FleetTree {
     pub fn text(&self, rel: &str) -> Result<Option<&str>, std::io::Error> {
         match self.files.get(rel) {
             None => Ok(None),
-            Some(b) => std::str::from_utf8(b).map(Some).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("not UTF-8 text: {e}"),
-                )
-            }),
+            // A byte-order mark (editors on Windows write one) is not part of the text.
+            Some(b) => {
+                let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
+                std::str::from_utf8(b).map(Some).map_err(|e| {
+                    let good = std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default();
+                    let (line, col) = cupcake_core::yamlpos::line_col_of_byte(good, good.len());
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "not UTF-8 text: invalid byte 0x{:02X} at line {line} column {col} (byte {}); save the file as UTF-8",
+                            b[e.valid_up_to()],
+                            e.valid_up_to()
+                        ),
+                    )
+                })
+            }
         }
     }
 
