@@ -163,6 +163,9 @@ impl Checkpoint {
     /// Open (or create) the directory for `want` under `root`.
     pub fn open(root: &Path, want: &Metadata) -> Result<(Self, Opened), CheckpointError> {
         let dir = root.join(dir_name(&want.operation_id));
+        if is_symlink(&dir)? {
+            return Err(symlink(&dir));
+        }
         let opened = if !exists(&dir)? {
             create(root, &dir, want)?;
             Opened::Created
@@ -313,8 +316,28 @@ fn exists(p: &Path) -> Result<bool, CheckpointError> {
     p.try_exists().map_err(io("checking", p))
 }
 
+/// A symbolic link where the agent writes only files and `logs/`: following it would
+/// read (and report in the node's annotations) or overwrite whatever it points to.
+fn symlink(path: &Path) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        why: "a symbolic link: an operation checkpoint holds only the files the agent wrote (move the directory away to start over)".to_string(),
+    }
+}
+
+fn is_symlink(p: &Path) -> Result<bool, CheckpointError> {
+    match fs::symlink_metadata(p) {
+        Ok(m) => Ok(m.file_type().is_symlink()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io("checking", p)(e)),
+    }
+}
+
 fn read_metadata(dir: &Path) -> Result<Metadata, CheckpointError> {
     let path = dir.join(METADATA);
+    if is_symlink(&path)? {
+        return Err(symlink(&path));
+    }
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -372,7 +395,11 @@ fn scan(dir: &Path, steps: &[String]) -> Result<Checkpoint, CheckpointError> {
         let entry = entry.map_err(io("reading", dir))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_dir = entry.file_type().map_err(io("reading", &path))?.is_dir();
+        let file_type = entry.file_type().map_err(io("reading", &path))?;
+        if file_type.is_symlink() {
+            return Err(symlink(&path));
+        }
+        let is_dir = file_type.is_dir();
         let foreign = || CheckpointError::Foreign { path: path.clone() };
         match name.as_str() {
             METADATA if !is_dir => {}
