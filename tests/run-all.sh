@@ -77,6 +77,7 @@ pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev pkg-config)
 [ -e /usr/lib/lighttpd/mod_openssl.so ] || need_apt+=(lighttpd-mod-openssl)   # ... over https
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)   # ... and over ssh (started by the test on a loopback port)
 python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)   # the moto venv of the backup tests
+command -v lua5.1 >/dev/null || need_apt+=(lua5.1)   # runs the Argo CD health check's test cases (tests/e2e/tests/gitops_tools.rs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -107,6 +108,9 @@ export CUPCAKE_REQUIRE_HELM=1         # a missing helm fails the chart tests ins
 say "promtool build (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/build-promtool.sh       # promtool from the Prometheus Go module, for tests/e2e/tests/observability.rs
 export CUPCAKE_REQUIRE_PROMTOOL=1     # a missing promtool fails the alert and dashboard tests
+tests/harness/gitops-crds.sh          # Argo CD's and Flux's CRDs from their Go modules, for the examples' dry-run
+export CUPCAKE_REQUIRE_GITOPS_CRDS=1  # ... missing ones fail tests/e2e/tests/gitops_tools.rs
+export CUPCAKE_REQUIRE_LUA=1          # a missing lua5.1 fails the Argo CD health-check tests
 
 say "backup test tools: etcdutl (cached in $CUPCAKE_HARNESS_CACHE), moto (cached venv)"
 tests/harness/build-etcdutl.sh        # etcdutl at the harness's etcd version: snapshot status/restore
