@@ -670,6 +670,23 @@ async fn chart_prometheusrule_and_dashboard_configmap_pass_server_side_dry_run()
         args.extend_from_slice(extra);
         run(&helm, &args)
     };
+    let out = run(
+        &helm,
+        &[
+            "lint",
+            "--strict",
+            "charts/cupcake",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
+            "--set",
+            "metrics.grafanaDashboard.enabled=true",
+        ],
+    );
+    ok(
+        &out,
+        "helm lint --strict with the PrometheusRule and the dashboard",
+    )
+    .unwrap();
     let out = template(&[]);
     let y = ok(&out, "helm template").unwrap();
     let docs: Vec<serde_json::Value> = y
