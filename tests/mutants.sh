@@ -6,6 +6,9 @@
 #
 #   tests/mutants.sh            # the scope below, one job
 #   tests/mutants.sh --list     # only list the mutants (any extra args go to cargo-mutants)
+#   tests/mutants.sh --only apiservers --only kubelets
+#                               # only these functions (name or regex, repeatable;
+#                               # replaces the default list below)
 #
 # Scope: verdict and forcing (Decision::from_findings, expand_force,
 # force_findings), skew checks (kubelet_skew_ok, checks::apiservers,
@@ -19,10 +22,54 @@ if ! cargo mutants --version >/dev/null 2>&1; then
     cargo install cargo-mutants --locked
 fi
 
+# --only FN (repeatable) replaces the default function list; the rest goes to cargo-mutants.
+fns=()
+rest=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only)
+            [ $# -ge 2 ] || { echo "tests/mutants.sh: --only needs a function name (e.g. --only split)" >&2; exit 2; }
+            fns+=("$2")
+            shift 2
+            ;;
+        --only=*)
+            fns+=("${1#--only=}")
+            shift
+            ;;
+        *)
+            rest+=("$1")
+            shift
+            ;;
+    esac
+done
+if [ ${#fns[@]} -eq 0 ]; then
+    fns=(
+        'Decision::from_findings'
+        expand_force
+        force_findings
+        kubelet_skew_ok
+        apiservers
+        kubelets
+        size
+        split
+        'CompiledWindow::active'
+        spec_hash
+        dns_label
+        direct_update
+    )
+fi
+# A mutant is named "<op> in FN" or, when it replaces the whole body,
+# "replace FN -> T with ...": match both. (cargo-mutants 27 lists the
+# "delete field" mutants of the files below whatever --re says.)
+only=()
+for f in "${fns[@]}"; do
+    only+=(--re "(^| )(in|replace) ($f)( |$)")
+done
+
 # No debug info: each mutant relinks every core test binary, and this halves it.
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 
-exec cargo mutants \
+exec nice -n 19 cargo mutants \
     --test-package cupcake-core \
     --jobs 1 \
     --timeout 300 \
@@ -35,16 +82,5 @@ exec cargo mutants \
     --file core/src/plan/batches.rs \
     --file core/src/schedule.rs \
     --file core/src/render.rs \
-    --re 'Decision::from_findings' \
-    --re 'in expand_force' \
-    --re 'in force_findings' \
-    --re 'in kubelet_skew_ok' \
-    --re 'in apiservers' \
-    --re 'in kubelets' \
-    --re 'in size' \
-    --re 'in split' \
-    --re 'in CompiledWindow::active' \
-    --re 'in spec_hash' \
-    --re 'in dns_label' \
-    --re 'in direct_update' \
-    "$@"
+    "${only[@]}" \
+    ${rest[@]+"${rest[@]}"}

@@ -48,6 +48,9 @@ fn dns_label(s: &str) -> String {
         .collect();
     out = out.trim_matches('-').to_string();
     out.truncate(40);
+    // A cut at a '-' must not leave a trailing '-' (a label value ends
+    // alphanumeric, or the API server refuses the object).
+    out.truncate(out.trim_end_matches('-').len());
     if out.is_empty() {
         "cluster".to_string()
     } else {
