@@ -500,3 +500,60 @@ async fn argocd_and_flux_examples_pass_server_side_dry_run() {
         );
     }
 }
+
+/// The Flux health expressions in examples/flux/kustomizations.yaml sort each phase the
+/// way the Argo CD check does: Healthy ↔ current, Degraded ↔ failed, Progressing ↔
+/// inProgress, Suspended ↔ none of them (read from the phase lists in the expressions).
+#[test]
+fn flux_health_expressions_agree_with_the_argo_cd_check() {
+    let Some(lua) = lua() else { return };
+    let text = std::fs::read_to_string(repo().join("examples/flux/kustomizations.yaml")).unwrap();
+    let exprs = text
+        .split("\n---\n")
+        .map(|d| yaml_serde::from_str::<Value>(d).unwrap())
+        .flat_map(|k| {
+            k["spec"]["healthCheckExprs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|e| e["kind"] == "DirectUpdate")
+        .expect("a healthCheckExprs entry for DirectUpdate");
+    assert_eq!(exprs["apiVersion"], "cupcake.ricardomolendijk.com/v1");
+    let dir = repo().join(HEALTH_DIR);
+    for case in read_yaml(&dir.join("health_test.yaml"))["tests"]
+        .as_array()
+        .unwrap()
+    {
+        let obj = read_yaml(&dir.join(case["inputPath"].as_str().unwrap()));
+        let Some(phase) = obj["status"]["phase"].as_str() else {
+            continue;
+        };
+        let generation_current =
+            obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
+        let (status, _) = run_health(&lua, &dir.join("health.lua"), &obj).unwrap();
+        let quoted = format!("'{phase}'");
+        let named: Vec<&str> = ["current", "failed", "inProgress"]
+            .into_iter()
+            .filter(|k| exprs[*k].as_str().unwrap().contains(&quoted))
+            .collect();
+        let want: &[&str] = match status.as_str() {
+            "Healthy" => &["current"],
+            "Degraded" => &["failed"],
+            "Progressing" if generation_current => &["inProgress"],
+            // Waiting for a new generation: inProgress's generation clause covers it.
+            "Progressing" => continue,
+            "Suspended" | "Unknown" => &[],
+            other => panic!("unexpected {other}"),
+        };
+        assert_eq!(
+            named, want,
+            "phase {phase} (Argo CD: {status}) in the Flux expressions {exprs}"
+        );
+    }
+    let in_progress = exprs["inProgress"].as_str().unwrap();
+    assert!(
+        in_progress.contains("!has(status.phase)") && in_progress.contains("observedGeneration"),
+        "{in_progress}"
+    );
+}
