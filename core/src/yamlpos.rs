@@ -89,11 +89,30 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
 
 /// Like [`locate`], and whether every segment of the path was found.
 pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
+    locate_nth(text, path, 0)
+}
+
+/// 1-based (line, column) of the second `key` of the block mapping at `path`
+/// (`spec.drain` + `timeout`): where a key given twice is given again. `None`
+/// when the mapping or a second `key` line is not found (flow style).
+pub fn locate_repeat(text: &str, path: &[Seg], key: &str) -> Option<(usize, usize)> {
+    let mut full = path.to_vec();
+    full.push(Seg::Key(key.to_string()));
+    match locate_nth(text, &full, 1)? {
+        (l, c, true) => Some((l, c)),
+        _ => None,
+    }
+}
+
+/// [`locate_exact`], taking the `last_nth` (0-based) occurrence of the path's
+/// last key among its siblings.
+fn locate_nth(text: &str, path: &[Seg], last_nth: usize) -> Option<(usize, usize, bool)> {
     let mut matched = 0;
     let lines = scan(text);
     let mut range = 0..lines.len();
     let mut found: Option<(usize, usize)> = None;
-    for seg in path {
+    for (depth, seg) in path.iter().enumerate() {
+        let nth = if depth + 1 == path.len() { last_nth } else { 0 };
         // The indentation of this block's children: the first content line in range.
         let child = range
             .clone()
@@ -102,11 +121,14 @@ pub fn locate_exact(text: &str, path: &[Seg]) -> Option<(usize, usize, bool)> {
         let hit = match seg {
             Seg::Key(k) => {
                 let ind = first.indent;
-                range.clone().find(|&i| {
-                    lines[i]
-                        .as_ref()
-                        .is_some_and(|l| l.indent == ind && key_of(l.content) == Some(k.as_str()))
-                })
+                range
+                    .clone()
+                    .filter(|&i| {
+                        lines[i].as_ref().is_some_and(|l| {
+                            l.indent == ind && key_of(l.content) == Some(k.as_str())
+                        })
+                    })
+                    .nth(nth)
             }
             Seg::Index(n) => {
                 let dash = first.dash_indent;
@@ -228,6 +250,25 @@ mod tests {
         ];
         for (path, want) in cases {
             assert_eq!(locate(DOC, &parse_path(path)), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn finds_a_key_given_again() {
+        let doc = "spec:\n  kubernetesVersion: 1.34.2\n  drain:\n    timeout: 1m\n    force: true\n    timeout: 2m\n  kubernetesVersion: 1.35.0\nkind: A\nkind: B\n";
+        let cases = [
+            ("spec", "kubernetesVersion", Some((7, 3))),
+            ("spec.drain", "timeout", Some((6, 5))),
+            ("", "kind", Some((9, 1))),
+            ("spec.drain", "force", None),
+            ("spec.nothing", "timeout", None),
+        ];
+        for (path, key, want) in cases {
+            assert_eq!(
+                locate_repeat(doc, &parse_path(path), key),
+                want,
+                "{path} {key}"
+            );
         }
     }
 

@@ -197,6 +197,18 @@ pub fn parse_manifest<S: DeserializeOwned>(
             let inner = e.into_inner();
             let loc = inner.location();
             let mut msg = inner.to_string();
+            // A tab where YAML wants spaces: the parser knows exactly where it is,
+            // and the field it was in is no help.
+            let tab = loc.as_ref().filter(|l| {
+                msg.contains("tab character")
+                    || text.get(l.index()..).is_some_and(|t| t.starts_with('\t'))
+            });
+            let tab_at = tab.map(|l| (l.line(), l.column()));
+            let field = if tab_at.is_some() {
+                String::new()
+            } else {
+                field
+            };
             // yaml's message repeats the position; ours is in front already.
             if let Some(i) = msg.find(" at line ") {
                 msg.truncate(i);
@@ -221,11 +233,23 @@ pub fn parse_manifest<S: DeserializeOwned>(
             if TIME_ERRORS.iter().any(|t| msg.starts_with(t)) {
                 msg.push_str(": expected an RFC 3339 time like 2026-12-20T00:00:00Z");
             }
+            if tab_at.is_some() {
+                msg.push_str(" (a tab: YAML indents with spaces only)");
+            }
+            // A struct field given twice: point at the second one, not the mapping.
+            let repeat = msg
+                .strip_prefix("duplicate field `")
+                .and_then(|r| r.split_once('`'))
+                .and_then(|(key, _)| {
+                    yamlpos::locate_repeat(text, &yamlpos::parse_path(&field), key)
+                });
             // Our locator knows exactly where a field is; yaml knows where parsing stopped.
             let exact = yamlpos::locate_exact(text, &yamlpos::parse_path(&field))
                 .filter(|p| p.2 && !field.is_empty());
             let (line, column) = match (exact, loc) {
+                _ if tab_at.is_some() => (tab_at.map(|p| p.0), tab_at.map(|p| p.1)),
                 _ if at_byte.is_some() => (at_byte.map(|p| p.0), at_byte.map(|p| p.1)),
+                _ if repeat.is_some() => (repeat.map(|p| p.0), repeat.map(|p| p.1)),
                 (Some((l, c, _)), _) => (Some(l), Some(c)),
                 (None, Some(l)) => (Some(l.line()), Some(l.column())),
                 (None, None) => {
@@ -320,11 +344,21 @@ fn duplicate_key(file: &Path, text: &str) -> Option<LoadError> {
     if let Some(j) = message.find(" at line ") {
         message.truncate(j);
     }
+    // yaml points at the mapping (or the first key); the repeat is what to fix.
+    let repeat = message
+        .strip_prefix("duplicate entry with key \"")
+        .and_then(|r| r.split_once('"'))
+        .and_then(|(key, _)| yamlpos::locate_repeat(text, &yamlpos::parse_path(&field), key));
     let loc = e.location();
+    let (line, column) = match (repeat, loc) {
+        (Some((l, c)), _) => (Some(l), Some(c)),
+        (None, Some(l)) => (Some(l.line()), Some(l.column())),
+        (None, None) => (None, None),
+    };
     Some(LoadError::Invalid(Box::new(Invalid {
         file: file.to_path_buf(),
-        line: loc.as_ref().map(|l| l.line()),
-        column: loc.as_ref().map(|l| l.column()),
+        line,
+        column,
         field,
         message: format!("{message}: each key may appear once"),
     })))
