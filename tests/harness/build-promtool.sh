@@ -6,10 +6,12 @@
 # crds/), so the chart's optional PrometheusRule is checked by a real apiserver too.
 # Rebuilt only when missing or when its pinned version changed (a stamp file says
 # what the cached binary was built from). Built with Prometheus' own .promu.yml flags
-# (`-X` version, `netgo` tag), else `promtool --version` says nothing useful.
-# A cold build (module downloads included) took 9 minutes wall, 6 CPU-minutes and 3.5 GB
-# peak memory on 2 cores shared with other builds; a cached run takes 0.01 s. It runs under
-# `nice` so it does not starve the rest of the machine.
+# (`-X` version, `netgo` tag), else `promtool --version` says nothing useful, and with
+# Prometheus' `remove_all_sd` tag: no service-discovery plugins (cloud SDKs), which the
+# tests never use (`check rules`, `test rules`, `check metrics`). That cuts a cold build
+# (module downloads included) from 9 minutes, 6 CPU-minutes and 3.5 GB peak memory to
+# 3 minutes, 2.5 CPU-minutes and 0.9 GB on 2 cores; a cached run takes 0.01 s. It runs
+# under `nice` so it does not starve the rest of the machine.
 #
 # Usage: build-promtool.sh [--print-bin] [--print-crd-dir] [--force]
 #   --print-bin      print the path of the promtool binary and exit (builds nothing)
@@ -31,7 +33,7 @@ DIR="$CACHE_ROOT/promtool-$PROM_VERSION"
 BIN="$DIR/bin"
 PROMTOOL="$BIN/promtool"
 STAMP_FILE="$BIN/.stamp-promtool"
-STAMP="github.com/prometheus/prometheus@$PROM_VERSION cgo=0 tags=netgo ldflags=promu"
+STAMP="github.com/prometheus/prometheus@$PROM_VERSION cgo=0 tags=netgo,remove_all_sd ldflags=promu"
 PROM_OPERATOR_VERSION="${CUPCAKE_PROM_OPERATOR_VERSION:-v0.85.0}"
 CRD_DIR="$DIR/crds"
 PR_CRD="$CRD_DIR/monitoring.coreos.com_prometheusrules.yaml"
@@ -98,8 +100,8 @@ build_promtool() {
   gobin="$BIN/.gobin"
   rm -rf "$gobin"
   mkdir -p "$gobin"
-  log "building promtool (a cold build takes 5-9 minutes and 3.5 GB on 2 cores) ..."
-  (cd "$SCRATCH" && GOBIN="$gobin" nice -n 10 go install -p "$GO_P" -trimpath -tags netgo \
+  log "building promtool (a cold build takes about 3 minutes and 1 GB on 2 cores) ..."
+  (cd "$SCRATCH" && GOBIN="$gobin" nice -n 10 go install -p "$GO_P" -trimpath -tags netgo,remove_all_sd \
     -ldflags "$ldflags" "github.com/prometheus/prometheus/cmd/promtool@$PROM_VERSION") \
     || die "go install github.com/prometheus/prometheus/cmd/promtool@$PROM_VERSION failed"
   v="$("$gobin/promtool" --version 2>&1 | head -1 || true)"
