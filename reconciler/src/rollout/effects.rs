@@ -51,12 +51,14 @@ async fn patch_node(
 }
 
 /// Perform one effect; returns the node as the API server has it after a node patch
-/// (the watch may deliver it after the next decision).
+/// (the watch may deliver it after the next decision). `cached` is the controller's
+/// copy of the effect's node, if it has one.
 pub async fn perform(
     c: &Clients,
     du: &DirectUpdate,
     drain: &DrainSpec,
     effect: &Effect,
+    cached: Option<&Node>,
     metrics: &Metrics,
 ) -> Result<Option<Node>, EffectError> {
     match effect {
@@ -80,19 +82,6 @@ pub async fn perform(
             components,
             mode,
         } => {
-            let api = Api::<Node>::all(c.client.clone());
-            let n = api
-                .get(node)
-                .await
-                .map_err(err(format!("reading node {node}")))?;
-            let a = n.annotations();
-            if a.get(labels::OPERATION_ID) == Some(operation_id)
-                && a.get(labels::TARGET_VERSION) == Some(&target.to_string())
-                && a.get(labels::STATUS).map(String::as_str) != Some(AgentStatus::Failed.as_str())
-            {
-                return Ok(None); // this exact assignment is there: the agent owns `status` now
-            }
-            // New, changed, or a retry of a failed one (the agent resumes at its first step not done).
             let comps = components
                 .iter()
                 .map(|c| {
@@ -103,20 +92,51 @@ pub async fn perform(
                 })
                 .collect::<Vec<_>>()
                 .join(",");
-            patch_node(
-                c,
-                node,
-                json!({"metadata": {"annotations": {
-                    labels::OPERATION_ID: operation_id,
-                    labels::TARGET_VERSION: target.to_string(),
-                    labels::COMPONENTS: comps,
-                    labels::UPGRADE_MODE: mode.as_str(),
-                    labels::STATUS: AgentStatus::Pending.as_str(),
-                    labels::STEP: null,
-                    labels::MESSAGE: null,
-                }}}),
-            )
-            .await
+            let api = Api::<Node>::all(c.client.clone());
+            // The cached copy first, then the API server's: the patch carries the
+            // resourceVersion it was checked against, so it applies only to the node
+            // as it was checked (an agent that wrote meanwhile makes it a conflict,
+            // and the node is read and checked again).
+            let mut seen = cached.cloned();
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let n = match seen.take() {
+                    Some(n) => n,
+                    None => api
+                        .get(node)
+                        .await
+                        .map_err(err(format!("reading node {node}")))?,
+                };
+                let a = n.annotations();
+                if a.get(labels::OPERATION_ID) == Some(operation_id)
+                    && a.get(labels::TARGET_VERSION) == Some(&target.to_string())
+                    && a.get(labels::STATUS).map(String::as_str)
+                        != Some(AgentStatus::Failed.as_str())
+                {
+                    return Ok(None); // this exact assignment is there: the agent owns `status` now
+                }
+                // New, changed, or a retry of a failed one (the agent resumes at its first step not done).
+                let patch = json!({"metadata": {
+                    "resourceVersion": n.resource_version(),
+                    "annotations": {
+                        labels::OPERATION_ID: operation_id,
+                        labels::TARGET_VERSION: target.to_string(),
+                        labels::COMPONENTS: comps,
+                        labels::UPGRADE_MODE: mode.as_str(),
+                        labels::STATUS: AgentStatus::Pending.as_str(),
+                        labels::STEP: null,
+                        labels::MESSAGE: null,
+                    },
+                }});
+                match patch_node(c, node, patch).await {
+                    Err(EffectError {
+                        error: kube::Error::Api(s),
+                        ..
+                    }) if s.code == 409 && attempts < 3 => continue,
+                    r => return r,
+                }
+            }
         }
         Effect::Release { node, uncordon } => {
             let mut ann: BTreeMap<&str, serde_json::Value> = labels::NODE_ASSIGNMENT
