@@ -26,6 +26,11 @@
 //! assignment is cleared meanwhile (a half-upgraded host is worse than a
 //! finished one), reporting only while the assignment is still there. On
 //! shutdown the runner stops *between* steps; the checkpoint resumes it.
+//!
+//! A step that fails only because the API server cannot answer now (no
+//! connection, 429, a 5xx) is run again, 1 s, 2 s, 4 s, 8 s, then every 15 s,
+//! up to [`TRANSIENT_RETRIES`] times (about 2 minutes), each retry noted in its
+//! step log; only then, or on any other error, does the node fail.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,7 +45,7 @@ use tracing::{info, warn};
 
 use crate::assignment::{Assignment, Observed, Role, observe};
 use crate::checkpoint::{Checkpoint, Metadata, Opened};
-use crate::executor::{Executor, Job, StepLog};
+use crate::executor::{Executor, Job, StepError, StepLog};
 use crate::node::{self, Guard, NodeView, Report, Written};
 use crate::steps::{Step, plan};
 
@@ -48,6 +53,33 @@ use crate::steps::{Step, plan};
 pub const LOG_STARTED: &str = "step started";
 pub const LOG_DONE: &str = "step done";
 pub const LOG_FAILED: &str = "step failed:";
+/// Step-log marker of a step run again after a transient API error.
+pub const LOG_RETRYING: &str = "step retrying after a transient error:";
+
+/// How often a step that failed only on the API server (unreachable, 429, 5xx)
+/// is run again before the node fails: with [`retry_wait`], about 2 minutes.
+pub const TRANSIENT_RETRIES: u32 = 12;
+
+/// 1 s, 2 s, 4 s, 8 s, then 15 s between attempts.
+fn retry_wait(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_secs((1u64 << attempt.saturating_sub(1).min(4)).min(15))
+}
+
+/// Whether a step failed only because the API server could not answer now:
+/// no connection, a dropped stream, 429 or a 5xx. Anything else (a 4xx, a
+/// failed check) is the step's real outcome.
+fn transient(e: &StepError) -> bool {
+    match e {
+        StepError::Kube { error, .. } => match error {
+            kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
+            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+                true
+            }
+            _ => false,
+        },
+        StepError::Failed(_) => false,
+    }
+}
 
 /// Everything one node's runner needs.
 pub struct NodeAgent<E> {
@@ -229,7 +261,33 @@ impl<E: Executor> Run<'_, E> {
                 self.agent.executor.name()
             ));
             info!(node, step = %id, "{node}: step {id} started");
-            match self.agent.executor.run_step(&job, step, &mut log).await {
+            // The API server may be away for a while (restarted, upgraded, overloaded):
+            // a step that failed only for that is run again (steps are safe to repeat
+            // until they succeed) before the node is given up as failed.
+            let mut attempt = 0;
+            let result = loop {
+                match self.agent.executor.run_step(&job, step, &mut log).await {
+                    Err(e) if transient(&e) && attempt < TRANSIENT_RETRIES => {
+                        if *self.agent.shutdown.borrow() {
+                            info!(
+                                node,
+                                "{node}: shutting down during step {id}; a restarted agent runs it again"
+                            );
+                            return Outcome::Abandoned;
+                        }
+                        attempt += 1;
+                        let wait = retry_wait(attempt);
+                        log.line(&format!(
+                            "{LOG_RETRYING} {e} (attempt {attempt} of {TRANSIENT_RETRIES}, again in {}s)",
+                            wait.as_secs()
+                        ));
+                        warn!(node, step = %id, attempt, "{node}: step {id} hit a transient API error, running it again in {}s: {e}", wait.as_secs());
+                        tokio::time::sleep(wait).await;
+                    }
+                    r => break r,
+                }
+            };
+            match result {
                 Ok(()) => {
                     log.line(LOG_DONE);
                     if let Err(e) = cp.finish(i, Utc::now()) {
@@ -308,5 +366,53 @@ impl<E: Executor> Run<'_, E> {
                 Outcome::RetryLater
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> StepError {
+        StepError::Kube {
+            what: "reading node n".into(),
+            error: kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", "y").with_code(code),
+            )),
+        }
+    }
+
+    #[test]
+    fn only_api_server_unavailability_is_retried() {
+        let cases = [
+            (api(429), true),
+            (api(500), true),
+            (api(503), true),
+            (api(504), true),
+            (api(404), false),
+            (api(409), false),
+            (api(422), false),
+            (
+                StepError::Kube {
+                    what: "reading pod".into(),
+                    error: kube::Error::Service("client error (Connect)".into()),
+                },
+                true,
+            ),
+            (StepError::Failed("kubelet reports v1.33.4".into()), false),
+        ];
+        for (e, want) in cases {
+            assert_eq!(transient(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_to_15_seconds_and_span_about_two_minutes() {
+        let waits: Vec<u64> = (1..=TRANSIENT_RETRIES)
+            .map(|a| retry_wait(a).as_secs())
+            .collect();
+        assert_eq!(&waits[..6], [1, 2, 4, 8, 15, 15]);
+        let total: u64 = waits.iter().sum();
+        assert!((100..=180).contains(&total), "{total}s");
     }
 }
