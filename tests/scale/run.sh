@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Scale figures on the real control plane (issue 13): a kwok cluster of N nodes (default
+# 5,000: 3 control-plane, the rest workers, at v1.33.4) with P pods bound to the workers
+# (default 50,000) in apps of 100 pods, one PodDisruptionBudget per app (default 500,
+# minAvailable 90 of 100: an integer, as the disruption controller wants for bare pods), then, with release builds:
+#   1. `cupcake run --rollout-only` idle: RSS and CPU over --idle seconds once its caches are
+#      ready (it watches every Node, Pod, PDB and DirectUpdate of the cluster);
+#   2. live plan + gate: `cupcake plan FLEET --cluster scale --live` (list the cluster, build
+#      the snapshot, plan, evaluate the policy pack), wall time and peak RSS of each of 5 runs;
+#   3. one agent idle: `cupcake-agent --node-name kwok-worker-1 --executor simulate` (watches
+#      only its own Node), RSS over 20 s;
+# The rollout at scale (makespan against its lower bound, reaction time, the controller's
+# RSS and CPU while it drives 1,000 nodes) is tests/bench/rollout.sh. The pods here are bare
+# pods (no controller recreates an evicted one), so this script does not roll out: evictions
+# would eat the PDB budgets for good.
+#
+# Usage: tests/scale/run.sh [--nodes N] [--pods P] [--pdbs B] [--idle SECONDS] [--no-build]
+# Figures go to stdout and to DIR/figures.txt; the data stays in DIR (printed at the end).
+# 5,000 nodes / 50,000 pods take about 15-25 minutes on 2 cores to populate.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+nodes=5000 pods=50000 pdbs=500 idle=60 conc=50 build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodes) nodes=$2; shift 2 ;;
+    --pods) pods=$2; shift 2 ;;
+    --pdbs) pdbs=$2; shift 2 ;;
+    --idle) idle=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 1 ;;
+  esac
+done
+for v in nodes pods pdbs idle; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "--$v wants a whole number, got '${!v}'" >&2; exit 1; }
+done
+((nodes >= 4)) || { echo "--nodes wants at least 4 (3 control-plane nodes and a worker)" >&2; exit 1; }
+((pdbs >= 1 && pods >= pdbs)) || { echo "--pods must be at least --pdbs (>= 1)" >&2; exit 1; }
+
+target=${CARGO_TARGET_DIR:-target}
+bin=$target/release
+if ((build)); then cargo build -q --release --bin cupcake --bin cupcake-agent; fi
+[ -x "$bin/cupcake" ] && [ -x "$bin/cupcake-agent" ] || { echo "build first: cargo build --release --bin cupcake --bin cupcake-agent" >&2; exit 1; }
+export PATH="$(tests/harness/build.sh --print-bin-dir):$PATH"
+state=$(mktemp -d "${TMPDIR:-/tmp}/cupcake-scale.XXXXXX")
+mkdir -p "$state/logs"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  tests/harness/down.sh --dir "$state/h" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+say() { printf '[scale] %s\n' "$*" >&2; }
+fig() { printf '%s\n' "$*" | tee -a "$state/figures.txt"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# ---- the cluster ---------------------------------------------------------------------------------
+t=$SECONDS
+eval "$(tests/harness/up.sh --dir "$state/h" --nodes "$nodes" --control-planes 3 --kubelet-version v1.33.4 2>"$state/logs/up.log")"
+say "$nodes nodes Ready in $((SECONDS - t)) s"
+kubectl apply --server-side -f crds/ >/dev/null
+kubectl create namespace scale >/dev/null
+# kubeadm's static pods on the control-plane nodes, the apps' pods bound to workers
+# round-robin (kwok runs them), and a PDB per app; created in chunks, two at a time.
+workers=$((nodes - 3))
+per_app=$(( (pods + pdbs - 1) / pdbs ))
+python3 - "$state/objects" "$workers" "$pods" "$pdbs" "$per_app" <<'PY'
+import json, os, sys
+out, workers, pods, pdbs, per_app = sys.argv[1], *map(int, sys.argv[2:])
+os.makedirs(out)
+chunk, n, items = 0, 0, []
+def flush():
+    global chunk, items
+    if items:
+        json.dump({"apiVersion": "v1", "kind": "List", "items": items}, open(f"{out}/chunk-{chunk:04}.json", "w"))
+        chunk, items = chunk + 1, []
+for cp in (1, 2, 3):
+    for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        items.append({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{c}-kwok-cp-{cp}", "namespace": "kube-system", "labels": {"component": c},
+                         "annotations": {"kubernetes.io/config.mirror": "scale"}},
+            "spec": {"nodeName": f"kwok-cp-{cp}", "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": c, "image": f"registry.k8s.io/{c}:v1.33.4"}]}})
+for a in range(pdbs):
+    items.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"app-{a}", "namespace": "scale"},
+        "spec": {"minAvailable": per_app * 9 // 10, "selector": {"matchLabels": {"app": f"app-{a}"}}}})
+flush()
+for i in range(pods):
+    app = min(i // per_app, pdbs - 1)
+    items.append({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"app-{app}-{i}", "namespace": "scale", "labels": {"app": f"app-{app}"}},
+        "spec": {"nodeName": f"kwok-worker-{i % workers + 1}", "tolerations": [{"operator": "Exists"}],
+                 "containers": [{"name": "app", "image": "registry.example/app:1"}]}})
+    if len(items) == 1000:
+        flush()
+flush()
+PY
+t=$SECONDS
+ls "$state"/objects/chunk-*.json | xargs -P 2 -I{} sh -c 'kubectl create -f "$1" >/dev/null 2>>"$2"' _ {} "$state/logs/create.err" \
+  || { tail -5 "$state/logs/create.err" >&2; exit 1; }
+say "$pods pods and $pdbs PDBs created in $((SECONDS - t)) s"
+running() { kubectl get pods -n scale --field-selector status.phase=Running --no-headers --request-timeout=60s 2>/dev/null | wc -l; }
+until [ "$(running)" -ge "$pods" ]; do
+  ((SECONDS - t < 3600)) || { echo "pods did not all run within an hour" >&2; exit 1; }
+  sleep 10
+done
+say "all $pods pods Running $((SECONDS - t)) s after creation"
+
+fig "cluster: $nodes kwok nodes (3 control plane), $pods pods in $pdbs apps with a PDB each (minAvailable 90% as an integer), harness on one 2-core machine"
+
+# ---- 1. the controller idle ----------------------------------------------------------------------
+"$bin/cupcake" run --rollout-only --listen 127.0.0.1:0 --lease-namespace default --identity scale \
+  >"$state/logs/controller.log" 2>&1 &
+ctl=$!
+pids+=($ctl)
+t=$SECONDS
+until grep -q 'caches ready' "$state/logs/controller.log" 2>/dev/null; do
+  kill -0 "$ctl" 2>/dev/null || { tail -20 "$state/logs/controller.log" >&2; exit 1; }
+  ((SECONDS - t < 600)) || { echo "the controller's caches were not ready in 10 minutes" >&2; exit 1; }
+  sleep 0.5
+done
+ready_s=$((SECONDS - t))
+sleep 5   # the initial lists settle
+cpu0=$(cpu_s "$ctl") max=0 sum=0 n=0
+for ((i = 0; i < idle; i++)); do
+  r=$(rss_kib "$ctl"); sum=$((sum + r)); n=$((n + 1)); ((r > max)) && max=$r
+  sleep 1
+done
+cpu1=$(cpu_s "$ctl")
+fig "controller idle: caches ready after ${ready_s} s; RSS mean $(mib $((sum / n))) MiB, max $(mib "$max") MiB over ${idle} s (peak since start $(mib "$(hwm_kib "$ctl")") MiB); CPU $(awk -v a="$cpu0" -v b="$cpu1" -v s="$idle" 'BEGIN { printf "%.1f%%", (b - a) / s * 100 }') of one core"
+
+# ---- 2. live plan + gate -------------------------------------------------------------------------
+fleet="$state/fleet"
+mkdir -p "$fleet/clusters/scale"
+cat >"$fleet/versions.yaml" <<Y
+apiVersion: cupcake.ricardomolendijk.com/v1
+kind: VersionCatalog
+metadata: {name: kubernetes}
+spec: {versions: [1.33.4, 1.34.0, 1.34.2]}
+Y
+cat >"$fleet/clusters/scale/cluster.yaml" <<Y
+apiVersion: cupcake.ricardomolendijk.com/v1
+kind: ClusterVersion
+metadata: {name: scale}
+spec:
+  kubernetesVersion: 1.34.2
+  concurrency: $conc
+  backup: {etcd: false}
+Y
+times=()
+for i in 1 2 3 4 5; do
+  /usr/bin/time -f '%e %M' -o "$state/plan-time-$i" "$bin/cupcake" plan "$fleet" --cluster scale --live -o json \
+    >"$state/plan-$i.json" 2>"$state/logs/plan-$i.err" || [ $? -le 3 ] || { cat "$state/logs/plan-$i.err" >&2; exit 1; }
+  times+=("$(tail -1 "$state/plan-time-$i")")   # (after a "Command exited with non-zero status" line)
+done
+fig "live plan + gate (5 runs, wall s / peak RSS MiB): $(for x in "${times[@]}"; do set -- $x; printf '%s/%s ' "$1" "$(mib "$2")"; done)"
+fig "  verdict $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["decision"]["verdict"], "-", len(r.get("plan", {}).get("stages", [])), "stages")' "$state/plan-1.json" 2>/dev/null || echo '?')"
+
+# ---- 3. one agent idle ---------------------------------------------------------------------------
+"$bin/cupcake-agent" --node-name kwok-worker-1 --executor simulate --state-dir "$state/agent" \
+  >"$state/logs/agent.log" 2>&1 &
+ag=$!
+pids+=($ag)
+sleep 5
+amax=0
+for ((i = 0; i < 20; i++)); do r=$(rss_kib "$ag"); ((r > amax)) && amax=$r; sleep 1; done
+fig "one agent idle (its own Node only): RSS max $(mib "$amax") MiB over 20 s"
+kill "$ag" 2>/dev/null || true
+
+echo "data kept in $state"
