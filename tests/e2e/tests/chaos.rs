@@ -186,6 +186,8 @@ async fn outage(dir: &Path, component: &str, down: Duration) {
         .create(true)
         .open(dir.join("logs").join(format!("{component}.log")))
         .unwrap();
+    // Detached on purpose: it outlives this function, down.sh stops it by its pid file.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new("setsid")
         .args(&argv)
         .env_clear()
@@ -566,7 +568,7 @@ async fn a_rollout_survives_killed_controllers_agents_apiserver_etcd_and_git_ser
     sampling.await.unwrap();
 
     // The invariants.
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     eprintln!("chaos: {} samples", seen.samples);
     assert!(
         seen.samples > 20,
