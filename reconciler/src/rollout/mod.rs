@@ -363,7 +363,17 @@ fn slimmed<K>(mut obj: K, slim: fn(&mut K)) -> Arc<K> {
 
 /// Our own latest writes: the watch may deliver them after the next round starts,
 /// and deciding from a stale status would repeat effects and lose the write race.
-type Written<K> = BTreeMap<String, (Option<String>, Arc<K>)>;
+/// Each keeps every version our writes replaced since the store last caught up: two
+/// writes in a row can both be ahead of the watch.
+type Written<K> = BTreeMap<String, (BTreeSet<String>, Arc<K>)>;
+
+/// Remember `new`, our write over `old` (the copy the round decided from).
+fn remember<K: Resource>(written: &mut Written<K>, old: &K, new: Arc<K>) {
+    let name = old.name_any();
+    let mut replaced = written.remove(&name).map(|(r, _)| r).unwrap_or_default();
+    replaced.extend(old.resource_version());
+    written.insert(name, (replaced, new));
+}
 
 /// Our latest writes to DirectUpdates and Nodes.
 #[derive(Default)]
@@ -372,6 +382,9 @@ struct Mine {
     nodes: Written<Node>,
     /// When the running DirectUpdate's status was last written.
     status_written: Option<Instant>,
+    /// A DirectUpdate (name, resourceVersion) whose decided status is in `dus` but
+    /// not written yet: the next round writes it (see `round`).
+    owed: Option<(String, Option<String>)>,
 }
 
 /// How often a status that changed only in the agents' progress (`lastStep`) is
@@ -393,14 +406,18 @@ fn only_progress(old: &DirectUpdateStatus, new: &DirectUpdateStatus) -> bool {
     &new == old
 }
 
-/// The freshest copy of each object: the store's, unless it is still the version our
-/// last write replaced.
+/// The freshest copy of each object: the store's, unless it is still a version our
+/// writes replaced.
 fn freshest<K: Resource + Clone>(dus: Vec<Arc<K>>, written: &mut Written<K>) -> Vec<Arc<K>> {
     let names: BTreeSet<String> = dus.iter().map(|d| d.name_any()).collect();
     written.retain(|n, _| names.contains(n));
     dus.into_iter()
         .map(|d| match written.get(&d.name_any()) {
-            Some((replaced, mine)) if d.resource_version() == *replaced => mine.clone(),
+            Some((replaced, mine))
+                if d.resource_version().is_some_and(|v| replaced.contains(&v)) =>
+            {
+                mine.clone()
+            }
             _ => {
                 written.remove(&d.name_any());
                 d
@@ -516,10 +533,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             let new = write_status(ctx, other, &st)
                 .await
                 .map_err(|e| e.to_string())?;
-            mine.dus.insert(
-                other.name_any(),
-                (other.resource_version(), slimmed(new, slim::direct_update)),
-            );
+            remember(&mut mine.dus, other, slimmed(new, slim::direct_update));
         }
     }
     let cluster = cluster_snapshot(s, &nodes)?;
@@ -546,10 +560,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
                     let new = write_status(ctx, &du, &st)
                         .await
                         .map_err(|e| e.to_string())?;
-                    mine.dus.insert(
-                        du.name_any(),
-                        (du.resource_version(), slimmed(new, slim::direct_update)),
-                    );
+                    remember(&mut mine.dus, &du, slimmed(new, slim::direct_update));
                 }
                 return Ok(None);
             }
@@ -589,10 +600,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             )
             .await
             .map_err(|e| format!("adding the finalizer: {e}"))?;
-        mine.dus.insert(
-            du.name_any(),
-            (du.resource_version(), slimmed(new, slim::direct_update)),
-        );
+        remember(&mut mine.dus, &du, slimmed(new, slim::direct_update));
         return Ok(Some(Duration::ZERO));
     }
     let drain = du.spec.drain.clone().unwrap_or_default();
@@ -633,16 +641,21 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         .collect()
         .await;
     let mut first_error = None;
+    let mut written_here = BTreeSet::new();
     for r in results {
         match r {
             Ok(ns) => {
+                // In order: each patch replaced the one before it.
                 for n in ns {
-                    let before = nodes
-                        .iter()
-                        .find(|x| x.name_any() == n.name_any())
-                        .and_then(|x| x.resource_version());
-                    mine.nodes
-                        .insert(n.name_any(), (before, slimmed(n, slim::node)));
+                    let name = n.name_any();
+                    let old = match mine.nodes.get(&name) {
+                        Some((_, m)) if written_here.contains(&name) => Some(m.clone()),
+                        _ => by_name.get(&name).map(|n| Arc::new((*n).clone())),
+                    };
+                    if let Some(old) = old {
+                        remember(&mut mine.nodes, &old, slimmed(n, slim::node));
+                        written_here.insert(name);
+                    }
                 }
             }
             Err(e) => {
@@ -690,27 +703,54 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             .with_label_values(&[p.as_str()])
             .set(n as i64);
     }
+    // A node moved on (it started draining, finished, …): the next decision may move
+    // it or another one further without any new event (a node without pods to drain
+    // is assigned at once; the last node of a batch done starts the next batch), so
+    // look again now rather than when the watch brings our own writes back.
+    let phases = |st: Option<&DirectUpdateStatus>| -> BTreeMap<String, NodePhase> {
+        st.map(|s| s.nodes.iter().map(|(n, s)| (n.clone(), s.phase)).collect())
+            .unwrap_or_default()
+    };
+    let moved = phases(Some(&d.status)) != phases(du.status.as_ref());
+    let name = du.name_any();
+    let owed = mine.owed.take() == Some((name.clone(), du.resource_version()));
     // A change in the agents' progress alone waits for the next progress write.
     let mut progress_due = None;
-    if du.status.as_ref() != Some(&d.status) {
+    if owed || du.status.as_ref() != Some(&d.status) {
         let since_write = mine.status_written.map(|t| t.elapsed());
         progress_due = du
             .status
             .as_ref()
-            .filter(|old| after.is_empty() && !deleting && only_progress(old, &d.status))
+            .filter(|old| !owed && after.is_empty() && !deleting && only_progress(old, &d.status))
             .and(since_write)
             .and_then(|e| PROGRESS_WRITES.checked_sub(e));
-        if progress_due.is_none() {
+        // A decision that only moved nodes of a running operation, and is followed at
+        // once by the next one, is written with that one: the round that starts a
+        // batch (cordon, drain) and the round that assigns it write one status, not
+        // two. Its effects are done and idempotent, so a crash before that write is a
+        // lost status write, which `next` re-derives (the node already cordoned,
+        // drained or assigned; see its docs); and never more than one decision waits.
+        let running =
+            |st: Option<&DirectUpdateStatus>| st.and_then(|s| s.phase) == Some(Phase::InProgress);
+        let defer = !owed
+            && moved
+            && after.is_empty()
+            && !deleting
+            && running(du.status.as_ref())
+            && running(Some(&d.status));
+        if progress_due.is_none() && defer {
+            let mut ahead = (*du).clone();
+            ahead.status = Some(d.status.clone());
+            remember(&mut mine.dus, &du, Arc::new(ahead));
+            mine.owed = Some((name.clone(), du.resource_version()));
+        } else if progress_due.is_none() {
             mine.status_written = Some(Instant::now());
             let new = write_status(ctx, &du, &d.status)
                 .await
                 .map_err(|e| format!("writing the status: {e}"))?;
-            mine.dus.insert(
-                du.name_any(),
-                (du.resource_version(), slimmed(new, slim::direct_update)),
-            );
+            remember(&mut mine.dus, &du, slimmed(new, slim::direct_update));
             if du.status.as_ref().and_then(|s| s.phase) != d.status.phase {
-                info!(directupdate = %du.name_any(), phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
+                info!(directupdate = %name, phase = ?d.status.phase, message = d.status.message.as_deref().unwrap_or(""), "phase changed");
             }
         }
     }
@@ -724,16 +764,9 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         cancel(ctx, &du, &d.status, &node_ann).await?;
         return Ok(Some(Duration::ZERO));
     }
-    // A node moved on (it started draining, finished, …): the next decision may move
-    // it or another one further without any new event (a node without pods to drain
-    // is assigned at once; the last node of a batch done starts the next batch), so
-    // look again now rather than when the watch brings our own writes back. Each
-    // rerun follows a phase change, so this ends.
-    let phases = |st: Option<&DirectUpdateStatus>| -> BTreeMap<String, NodePhase> {
-        st.map(|s| s.nodes.iter().map(|(n, s)| (n.clone(), s.phase)).collect())
-            .unwrap_or_default()
-    };
-    if phases(Some(&d.status)) != phases(du.status.as_ref()) {
+    // Each rerun follows a phase change (or writes what the one before decided), so
+    // this ends.
+    if moved || mine.owed.is_some() {
         return Ok(Some(Duration::ZERO));
     }
     Ok(match (d.requeue_after, progress_due) {
@@ -1000,5 +1033,49 @@ mod progress_tests {
         let mut other = status("01-preflight", NodePhase::Upgrading);
         other.message = Some("upgrading w-1".into());
         assert!(!only_progress(&old, &other));
+    }
+}
+
+#[cfg(test)]
+mod freshest_tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    fn node(rv: &str, step: &str) -> Arc<Node> {
+        Arc::new(Node {
+            metadata: ObjectMeta {
+                name: Some("w-1".into()),
+                resource_version: Some(rv.into()),
+                annotations: Some([(cupcake_api::labels::STEP.into(), step.into())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        })
+    }
+
+    fn step(n: &[Arc<Node>]) -> &str {
+        n[0].annotations()[cupcake_api::labels::STEP].as_str()
+    }
+
+    #[test]
+    fn our_writes_count_until_the_watch_brings_them_or_something_newer() {
+        let mut mine: Written<Node> = BTreeMap::new();
+        let v1 = node("1", "cordoned");
+        // Two writes in a row: 1 -> 2 -> 3, the store still at 1.
+        remember(&mut mine, &v1, node("2", "assigned"));
+        let seen = freshest(vec![v1.clone()], &mut mine);
+        remember(&mut mine, &seen[0], node("3", "released"));
+        assert_eq!(step(&freshest(vec![v1.clone()], &mut mine)), "released");
+        // The watch brings the first write: still behind ours.
+        assert_eq!(
+            step(&freshest(vec![node("2", "assigned")], &mut mine)),
+            "released"
+        );
+        // It brings our last one, or someone else's newer one: the store's copy.
+        assert_eq!(
+            step(&freshest(vec![node("4", "agent wrote")], &mut mine)),
+            "agent wrote"
+        );
+        assert!(mine.is_empty());
     }
 }
