@@ -207,7 +207,13 @@ fn every_documented_manifest_loads_as_its_kind() {
     use cupcake_reconciler::load::parse_manifest;
     let mut loaded = 0;
     for (file, line, lang, body) in blocks() {
-        if lang != "yaml" || !body.contains("apiVersion: cupcake.ricardomolendijk.com/v1") {
+        // A manifest: our apiVersion at the top level (not a fragment quoting it, like a
+        // Flux health check's `- apiVersion: … kind: DirectUpdate`).
+        if lang != "yaml"
+            || !body
+                .lines()
+                .any(|l| l.trim_end() == "apiVersion: cupcake.ricardomolendijk.com/v1")
+        {
             continue;
         }
         let kind = body
