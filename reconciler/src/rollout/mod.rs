@@ -383,8 +383,8 @@ struct Mine {
     /// When the running DirectUpdate's status was last written.
     status_written: Option<Instant>,
     /// A DirectUpdate (name, resourceVersion) whose decided status is in `dus` but
-    /// not written yet: the next round writes it (see `round`).
-    owed: Option<(String, Option<String>)>,
+    /// not written yet, and since when (see `round`).
+    owed: Option<(String, Option<String>, Instant)>,
 }
 
 /// How often a status that changed only in the agents' progress (`lastStep`) is
@@ -393,6 +393,9 @@ struct Mine {
 /// 300 kB, and the API server merges it field by field), and while one is under way a
 /// completed node waits to be verified and released.
 const PROGRESS_WRITES: Duration = Duration::from_secs(5);
+
+/// How long decisions that only move nodes may wait to be written together.
+const NODE_WRITES: Duration = Duration::from_millis(250);
 
 /// `new` differs from `old` only in the nodes' `lastStep` (and so `lastUpdated`).
 fn only_progress(old: &DirectUpdateStatus, new: &DirectUpdateStatus) -> bool {
@@ -713,37 +716,56 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
     };
     let moved = phases(Some(&d.status)) != phases(du.status.as_ref());
     let name = du.name_any();
-    let owed = mine.owed.take() == Some((name.clone(), du.resource_version()));
+    // Since when a decided status has been waiting to be written.
+    let owed = mine
+        .owed
+        .take()
+        .filter(|(n, v, _)| *n == name && *v == du.resource_version())
+        .map(|(_, _, since)| since);
     // A change in the agents' progress alone waits for the next progress write.
     let mut progress_due = None;
-    if owed || du.status.as_ref() != Some(&d.status) {
+    let mut owed_due = None;
+    if owed.is_some() || du.status.as_ref() != Some(&d.status) {
         let since_write = mine.status_written.map(|t| t.elapsed());
         progress_due = du
             .status
             .as_ref()
-            .filter(|old| !owed && after.is_empty() && !deleting && only_progress(old, &d.status))
+            .filter(|old| {
+                owed.is_none() && after.is_empty() && !deleting && only_progress(old, &d.status)
+            })
             .and(since_write)
             .and_then(|e| PROGRESS_WRITES.checked_sub(e));
-        // A decision that only moved nodes of a running operation, and is followed at
-        // once by the next one, is written with that one: the round that starts a
-        // batch (cordon, drain) and the round that assigns it write one status, not
-        // two. Its effects are done and idempotent, so a crash before that write is a
-        // lost status write, which `next` re-derives (the node already cordoned,
-        // drained or assigned; see its docs); and never more than one decision waits.
+        // Decisions that only move nodes of a running operation are written together,
+        // at most `NODE_WRITES` after the first of them: fifty nodes completing within
+        // a second, or a batch started (cordon, drain) and assigned in the next round,
+        // take one 1,000-node status write, not one each. Their effects are done and
+        // idempotent, so a crash before the write is a lost status write, which `next`
+        // re-derives (the node already cordoned, drained, assigned or released; see
+        // its docs). Rounds in between decide from the decided status, never from the
+        // older one in the store.
         let running =
             |st: Option<&DirectUpdateStatus>| st.and_then(|s| s.phase) == Some(Phase::InProgress);
-        let defer = !owed
-            && moved
+        let may_wait = (moved || owed.is_some())
             && after.is_empty()
             && !deleting
             && running(du.status.as_ref())
             && running(Some(&d.status));
-        if progress_due.is_none() && defer {
+        owed_due = owed.map_or(Some(NODE_WRITES), |since| {
+            NODE_WRITES.checked_sub(since.elapsed())
+        });
+        if progress_due.is_some() {
+            owed_due = None;
+        } else if may_wait && owed_due.is_some() {
             let mut ahead = (*du).clone();
             ahead.status = Some(d.status.clone());
             remember(&mut mine.dus, &du, Arc::new(ahead));
-            mine.owed = Some((name.clone(), du.resource_version()));
-        } else if progress_due.is_none() {
+            mine.owed = Some((
+                name.clone(),
+                du.resource_version(),
+                owed.unwrap_or_else(Instant::now),
+            ));
+        } else {
+            owed_due = None;
             mine.status_written = Some(Instant::now());
             let new = write_status(ctx, &du, &d.status)
                 .await
@@ -764,15 +786,14 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         cancel(ctx, &du, &d.status, &node_ann).await?;
         return Ok(Some(Duration::ZERO));
     }
-    // Each rerun follows a phase change (or writes what the one before decided), so
-    // this ends.
-    if moved || mine.owed.is_some() {
+    // Each rerun follows a phase change, so this ends.
+    if moved {
         return Ok(Some(Duration::ZERO));
     }
-    Ok(match (d.requeue_after, progress_due) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    Ok([d.requeue_after, progress_due, owed_due]
+        .into_iter()
+        .flatten()
+        .min())
 }
 
 /// A deleted DirectUpdate whose nodes in flight are done: clear assignments not
