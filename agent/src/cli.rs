@@ -14,8 +14,11 @@ use kube::{Client, Config};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+use crate::assignment::Role;
 use crate::backup::{self, BackupSettings, EtcdTarget, TlsFiles};
 use crate::executor::Executor;
+use crate::executor::host::Host;
+use crate::executor::kubeadm::{self, Kubeadm, PackageManager};
 use crate::executor::simulate::{FailStep, Simulate};
 use crate::watch::{Scope, run};
 
@@ -24,7 +27,7 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/cupcake";
 /// How host steps are carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExecutorKind {
-    /// Real host changes under --host-root: packages, `kubeadm upgrade`, kubelet restart (not implemented yet).
+    /// Real host changes under --host-root: repository, packages, `kubeadm upgrade`, kubelet restart (see `cupcake-agent steps`).
     Kubeadm,
     /// Pretend: wait per step, then set the node's kubelet version and its static pods' image tags (kwok clusters).
     Simulate,
@@ -70,6 +73,9 @@ pub struct Cli {
     /// The host's root filesystem, for the kubeadm executor (/host in the DaemonSet).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub host_root: PathBuf,
+    /// Kubeadm executor: the kubelet's health URL checked by the verify step ("" to skip).
+    #[arg(long, value_name = "URL", default_value = kubeadm::DEFAULT_KUBELET_HEALTHZ)]
+    pub kubelet_healthz_url: String,
     /// Simulate executor: how long each step takes.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub step_duration: GoDuration,
@@ -111,8 +117,9 @@ pub enum Command {
     /// Act as the simulated agent of every matching node (kwok clusters, demos, benchmarks).
     #[command(args_override_self = true)]
     Simulate(SimulateArgs),
-    /// (Not implemented yet.) Print the host steps and commands an assignment would run.
-    Steps(Unimplemented),
+    /// Print the host steps and commands an assignment would run (the kubeadm executor's own list), without running them.
+    #[command(args_override_self = true)]
+    Steps(StepsArgs),
     /// Take, verify and upload an etcd snapshot now (the same code the backup stage runs).
     #[command(args_override_self = true)]
     Backup(BackupArgs),
@@ -372,12 +379,138 @@ fn backup_now(args: BackupArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Arguments of a command that is not built yet (accepted, so the answer is
-/// "not implemented" rather than a usage error).
+/// `--role` of `cupcake-agent steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    ControlPlane,
+    Worker,
+}
+
+/// `--mode` of `cupcake-agent steps` (the same as `--first` for apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Apply,
+    Node,
+}
+
+/// `cupcake-agent steps`.
 #[derive(Debug, Args)]
-pub struct Unimplemented {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+pub struct StepsArgs {
+    /// The node's role.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// The first control-plane node of the hop: `kubeadm upgrade apply` (else `kubeadm upgrade node`).
+    #[arg(long)]
+    pub first: bool,
+    /// The upgrade-mode annotation's value instead of --first: apply or node.
+    #[arg(long, value_enum, conflicts_with = "first")]
+    pub mode: Option<ModeArg>,
+    /// The version the node runs now.
+    #[arg(long, value_name = "V")]
+    pub from: cupcake_api::KubeVersion,
+    /// The target of the hop.
+    #[arg(long, value_name = "V")]
+    pub to: cupcake_api::KubeVersion,
+    /// The host's package manager.
+    #[arg(long, value_enum, default_value_t = PackageManager::Apt)]
+    pub package_manager: PackageManager,
+    /// Components to upgrade (the components annotation).
+    #[arg(long, value_name = "C,...", default_value = "kubeadm,kubelet,kubectl")]
+    pub components: String,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// `cupcake-agent steps`: print what the kubeadm executor would run.
+fn print_steps(a: StepsArgs) -> anyhow::Result<()> {
+    use cupcake_api::protocol::UpgradeMode;
+    let role = match a.role {
+        RoleArg::ControlPlane => Role::ControlPlane,
+        RoleArg::Worker => Role::Worker,
+    };
+    let mode = match (a.first, a.mode) {
+        (true, _) | (false, Some(ModeArg::Apply)) => UpgradeMode::Apply,
+        _ => UpgradeMode::Node,
+    };
+    let components = crate::assignment::parse_components(&a.components)
+        .map_err(|e| anyhow::anyhow!("--components {:?}: {e}", a.components))?;
+    if a.from > a.to {
+        bail!(
+            "--from {} is above --to {}: CUPCAKE does not downgrade",
+            a.from,
+            a.to
+        );
+    }
+    if a.from.major != a.to.major || a.to.minor > a.from.minor + 1 {
+        bail!(
+            "--from {} --to {}: kubeadm upgrades one minor at a time; each hop of the upgrade path has its own steps",
+            a.from,
+            a.to
+        );
+    }
+    let steps = crate::steps::plan(role, mode, &components)
+        .map_err(|e| anyhow::anyhow!("--role {role} with {mode}: {e}"))?;
+    let plan = kubeadm::Plan {
+        pm: a.package_manager,
+        role,
+        mode,
+        target: &a.to,
+        components: &components,
+    };
+    let docs = kubeadm::describe(&steps, &plan, Some(&a.from));
+    let comps = components
+        .iter()
+        .map(|c| crate::assignment::component_name(*c))
+        .collect::<Vec<_>>();
+    match a.output {
+        Output::Json => {
+            let doc = serde_json::json!({
+                "role": role,
+                "mode": mode.as_str(),
+                "from": a.from.to_string(),
+                "to": a.to.to_string(),
+                "packageManager": a.package_manager,
+                "components": comps,
+                "steps": docs,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Text => {
+            println!(
+                "Host steps of a {role} node ({}), {} -> {}, {}, components {}.",
+                match mode {
+                    UpgradeMode::Apply =>
+                        "kubeadm upgrade apply: the first control-plane node of the hop",
+                    UpgradeMode::Node => "kubeadm upgrade node",
+                },
+                a.from,
+                a.to,
+                a.package_manager,
+                comps.join(",")
+            );
+            println!(
+                "Commands run on the host: chroot into --host-root, or nsenter into PID 1's namespaces when --host-root is /."
+            );
+            println!(
+                "VERSION ({}-REV) is the exact version the repository lists for {}, found in preflight, never assumed.",
+                a.to, a.to
+            );
+            for s in &docs {
+                println!("\n{}", s.id);
+                for act in &s.actions {
+                    println!("  # {}", act.what);
+                    if let Some(skip) = &act.skipped_when {
+                        println!("  # changes nothing when: {skip}");
+                    }
+                    for c in &act.commands {
+                        println!("    $ {c}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The binary's `main`.
@@ -409,9 +542,7 @@ pub fn main() -> ExitCode {
 fn start(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     match cli.command {
-        Some(Command::Steps(_)) => bail!(
-            "`cupcake-agent steps` is not implemented yet (it comes with the kubeadm executor)"
-        ),
+        Some(Command::Steps(a)) => print_steps(a),
         Some(Command::Backup(b)) => backup_now(b),
         Some(Command::Simulate(s)) => {
             let fail = fail_step(s.fail_step.as_deref(), &s.fail_nodes)?;
@@ -437,9 +568,16 @@ fn start(cli: Cli) -> anyhow::Result<()> {
                     if cli.fail_step.is_some() {
                         bail!("--fail-step needs --executor simulate");
                     }
-                    let _ = cli.host_root;
-                    bail!(
-                        "the kubeadm executor is not implemented yet; on kwok clusters use --executor simulate"
+                    let host = Host::new(&cli.host_root)?;
+                    let healthz =
+                        Some(cli.kubelet_healthz_url.clone()).filter(|u| !u.trim().is_empty());
+                    let backup = cli.backup.settings(&cli.host_root)?;
+                    serve(
+                        &global,
+                        cli.state_dir,
+                        Scope::Node(node),
+                        backup,
+                        move |_client| Kubeadm::new(host, healthz),
                     )
                 }
                 ExecutorKind::Simulate => {

@@ -34,8 +34,9 @@
 //!   shared by every executor;
 //! - [`checkpoint`]: the on-disk record that makes a restart resume at the first
 //!   step not done and never run a done step again;
-//! - [`executor`]: the [`executor::Executor`] trait and [`executor::simulate`]
-//!   (the `kubeadm` executor is a later issue; `--executor kubeadm` says so and exits 1);
+//! - [`executor`]: the [`executor::Executor`] trait, [`executor::kubeadm`] (the
+//!   real host changes, through [`executor::host`]: chroot into `--host-root`, or
+//!   nsenter into PID 1's namespaces) and [`executor::simulate`];
 //! - [`node`]: reading the Node and the guarded reports;
 //! - [`backup`], [`backup_store`], [`backup_stage`]: the etcd backup (snapshot,
 //!   checks, upload, read-back, manifest, retention) and how the agent answers
@@ -80,7 +81,8 @@
 //! ## Running it
 //!
 //! ```text
-//! cupcake-agent --node-name "$NODE_NAME" --executor kubeadm --host-root /host     # the DaemonSet (kubeadm: not implemented yet)
+//! cupcake-agent --node-name "$NODE_NAME" --executor kubeadm --host-root /host     # the DaemonSet
+//! cupcake-agent steps --role control-plane --first --from 1.33.4 --to 1.34.2     # what it runs, without running it
 //! cupcake-agent --node-name kwok-w-1 --executor simulate --step-duration 200ms   # one simulated node
 //! cupcake-agent simulate --all-nodes [--selector type=kwok] --state-dir /tmp/agents [--fail-step kubelet --fail-nodes w-2]
 //! ```

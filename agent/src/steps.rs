@@ -5,15 +5,18 @@
 //! (packages) to upgrade, and on nothing else: the same assignment always gives
 //! the same list, so a restarted agent finds its checkpoints under the same names.
 //!
-//! | step | when | kubeadm executor (later issue) | simulate executor |
+//! | step | when | kubeadm executor ([`crate::executor::kubeadm`]) | simulate executor |
 //! |---|---|---|---|
-//! | `preflight` | always | node and package-manager checks | reads the node |
-//! | `upgrade-kubeadm-package` | `kubeadm` in components | install the kubeadm package of the target | waits |
-//! | `kubeadm-upgrade-apply` / `-node` | always | `kubeadm upgrade apply vX --yes` / `kubeadm upgrade node` | retags the static pods of a control-plane node |
-//! | `upgrade-containerd` | `containerd` in components | install and restart containerd | waits |
-//! | `upgrade-kubelet-kubectl` (or `-kubelet`, `-kubectl`) | `kubelet` or `kubectl` in components | install the packages | waits |
-//! | `restart-kubelet` | `kubelet` or `containerd` in components | `systemctl daemon-reload`, restart kubelet | sets `status.nodeInfo.kubeletVersion` |
-//! | `verify` | always | versions on the host | reads the node and static pods back |
+//! | `preflight` | always | package manager; installed versions (no downgrade, kubeadm one minor at a time); repository file pointed at the target minor, `apt-get update`, exact versions from `apt-cache madison` (`dnf list --showduplicates`) — a missing one puts the file back and fails | reads the node |
+//! | `upgrade-kubeadm-package` | `kubeadm` in components | unhold, install `kubeadm=VERSION`, hold (skipped when installed and held) | waits |
+//! | `kubeadm-upgrade-apply` / `-node` | always | `kubeadm upgrade plan vX` + `kubeadm upgrade apply vX --yes` / `kubeadm upgrade node` (control plane: skipped when the static pods run vX) | retags the static pods of a control-plane node |
+//! | `upgrade-containerd` | `containerd` in components | install the repositories' newest containerd, restart containerd (skipped when installed) | waits |
+//! | `upgrade-kubelet-kubectl` (or `-kubelet`, `-kubectl`) | `kubelet` or `kubectl` in components | unhold, install, hold (skipped when installed and held) | waits |
+//! | `restart-kubelet` | `kubelet` or `containerd` in components | `systemctl daemon-reload`, `systemctl restart kubelet` | sets `status.nodeInfo.kubeletVersion` |
+//! | `verify` | always | binaries' versions, packages held, static pod tags, kubelet active and `/healthz` ok | reads the node and static pods back |
+//!
+//! `cupcake-agent steps` prints every command of this table for a role, mode,
+//! versions and package manager, from the same code the executor runs.
 //!
 //! Steps are numbered by position (`01-preflight`, `02-…`); the number and name
 //! together ([`Step::id`]) are what the `step` annotation and the checkpoint

@@ -41,7 +41,7 @@ fn help_and_version_exit_0() {
 }
 
 #[test]
-fn the_kubeadm_executor_is_refused_at_start() {
+fn the_kubeadm_executor_needs_a_host_root_directory() {
     let state = tempfile::tempdir().unwrap();
     let o = agent(&[
         "--node-name",
@@ -50,31 +50,57 @@ fn the_kubeadm_executor_is_refused_at_start() {
         "kubeadm",
         "--state-dir",
         state.path().to_str().unwrap(),
+        "--host-root",
+        "/nonexistent/host",
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("kubeadm executor is not implemented yet"),
+        stderr(&o).contains("--host-root /nonexistent/host: not a directory"),
         "{}",
         stderr(&o)
     );
-    // The default executor is kubeadm: the same answer.
-    let o = agent(&["--node-name", "n"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not implemented yet"), "{}", stderr(&o));
 }
 
 #[test]
-fn steps_and_backup_are_not_implemented_yet() {
-    // `backup` is built (agent/tests/backup.rs).
-    #[allow(clippy::single_element_loop)]
-    for args in [&["steps", "--role", "worker"][..]] {
+fn steps_usage_errors_name_the_flag() {
+    for (args, want) in [
+        (
+            &[
+                "steps", "--role", "worker", "--first", "--from", "1.33.4", "--to", "1.34.2",
+            ][..],
+            "worker",
+        ),
+        (
+            &[
+                "steps", "--role", "worker", "--from", "1.34.2", "--to", "1.33.4",
+            ],
+            "does not downgrade",
+        ),
+        (
+            &[
+                "steps", "--role", "worker", "--from", "1.32.4", "--to", "1.34.2",
+            ],
+            "one minor at a time",
+        ),
+        (
+            &[
+                "steps",
+                "--role",
+                "worker",
+                "--from",
+                "1.33.4",
+                "--to",
+                "1.34.2",
+                "--components",
+                "kubeadm,helm",
+            ],
+            "--components",
+        ),
+        (&["steps", "--role", "worker", "--to", "1.34.2"], "--from"),
+    ] {
         let o = agent(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
-        assert!(
-            stderr(&o).contains("not implemented yet"),
-            "{args:?}: {}",
-            stderr(&o)
-        );
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
 }
 

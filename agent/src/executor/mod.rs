@@ -4,12 +4,15 @@
 //!
 //! - [`simulate::Simulate`]: for kwok clusters, demos and tests — waits, then
 //!   does to the API objects what kubeadm would do to them;
-//! - `kubeadm` (a later issue): the real host changes under `--host-root`.
+//! - [`kubeadm::Kubeadm`]: the real host changes, run through [`host`]
+//!   (chroot into `--host-root`, or nsenter into PID 1's namespaces when it is `/`).
 //!
 //! Contract: a step may be handed to the executor again after a crash *during*
 //! it (its checkpoint is `.inprogress`), never after it succeeded. So a step must
 //! be safe to repeat until it has returned `Ok`.
 
+pub mod host;
+pub mod kubeadm;
 pub mod simulate;
 
 use std::fs::{File, OpenOptions};
