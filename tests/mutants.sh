@@ -66,6 +66,11 @@ for f in "${fns[@]}"; do
     only+=(--re "(^| )(in|replace) ($f)( |$)")
 done
 
+# A mutant can turn a loop endless that also allocates (batches::split keeping the
+# nodes it took): cap each process's address space so it dies instead of the
+# machine. 8 GiB by default; rustc and the linker need well under that.
+ulimit -v "${CUPCAKE_MUTANTS_MEM_KB:-8388608}"
+
 # No debug info: each mutant relinks every core test binary, and this halves it.
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 
