@@ -5,7 +5,10 @@
 # --all-nodes` with S-second steps (default 1s). Prints:
 #   makespan against the lower bound (control-plane nodes + ceil(workers / C)) x the agent's
 #   own work per node (its steps x S); the controller's reaction time (the agent reports
-#   completed -> the node is verified and released, p50/p95); controller CPU and peak RSS.
+#   completed -> the node is verified and released, p50/p95) and batch handoff (a batch's
+#   last node completed -> the next batch's first node assigned); where a node's time goes
+#   (cordon -> assigned, the agent's overhead beyond its steps); the controller's rounds
+#   (from its /metrics), CPU and peak RSS.
 #
 # Usage: tests/bench/rollout.sh [--nodes N] [--concurrency C] [--step-seconds S]
 #        tests/bench/rollout.sh --report DIR     (the figures of a finished run again)
@@ -24,7 +27,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 1 ;;
   esac
 done
-# The figures, from a finished run's directory (du.json, agents.log, agents/, run.txt).
+# The figures, from a finished run's directory (du.json, agents.log, agents/, run.txt,
+# metrics.txt when the controller's metrics could be read).
 report() {
   python3 - "$1" <<'PY'
 import glob, json, math, os, re, sys
@@ -46,11 +50,19 @@ makespan = t1 - t0
 node_times = sorted(ts(n["completedAt"]) - ts(n["startedAt"]) for n in ns.values() if "completedAt" in n and "startedAt" in n)
 node_time = node_times[len(node_times) // 2] if node_times else float("nan")
 # Reaction: the agent reports `completed` (its log) -> the controller has verified and released the node (status completedAt).
-done = {}
+done, began = {}, {}
 for line in open(os.path.join(d, "agents.log")):
-    m = re.match(r"(\S+Z)\s+INFO (\S+): operation completed", line)
+    m = re.match(r"(\S+Z)\s+INFO (\S+): operation (completed|started)", line)
     if m:
-        done[m.group(2)] = ts(m.group(1))
+        (done if m.group(3) == "completed" else began)[m.group(2)] = ts(m.group(1))
+# Handoff (the issue's reaction time): the last node of a batch reports completed -> the
+# first node of the next batch has its assignment (the agent's log: operation started).
+batches = [b for s in st.get("stages", []) for b in s["batches"]]
+handoffs = sorted(
+    min(began[n] for n in b2 if n in began) - max(done[n] for n in b1 if n in done)
+    for b1, b2 in zip(batches, batches[1:])
+    if any(n in done for n in b1) and any(n in began for n in b2))
+def pctl(xs, p): return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000 if xs else float("nan")
 reactions = sorted(ts(n["completedAt"]) - done[name] for name, n in ns.items() if name in done and "completedAt" in n)
 def pct(p): return reactions[min(len(reactions) - 1, int(p * len(reactions)))] * 1000 if reactions else float("nan")
 print(f"phase                 {phase} ({st.get('progress')})")
@@ -60,6 +72,45 @@ print(f"lower bound           {bound:.1f} s  = ({cps} + ceil({workers}/{conc})) 
 print(f"makespan / bound      {makespan / bound if bound else float('nan'):.2f}")
 print(f"node time (median)    {node_time:.2f} s  (cordon to completed; the agent's steps are {work:.1f} s)")
 print(f"reaction p50 / p95    {pct(0.5):.0f} ms / {pct(0.95):.0f} ms  (agent completed -> node verified and released, {len(reactions)} nodes)")
+starts = sorted(began[n] - ts(ns[n]["startedAt"]) for n in ns if n in began and "startedAt" in ns[n])
+runs = sorted(done[n] - began[n] - work for n in ns if n in began and n in done)
+print(f"cordon -> assigned    {pctl(starts, 0.5):.0f} ms / {pctl(starts, 0.95):.0f} ms  p50 / p95 (cordon, drain, assignment, seen by the agent)")
+print(f"agent overhead        {pctl(runs, 0.5):.0f} ms / {pctl(runs, 0.95):.0f} ms  p50 / p95 (assignment seen -> completed, beyond its {work:.1f} s of steps)")
+# From the watch: per node, when `completed` was first seen and when the annotation went
+# (released); per batch, its last node's `completed` -> the next batch's first `pending`.
+wf = os.path.join(d, "watch.log")
+if os.path.exists(wf):
+    seen_done, seen_assigned, seen_released = {}, {}, {}
+    for line in open(wf):
+        p = line.split()
+        if len(p) < 2:
+            continue
+        t, name, status = float(p[0]), p[1], (p[2] if len(p) > 2 else "")
+        if status == "pending":
+            seen_assigned.setdefault(name, t)
+        elif status == "completed":
+            seen_done.setdefault(name, t)
+        elif status == "" and name in seen_done:
+            seen_released.setdefault(name, t)
+    ctl = sorted(seen_released[n] - seen_done[n] for n in seen_released)
+    hand = sorted(
+        min(seen_assigned[n] for n in b2 if n in seen_assigned) - max(seen_done[n] for n in b1 if n in seen_done)
+        for b1, b2 in zip(batches, batches[1:])
+        if any(n in seen_done for n in b1) and any(n in seen_assigned for n in b2))
+    print(f"seen by a watch:")
+    print(f"  completed -> released    {pctl(ctl, 0.5):.0f} ms / {pctl(ctl, 0.95):.0f} ms  p50 / p95 ({len(ctl)} nodes)")
+    print(f"  completed -> next batch  {pctl(hand, 0.5):.0f} ms / {pctl(hand, 0.95):.0f} ms  p50 / p95 (a batch's last node completed -> the next batch's first assignment; {len(hand)} batches)")
+print(f"handoff p50 / p95     {pctl(handoffs, 0.5):.0f} ms / {pctl(handoffs, 0.95):.0f} ms  (a batch's last node completed -> the next batch's first node assigned, seen by its agent; {len(handoffs)} batches)")
+mf = os.path.join(d, "metrics.txt")
+if os.path.exists(mf):
+    m = {}
+    for line in open(mf):
+        p = line.split()
+        if len(p) == 2 and not line.startswith("#"):
+            m[p[0]] = float(p[1])
+    rounds = m.get("cupcake_reconcile_total", 0)
+    secs = m.get("cupcake_reconcile_duration_seconds_sum", 0)
+    print(f"controller rounds     {rounds:.0f} ({rounds / makespan:.1f}/s, mean {secs / rounds * 1000 if rounds else float('nan'):.1f} ms, {secs / makespan * 100:.0f}% of the time in a round)")
 print(f"controller CPU        {cpu:.1f} s")
 print(f"controller peak RSS   {peak_kib / 1024:.1f} MiB")
 PY
@@ -86,6 +137,14 @@ Y
   done
 done | kubectl apply -f - >/dev/null
 cps=$(kubectl get nodes -l node-role.kubernetes.io/control-plane -o name | wc -l)
+# A watch of every node's agent status annotation, each event timestamped as it arrives:
+# when the agents' `completed` and the controller's assignment (`pending`) and release
+# (annotation gone) became visible to a client of the API server, as they did to the
+# controller.
+kubectl get nodes --watch -o jsonpath='{.metadata.name} {.metadata.annotations.cupcake\.ricardomolendijk\.com/status}{"\n"}' 2>/dev/null |
+  python3 -u -c 'import sys, time
+for l in sys.stdin: sys.stdout.write(f"{time.time():.6f} {l}")' >"$state/watch.log" &
+pids+=($!)
 "$bin/cupcake-agent" simulate --all-nodes --state-dir "$state/agents" --step-duration "${step}s" >"$state/agents.log" 2>&1 &
 pids+=($!)
 "$bin/cupcake" run --rollout-only --listen 127.0.0.1:0 --lease-namespace default --identity bench >"$state/controller.log" 2>&1 &
@@ -109,6 +168,9 @@ while :; do
 done
 t1=$(date +%s.%N)
 cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$ctl/stat")
+# The controller's own metrics (rounds and their durations); it listens on a free port.
+port=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$ctl," 'index($0, p) {n = split($4, a, ":"); print a[n]; exit}')
+[ -n "$port" ] && curl -fsS "http://127.0.0.1:$port/metrics" >"$state/metrics.txt" 2>/dev/null || true
 kubectl get du bench -o json >"$state/du.json"
 printf '%s %s %s %s %s %s %s %s %s\n' "$nodes" "$cps" "$conc" "$step" "$t0" "$t1" "$peak" "$cpu" "$phase" >"$state/run.txt"
 report "$state"
