@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 
 use super::{StepError, StepLog};
@@ -119,7 +119,7 @@ pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
-    /// The last [`TAIL_LINES`] lines of output (stdout and stderr, in arrival order).
+    /// The last [`TAIL_LINES`] lines of output (stdout's, then stderr's).
     pub tail: Vec<String>,
 }
 
@@ -275,43 +275,30 @@ impl Host {
     }
 }
 
-/// Read both pipes to their end, line by line, into the log and `out`.
+/// Read both pipes to their end, then put their lines into the log and `out`
+/// (stdout first, then stderr: the tail ends with the errors).
 async fn collect(
     stdout: Option<impl AsyncRead + Unpin>,
     stderr: Option<impl AsyncRead + Unpin>,
     out: &mut Output,
     log: &mut StepLog,
 ) {
-    let mut o = stdout.map(BufReader::new);
-    let mut e = stderr.map(BufReader::new);
-    let (mut lo, mut le) = (Vec::new(), Vec::new());
-    loop {
-        lo.clear();
-        le.clear();
-        tokio::select! {
-            n = async { o.as_mut().expect("guarded").read_until(b'\n', &mut lo).await }, if o.is_some() => {
-                match n {
-                    Ok(0) | Err(_) => o = None,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&lo);
-                        out.stdout.push_str(&line);
-                        push_line(out, log, line.trim_end_matches(['\n', '\r']), "");
-                    }
-                }
-            }
-            n = async { e.as_mut().expect("guarded").read_until(b'\n', &mut le).await }, if e.is_some() => {
-                match n {
-                    Ok(0) | Err(_) => e = None,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&le);
-                        out.stderr.push_str(&line);
-                        push_line(out, log, line.trim_end_matches(['\n', '\r']), "stderr: ");
-                    }
-                }
-            }
-            else => break,
+    async fn all(r: Option<impl AsyncRead + Unpin>) -> String {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf).await;
         }
+        String::from_utf8_lossy(&buf).into_owned()
     }
+    let (o, e) = tokio::join!(all(stdout), all(stderr));
+    for l in o.lines() {
+        push_line(out, log, l, "");
+    }
+    for l in e.lines() {
+        push_line(out, log, l, "stderr: ");
+    }
+    out.stdout = o;
+    out.stderr = e;
 }
 
 fn push_line(out: &mut Output, log: &mut StepLog, line: &str, prefix: &str) {
