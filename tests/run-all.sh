@@ -117,6 +117,10 @@ tests/harness/build-etcdutl.sh        # etcdutl at the harness's etcd version: s
 tests/harness/moto-venv.sh            # moto[server] pinned: the S3-compatible store
 export CUPCAKE_REQUIRE_BACKUP_TOOLS=1 # missing ones fail agent/tests/backup.rs and tests/e2e/tests/backup.rs
 
+say "Debian root for the kubeadm executor (cached in $CUPCAKE_HARNESS_CACHE)"
+tests/harness/debian-root.sh          # debootstrap minbase + stand-in kubeadm/kubelet/kubectl apt repos
+export CUPCAKE_REQUIRE_DEBIAN_ROOT=1  # a missing root fails agent/tests/kubeadm.rs instead of skipping it
+
 say "unit and integration tests"
 run_tests --quiet                     # default members: everything but tests/e2e
 cargo build --quiet --bin cupcake --bin cupcake-agent   # the e2e tests run the real binaries
