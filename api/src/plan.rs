@@ -210,10 +210,19 @@ impl std::fmt::Display for BatchLimit {
 }
 
 /// Forecast of how long the plan takes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Estimate {
     /// Seconds from the first step to the last.
     pub seconds: u64,
+    /// Per stage (same position as `stages`): the seconds one batch of that stage
+    /// takes (cluster.yaml `estimates`: `backup`, `controlPlaneNode`, `workerBatch`).
+    /// The stage takes this times its number of batches; `seconds` is the sum.
+    #[serde(
+        rename = "batchSeconds",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub batch_seconds: Vec<u64>,
 }
 
 /// The upgrade plan: control-plane hops and the ordered stages that carry them out.

@@ -248,8 +248,171 @@ fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Markdown for a pull-request comment: verdict first, then plan and findings.
-pub fn markdown(r: &PlanReport) -> String {
+/// A stage with more batches than this shows the first [`GANTT_BATCHES_SHOWN`]
+/// one by one and the rest as one bar (a 200-batch chart is unreadable).
+const GANTT_BATCHES_MAX: usize = 8;
+const GANTT_BATCHES_SHOWN: usize = 5;
+
+/// Text safe inside a Mermaid Gantt task name or title: `:` starts a task's data,
+/// `#` and `;` end a statement.
+fn mermaid_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ':' | '#' | ';' | '\n' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn gantt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// When the forecast rollout starts, and the maintenance window it starts in: at
+/// `deferUntil` when the gate deferred it, else now inside an open window (or when
+/// no window is configured), else when the next window opens.
+fn forecast_start(
+    r: &PlanReport,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (
+    chrono::DateTime<chrono::Utc>,
+    Option<&cupcake_api::schedule::WindowSpan>,
+) {
+    let sched = r.schedule.as_ref();
+    let windows = sched.filter(|s| s.configured && s.windows > 0);
+    let start = match (r.decision.defer_until, windows) {
+        (Some(t), _) => t.max(now),
+        (None, None) => now,
+        (None, Some(s)) if s.active_window.is_some() => now,
+        (None, Some(s)) => s.next_window.as_ref().map_or(now, |w| w.start),
+    };
+    let window = windows.and_then(|s| {
+        [s.active_window.as_ref(), s.next_window.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|w| w.start <= start && start < w.end)
+    });
+    (start, window)
+}
+
+/// A Mermaid Gantt chart of the forecast rollout against its maintenance window
+/// (GitHub renders ```` ```mermaid ```` blocks), and a sentence saying when it ends
+/// and whether that fits the window. Durations come from the plan's estimate
+/// (cluster.yaml `estimates`, one batch at a time). Times are UTC. None when
+/// there is nothing to run.
+pub fn gantt(r: &PlanReport, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let per = &r.plan.estimate.batch_seconds;
+    if r.up_to_date || r.plan.stages.is_empty() || per.len() != r.plan.stages.len() {
+        return None;
+    }
+    let (start, window) = forecast_start(r, now);
+    let end = start + chrono::Duration::seconds(r.plan.estimate.seconds as i64);
+    let late = |t: chrono::DateTime<chrono::Utc>| window.is_some_and(|w| t > w.end);
+    let mut o = String::new();
+    let _ = writeln!(o, "```mermaid\ngantt");
+    let _ = writeln!(
+        o,
+        "    title {} to {} (forecast, UTC)",
+        mermaid_text(&r.cluster),
+        r.target
+    );
+    let _ = writeln!(o, "    dateFormat YYYY-MM-DDTHH:mm:ss");
+    let _ = writeln!(o, "    axisFormat %a %H:%M");
+    let _ = writeln!(o, "    todayMarker off");
+    if let Some(w) = window {
+        let _ = writeln!(o, "    section Window");
+        let _ = writeln!(
+            o,
+            "    windows[{}] :active, window, {}, {}",
+            w.index,
+            gantt_time(w.start),
+            gantt_time(w.end)
+        );
+    }
+    let mut t = start;
+    for (i, (s, secs)) in r.plan.stages.iter().zip(per).enumerate() {
+        let _ = writeln!(
+            o,
+            "    section {}. {} {}",
+            i + 1,
+            s.kind.as_str(),
+            s.version
+        );
+        let step = chrono::Duration::seconds(*secs as i64);
+        let n = s.batches.len();
+        let shown = if n > GANTT_BATCHES_MAX {
+            GANTT_BATCHES_SHOWN
+        } else {
+            n
+        };
+        // One bar of `batches` batches, from where the previous bar ended.
+        let mut bar = |o: &mut String, name: String, id: String, batches: i32| {
+            let until = t + step * batches;
+            let tag = if late(until) { "crit, " } else { "" };
+            let _ = writeln!(
+                o,
+                "    {} :{tag}{id}, {}, {}",
+                mermaid_text(&name),
+                gantt_time(t),
+                gantt_time(until)
+            );
+            t = until;
+        };
+        for (j, b) in s.batches.iter().take(shown).enumerate() {
+            let name = match (s.kind, b.as_slice()) {
+                (cupcake_api::plan::StageKind::Backup, [node]) => {
+                    format!("etcd snapshot on {node}")
+                }
+                (_, [node]) => node.clone(),
+                _ => format!("batch {} ({} nodes)", j + 1, b.len()),
+            };
+            bar(&mut o, name, format!("s{}b{}", i + 1, j + 1), 1);
+        }
+        if n > shown {
+            let nodes: usize = s.batches[shown..].iter().map(Vec::len).sum();
+            let rest = (n - shown) as i32;
+            bar(
+                &mut o,
+                format!("batches {}-{n} ({nodes} nodes)", shown + 1),
+                format!("s{}rest", i + 1),
+                rest,
+            );
+        }
+    }
+    let _ = writeln!(o, "```\n");
+    let fit = match window {
+        Some(w) if end > w.end => format!(
+            "; ends **{} after the window closes**{}",
+            duration((end - w.end).num_seconds() as u64),
+            if w.must_finish {
+                " (the window is `mustFinish`)"
+            } else {
+                " (the rollout continues; only starts need a window)"
+            }
+        ),
+        Some(_) => "; fits the window".to_string(),
+        None if r
+            .schedule
+            .as_ref()
+            .is_some_and(|s| s.configured && s.windows > 0) =>
+        {
+            "; no window is open then".to_string()
+        }
+        None => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "Forecast: starts {}, ends {} ({}, from cluster.yaml `estimates`: one batch at a time){fit}.\n",
+        start.format("%Y-%m-%d %H:%M UTC"),
+        end.format("%Y-%m-%d %H:%M UTC"),
+        duration(r.plan.estimate.seconds)
+    );
+    Some(o)
+}
+
+/// Markdown for a pull-request comment: verdict first, then plan and findings,
+/// and the forecast rollout as a Gantt chart ([`gantt`]) against the window at `now`.
+pub fn markdown(r: &PlanReport, now: chrono::DateTime<chrono::Utc>) -> String {
     let mut o = String::new();
     let icon = match r.decision.verdict {
         Verdict::Allow => "✅",
@@ -315,6 +478,9 @@ pub fn markdown(r: &PlanReport) -> String {
             );
         }
         o.push('\n');
+        if let Some(g) = gantt(r, now) {
+            o.push_str(&g);
+        }
         // Every batch, folded: the table above abbreviates long stages.
         let _ = writeln!(o, "<details><summary>Every batch</summary>\n");
         for (i, s) in r.plan.stages.iter().enumerate() {

@@ -89,6 +89,8 @@ impl PlanArgs {
 pub struct Planned {
     pub pass: PassOutcome,
     pub report: PlanReport,
+    /// The time the pass was evaluated at (`--now` or the clock).
+    pub now: DateTime<Utc>,
 }
 
 fn observed(
@@ -136,7 +138,7 @@ pub fn plan_report(args: &PlanArgs) -> anyhow::Result<Planned> {
     let now = args.now.unwrap_or_else(Utc::now);
     let crate::pipeline::Evaluated { pass, report } =
         crate::pipeline::evaluate(&tree, &loaded, &snapshot, now)?;
-    Ok(Planned { pass, report })
+    Ok(Planned { pass, report, now })
 }
 
 /// Where the plan comment goes, checked before anything is planned.
@@ -200,9 +202,10 @@ fn github_comment(
     args: &PlanArgs,
     target: CommentTarget,
     report: &PlanReport,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let CommentTarget { repo, pr, auth } = target;
-    let markdown = present::markdown(report);
+    let markdown = present::markdown(report, now);
     let outcome = super::block_on(async {
         let gh = GitHub::connect(&args.github_api, &repo, auth, Default::default())
             .map_err(anyhow::Error::msg)?;
@@ -229,7 +232,7 @@ fn github_comment(
 pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     let _span = tracing::info_span!("plan", cluster = %args.cluster).entered();
     let comment = comment_target(args)?;
-    let Planned { report, pass } = plan_report(args)?;
+    let Planned { report, pass, now } = plan_report(args)?;
     if args.show_input {
         println!(
             "{}",
@@ -240,7 +243,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     tracing::debug!(verdict = ?report.decision.verdict, "pass done");
     let out = match args.output {
         Format::Text => present::text(&report),
-        Format::Markdown => present::markdown(&report),
+        Format::Markdown => present::markdown(&report, now),
         Format::Json => {
             serde_json::to_string_pretty(&report).context("encoding the report")? + "\n"
         }
@@ -259,7 +262,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     if let Some(target) = comment {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        github_comment(args, target, &report)?;
+        github_comment(args, target, &report, now)?;
     }
     Ok(report.exit_code())
 }

@@ -772,12 +772,13 @@ async fn auto_update(
             policies: loaded.policies.clone(),
             config: loaded.config.clone(),
         };
-        let ev = pipeline::evaluate(tree, &proposed, snap, Utc::now()).map_err(|e| crate::cli::error_chain(&e))?;
+        let now = Utc::now();
+        let ev = pipeline::evaluate(tree, &proposed, snap, now).map_err(|e| crate::cli::error_chain(&e))?;
         pr.body = format!(
             "CUPCAKE proposes {version} for `{}` (autoUpdate, channel from `clusters/{}/schedule.yaml`). Merge to upgrade; close to decline this version.\n\n{}",
             cfg.cluster,
             cfg.cluster,
-            crate::present::markdown(&ev.report)
+            crate::present::markdown(&ev.report, now)
         );
         let rel = def.path.to_string_lossy().to_string();
         let text = tree
