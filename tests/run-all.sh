@@ -121,6 +121,10 @@ say "Debian root for the kubeadm executor (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/debian-root.sh          # debootstrap minbase + stand-in kubeadm/kubelet/kubectl apt repos
 export CUPCAKE_REQUIRE_DEBIAN_ROOT=1  # a missing root fails agent/tests/kubeadm.rs instead of skipping it
 
+say "mermaid (cached in $CUPCAKE_HARNESS_CACHE)"
+tests/harness/mermaid.sh              # Mermaid's parser (npm, under node 20 + jsdom) for the plan's Gantt chart
+export CUPCAKE_REQUIRE_MERMAID=1      # a missing node/npm fails reconciler/tests/mermaid.rs
+
 say "unit and integration tests"
 run_tests --quiet                     # default members: everything but tests/e2e
 cargo build --quiet --bin cupcake --bin cupcake-agent   # the e2e tests run the real binaries
