@@ -18,7 +18,7 @@ use std::process::Command;
 use chrono::Utc;
 use cupcake_agent::assignment::{Assignment, Role};
 use cupcake_agent::checkpoint::{Checkpoint, Metadata};
-use cupcake_agent::executor::host::Host;
+use cupcake_agent::executor::host::{Access, Host};
 use cupcake_agent::executor::kubeadm::Kubeadm;
 use cupcake_agent::executor::{Executor, Job, StepLog};
 use cupcake_agent::steps::{Step, plan};
@@ -453,4 +453,58 @@ async fn a_failing_kubeadm_upgrade_fails_the_node_with_the_message_and_a_retry_r
     );
     assert_eq!(node.installs("kubeadm:amd64 1.34.2-1.1"), 1);
     assert_eq!(node.packages().1, HELD);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_host_root_slash_commands_go_through_nsenter_into_pid_1() {
+    let Some(cached) = cached_root() else { return };
+    let node = Node::new(&cached);
+    // A stand-in nsenter: checks it is asked for PID 1's namespaces, records the
+    // call, and enters the test's root instead of this machine's.
+    let bin = node.root.parent().unwrap().join("nsenter");
+    let calls = node.root.parent().unwrap().join("nsenter.calls");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\n[ \"$1 $2 $3 $4 $5 $6 $7 $8\" = '--target 1 --mount --uts --ipc --net --pid --' ] || {{ echo \"nsenter stand-in: unexpected $*\" >&2; exit 2; }}\nshift 8\necho \"$*\" >>{calls}\nexec chroot {root} \"$@\"\n",
+            calls = calls.display(),
+            root = node.root.display()
+        ),
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&bin)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exec = Kubeadm::new(
+        Host::with_access(Access::Nsenter { nsenter: bin }),
+        Some(node.healthz.clone()),
+    );
+    let r = run_for(Role::Worker, UpgradeMode::Node, "1.33.5", &KUBE);
+    let steps = r.steps();
+    let job = Job {
+        node: "n-1",
+        role: r.role,
+        assignment: &r.assignment,
+    };
+    std::fs::create_dir_all(&node.state).unwrap();
+    for step in &steps {
+        let mut log = StepLog::open(&node.state.join(format!("{}.log", step.id())));
+        exec.run_step(&job, step, &mut log).await.unwrap();
+    }
+    let seen = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("apt-get install ") && l.ends_with("kubeadm=1.33.5-1.1")),
+        "{seen}"
+    );
+    assert!(seen.contains("kubeadm upgrade node\n"), "{seen}");
+    assert_eq!(
+        node.packages().0,
+        "containerd.io 1.7.24-1\nkubeadm 1.33.5-1.1\nkubectl 1.33.5-1.1\nkubelet 1.33.5-1.1\n"
+    );
 }

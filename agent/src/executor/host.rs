@@ -184,6 +184,14 @@ impl Host {
         })
     }
 
+    /// A host reached through `access` as given (tools at explicit paths).
+    pub fn with_access(access: Access) -> Self {
+        Self {
+            access,
+            timeout: COMMAND_TIMEOUT,
+        }
+    }
+
     pub fn access(&self) -> &Access {
         &self.access
     }
