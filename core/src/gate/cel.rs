@@ -199,6 +199,15 @@ impl CelPack {
         let mut errors = Vec::new();
         let mut ids = BTreeSet::new();
         for s in sources {
+            if let Some(at) = crate::yamlpos::too_deep(&s.text) {
+                errors.push(super::too_deep_error(
+                    &s.path,
+                    at,
+                    "the YAML",
+                    yamlpos::MAX_FLOW_DEPTH,
+                ));
+                continue;
+            }
             let file = match yaml_serde::from_str::<CelFile>(&s.text) {
                 Ok(f) => f,
                 Err(e) => {
@@ -235,6 +244,23 @@ impl CelPack {
                     errors.push(bad(
                         "id",
                         format!("{}: duplicate rule id {:?}", at("id"), r.id),
+                    ));
+                    continue;
+                }
+                let deep = std::iter::once((&r.expression, "expression"))
+                    .chain(
+                        r.message_expression
+                            .iter()
+                            .map(|m| (m, "messageExpression")),
+                    )
+                    .find(|(t, _)| super::too_deep(t, "'\"", None).is_some());
+                if let Some((_, field)) = deep {
+                    let p = yamlpos::locate(&s.text, &yamlpos::parse_path(&at(field)));
+                    errors.push(super::too_deep_error(
+                        &s.path,
+                        p.unwrap_or((1, 1)),
+                        &at(field),
+                        super::MAX_NESTING,
                     ));
                     continue;
                 }

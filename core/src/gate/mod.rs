@@ -104,6 +104,64 @@ pub struct PolicyError {
     pub message: String,
 }
 
+/// How deep brackets (`(`, `[`, `{`) may nest in a policy file or expression. The Rego
+/// parser recurses per level (3,000 levels overflowed the stack and aborted the whole
+/// process) and regorus' compiler takes time exponential in the depth (an array nested
+/// 16 deep took 5 s, each level doubling it), so deeper text is refused before it is
+/// parsed. The default pack nests at most 8 deep (its tests), its rules 4.
+pub const MAX_NESTING: usize = 12;
+
+/// Where brackets nest deeper than [`MAX_NESTING`] in `text` (line, column), skipping
+/// strings delimited by any of `quotes` (with `\` escapes) and `comment`-to-end-of-line.
+pub(crate) fn too_deep(text: &str, quotes: &str, comment: Option<char>) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut in_comment = false;
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+        } else if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else if Some(c) == comment {
+            in_comment = true;
+        } else if quotes.contains(c) {
+            quote = Some(c);
+        } else if "([{".contains(c) {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Some(crate::yamlpos::line_col_of_byte(text, i));
+            }
+        } else if ")]}".contains(c) {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    None
+}
+
+/// The error for text refused by [`too_deep`].
+pub(crate) fn too_deep_error(
+    file: &str,
+    at: (usize, usize),
+    what: &str,
+    limit: usize,
+) -> PolicyError {
+    PolicyError {
+        file: file.to_string(),
+        line: Some(at.0 as u32),
+        col: Some(at.1 as u32),
+        message: format!(
+            "{what} nests brackets more than {limit} levels deep: refused before parsing"
+        ),
+    }
+}
+
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
@@ -646,5 +704,56 @@ mod tests {
         assert!(f.contains(&"planner.patch-downgrade".to_string()));
         let f = expand_force(&["planner.out-of-scope-skew".to_string()]);
         assert!(f.contains(&"skew.kubelet-too-old".to_string()));
+    }
+
+    /// Regression (issue 13): 3,000 nested brackets in a fleet's Rego file overflowed
+    /// the stack and aborted the process; now the file is refused, and the deepest
+    /// nesting allowed still compiles (quickly: compile time doubles per level).
+    #[test]
+    fn deeply_nested_policies_are_refused_not_crashing() {
+        let src = |depth: usize| PolicySource {
+            path: "fleet/policies/deep.rego".into(),
+            text: format!(
+                "package cupcake\n\nx := {}1{}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            ),
+        };
+        let env = PolicyEnv::build(&[src(3000)]);
+        let e = env
+            .errors()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            e.contains("fleet/policies/deep.rego:3:") && e.contains("more than 12 levels"),
+            "{e}"
+        );
+        let env = PolicyEnv::build(&[src(MAX_NESTING)]);
+        assert!(env.errors().is_empty(), "{:?}", env.errors());
+        assert_eq!(
+            super::too_deep("# [[[[\n\"[[[[\" `[[[`", "\"`", Some('#')),
+            None
+        );
+    }
+
+    /// Regression (issue 13): a recursive function overflowed the stack when evaluated.
+    #[test]
+    fn recursive_functions_are_refused_not_crashing() {
+        let env = PolicyEnv::build(&[PolicySource {
+            path: "fleet/policies/loop.rego".into(),
+            text: "package cupcake\n\nf(x) := f(x + 1)\n\ndeny contains {\"id\": \"l.f\", \"msg\": sprintf(\"%v\", [f(1)])} if true\n".into(),
+        }]);
+        let e = env
+            .errors()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            e.contains("fleet/policies/loop.rego:3:1") && e.contains("function f calls itself"),
+            "{e}"
+        );
+        let pack = PolicyEnv::default_pack();
+        assert!(pack.errors().is_empty(), "{:?}", pack.errors());
     }
 }

@@ -275,6 +275,7 @@ pub(crate) fn engine_with(sources: &[&PolicySource]) -> (Engine, Vec<PolicyError
                     });
                 }
                 errors.extend(unsupported_builtins(s));
+                errors.extend(recursive_functions(s));
             }
         }
     }
@@ -305,6 +306,72 @@ fn unsupported_builtins(s: &PolicySource) -> Vec<PolicyError> {
                     ),
                 });
             }
+        }
+    }
+    out
+}
+
+static FN_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^A-Za-z0-9_.])([a-z_][A-Za-z0-9_]*)\s*\(").expect("static regex")
+});
+
+/// Functions of one file that call themselves, directly or through each other. Rego
+/// forbids recursion; regorus detects it for rules but not for functions, and
+/// `f(x) := f(x + 1)` overflowed the stack and aborted the process. Functions are
+/// found by their heads at the start of a line (how `opa fmt` writes them), calls by
+/// name in the lines up to the next head.
+fn recursive_functions(s: &PolicySource) -> Vec<PolicyError> {
+    let lines: Vec<&str> = s
+        .text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .collect();
+    // (name, first line) of each function head, and the calls in its body.
+    let mut defs: BTreeMap<String, u32> = BTreeMap::new();
+    let mut calls: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let starts_head = line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        let mut body = *line;
+        if starts_head {
+            current = FN_CALL
+                .captures(line)
+                .filter(|c| c.get(1).is_some_and(|m| m.start() == 0))
+                .map(|c| c[1].to_string());
+            if let Some(name) = &current {
+                defs.entry(name.clone()).or_insert(i as u32 + 1);
+                body = &line[name.len()..];
+            }
+        }
+        if let Some(name) = &current {
+            let set = calls.entry(name.clone()).or_default();
+            set.extend(FN_CALL.captures_iter(body).map(|c| c[1].to_string()));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, line) in &defs {
+        // Is `name` reachable from itself?
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<&String> = calls.get(name).into_iter().flatten().collect();
+        let mut cyclic = false;
+        while let Some(n) = todo.pop() {
+            if n == name {
+                cyclic = true;
+                break;
+            }
+            if defs.contains_key(n) && seen.insert(n) {
+                todo.extend(calls.get(n).into_iter().flatten());
+            }
+        }
+        if cyclic {
+            out.push(PolicyError {
+                file: s.path.clone(),
+                line: Some(*line),
+                col: Some(1),
+                message: format!(
+                    "function {name} calls itself (directly or through other functions): Rego does not allow recursion"
+                ),
+            });
         }
     }
     out
@@ -373,8 +440,19 @@ impl RegoPack {
     /// Compile the sources. Files that fail to parse or compile are dropped and returned
     /// as errors; the rest still evaluate (the errors deny on their own).
     pub(crate) fn build(sources: &[PolicySource]) -> (Option<Self>, Vec<PolicyError>) {
-        let mut active: Vec<&PolicySource> = sources.iter().collect();
         let mut errors = Vec::new();
+        let mut active: Vec<&PolicySource> = Vec::new();
+        for s in sources {
+            match super::too_deep(&s.text, "\"`", Some('#')) {
+                Some(at) => errors.push(super::too_deep_error(
+                    &s.path,
+                    at,
+                    "the file",
+                    super::MAX_NESTING,
+                )),
+                None => active.push(s),
+            }
+        }
         // Each round drops at most one file blamed by a compile error; a handful of rounds at most.
         for _ in 0..=sources.len() {
             let (mut engine, parse_errors) = engine_with(&active);

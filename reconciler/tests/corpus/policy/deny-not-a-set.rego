@@ -1,0 +1,3 @@
+package cupcake
+
+deny := 42

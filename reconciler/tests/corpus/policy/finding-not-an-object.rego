@@ -1,0 +1,3 @@
+package cupcake
+
+deny contains "just a string" if true

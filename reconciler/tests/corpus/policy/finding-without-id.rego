@@ -1,0 +1,3 @@
+package cupcake
+
+deny contains {"msg": "who am I"} if true

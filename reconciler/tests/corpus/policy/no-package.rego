@@ -1,0 +1,1 @@
+deny contains {"id": "x.y", "msg": "z"} if true

@@ -1,0 +1,3 @@
+package evil
+
+deny contains {"id": "evil.always", "msg": "never seen"} if true

@@ -1,0 +1,4 @@
+package cupcake
+
+deny contains f if {
+  f := {"id": "x", "msg": "y"

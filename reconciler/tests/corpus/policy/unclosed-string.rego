@@ -1,0 +1,3 @@
+package cupcake
+
+deny contains {"id": "s.u", "msg": "never closed} if true

@@ -1,0 +1,3 @@
+package cupcake
+
+deny contains {"id": "u.b", "msg": "x"} if explode(1)
