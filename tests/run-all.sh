@@ -125,6 +125,10 @@ say "mermaid (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/mermaid.sh              # Mermaid's parser (npm, under node 20 + jsdom) for the plan's Gantt chart
 export CUPCAKE_REQUIRE_MERMAID=1      # a missing node/npm fails reconciler/tests/mermaid.rs
 
+say "actionlint (cached in $CUPCAKE_HARNESS_CACHE)"
+tests/harness/build-actionlint.sh     # actionlint from its Go module, for xtask/tests/workflows.rs (.github/)
+export CUPCAKE_REQUIRE_ACTIONLINT=1   # a missing actionlint fails the workflow test
+
 say "unit and integration tests"
 run_tests --quiet                     # default members: everything but tests/e2e
 cargo build --quiet --bin cupcake --bin cupcake-agent   # the e2e tests run the real binaries
