@@ -70,7 +70,8 @@ pub struct Cli {
     /// Where checkpoints are kept (operation-<id>/ per assignment).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// The host's root filesystem, for the kubeadm executor (/host in the DaemonSet).
+    /// The host's root filesystem, for the kubeadm executor (/host in the DaemonSet): host commands
+    /// run as `chroot DIR …`, or with `/` as `nsenter --target 1 --mount --uts --ipc --net --pid -- …` (needs hostPID).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub host_root: PathBuf,
     /// Kubeadm executor: the kubelet's health URL checked by the verify step ("" to skip).
