@@ -257,3 +257,37 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A stage of many batches: the first 5 are bars, the rest one bar as long as all
+/// of them; Mermaid reads it the same way.
+#[test]
+fn a_long_stage_is_summarised_in_one_bar() {
+    if !mermaid_ready() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_cupcake"))
+        .args(["plan", "examples/fleet", "--cluster", "demo"])
+        .args(["--now", "2026-11-28T02:30:00Z", "-o", "json"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let mut report: cupcake_reconciler::present::PlanReport =
+        serde_json::from_slice(&out.stdout).unwrap();
+    // 40 single-node worker batches of 7 minutes.
+    let workers = report.plan.stages.last_mut().unwrap();
+    workers.batches = (1..=40).map(|i| vec![format!("w-{i}")]).collect();
+    workers.batch_limits.clear();
+    report.plan.estimate.seconds = 300 + 3 * 600 + 420 + 40 * 420;
+    let md = cupcake_reconciler::present::markdown(&report, t("2026-11-28T02:30:00Z"));
+    let c = check(&chart(&md));
+    let bars = assert_forecast(
+        &c,
+        Some(("2026-11-28T01:00:00Z", "2026-11-28T05:00:00Z")),
+        "2026-11-28T02:30:00Z",
+        "2026-11-28T07:52:00Z",
+    );
+    assert_eq!(bars, 1 + 3 + 1 + 5 + 1);
+    let rest = c.tasks.iter().find(|t| t.id == "s4rest").unwrap();
+    assert_eq!(rest.task.trim(), "batches 6-40 (35 nodes)");
+    assert_eq!(rest.end - rest.start, Duration::minutes(35 * 7));
+}
