@@ -1,4 +1,4 @@
-//! `cargo xtask gen [--check] [--root DIR]`: regenerate (or check) `crds/` and `schemas/`.
+//! `cargo xtask gen [--check] [--root DIR]`: regenerate (or check) `crds/`, the chart's `charts/cupcake/crds/` and `schemas/`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
