@@ -470,26 +470,31 @@ spec:
     );
     assert!(who.contains("\"w-1\""), "{who}");
 
-    // Policies take effect shortly after creation: wait until the other node is refused.
+    // Policies take effect shortly after creation: wait until the other node is refused,
+    // probing with server-side dry runs (admission runs, nothing is stored), then try for real.
     let policy = format!("{release}-cupcake-agent-own-node");
-    let refusal = wait_for(
+    let annotate_w2 = |dry_run: bool| {
+        let mut args = vec![
+            "annotate",
+            "node",
+            "w-2",
+            "--overwrite",
+            "cupcake.ricardomolendijk.com/status=in-progress",
+        ];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        kubectl_as(&agent, &args)
+    };
+    wait_for(
         "the own-node policy refuses node w-2",
         Duration::from_secs(60),
-        || async {
-            let out = kubectl_as(
-                &agent,
-                &[
-                    "annotate",
-                    "node",
-                    "w-2",
-                    "--overwrite",
-                    "cupcake.ricardomolendijk.com/status=in-progress",
-                ],
-            );
-            (!out.status.success()).then(|| stderr(&out))
-        },
+        || async { (!annotate_w2(true).status.success()).then_some(()) },
     )
     .await;
+    let out = annotate_w2(false);
+    assert!(!out.status.success(), "the agent annotated another node");
+    let refusal = stderr(&out);
     assert!(
         refusal.contains("agent on w-1 may not modify node w-2")
             && refusal.contains(&format!("ValidatingAdmissionPolicy '{policy}'")),
