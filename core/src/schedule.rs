@@ -109,6 +109,11 @@ fn validate_window(i: usize, w: &Window) -> Result<(), ScheduleError> {
         if d.as_secs() == 0 {
             return Err(err(at("duration"), "must be longer than 0s"));
         }
+        // A window open for more than a year is a typo (and 15 billion years overflowed
+        // the date arithmetic of the evaluation: a panic found by fuzzing).
+        if d.as_secs() > 366 * 86_400 {
+            return Err(err(at("duration"), "must be at most 366d"));
+        }
     } else if days_form {
         if w.days.is_empty() {
             return Err(err(
@@ -911,5 +916,15 @@ mod tests {
             w.end >= t("2026-01-08T00:00:00Z"),
             "merged through the search horizon: {w:?}"
         );
+    }
+
+    /// Regression (issue 13, found by `tests/fuzz.sh schedule`): a huge duration
+    /// overflowed `now - duration` in the evaluation and panicked.
+    #[test]
+    fn absurd_window_durations_are_refused() {
+        let s = spec("windows: [{schedule: '15 2 3 * *', duration: 8000073034410m}]");
+        let e = Compiled::new(&s).unwrap_err();
+        assert_eq!(e.field, "spec.windows[0].duration");
+        assert!(e.message.contains("at most 366d"), "{}", e.message);
     }
 }
