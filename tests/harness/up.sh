@@ -145,6 +145,35 @@ listening_ports() { # ports in LISTEN state, from /proc (no ss/netstat needed)
     while read -r h; do echo $((16#$h)); done < <(awk 'NR > 1 && $4 == "0A" { n = split($2, a, ":"); print a[n] }' "$f")
   done
 }
+# Ports picked by other up.sh runs still starting (picked, not yet bound) are in this file as
+# "port pid" lines; an entry counts while its up.sh runs. Without it two control planes started
+# at once could pick the same port and one component would fail to bind.
+PORTS_FILE="${TMPDIR:-/tmp}/cupcake-harness-ports"
+reserve_port() { # port: record it for this up.sh, dropping the entries of finished runs
+  (
+    flock -w 10 9 || true
+    : >"$PORTS_FILE.new"
+    if [[ -r "$PORTS_FILE" ]]; then
+      while read -r rp pid; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+          printf '%s %s\n' "$rp" "$pid" >>"$PORTS_FILE.new"
+        fi
+      done <"$PORTS_FILE"
+    fi
+    printf '%s %s\n' "$1" "$$" >>"$PORTS_FILE.new"
+    mv -f "$PORTS_FILE.new" "$PORTS_FILE"
+  ) 9>>"$PORTS_FILE.lock"
+}
+reserved_elsewhere() { # port: picked by another up.sh that still runs
+  local rp pid
+  [[ -r "$PORTS_FILE" ]] || return 1
+  while read -r rp pid; do
+    if [[ "$rp" == "$1" && -n "$pid" && "$pid" != "$$" ]] && kill -0 "$pid" 2>/dev/null; then
+      return 0
+    fi
+  done <"$PORTS_FILE"
+  return 1
+}
 free_port() { # prints a port in 20000-32767 (below Linux's ephemeral range) that nobody listens on
   local p i
   if ((${#TAKEN[@]} == 0)); then
@@ -153,8 +182,10 @@ free_port() { # prints a port in 20000-32767 (below Linux's ephemeral range) tha
   fi
   for ((i = 0; i < 200; i++)); do
     p=$((20000 + RANDOM % 12768))
-    if [[ -z "${TAKEN[$p]:-}" ]] && ! (: <"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    if [[ -z "${TAKEN[$p]:-}" ]] && ! (: <"/dev/tcp/127.0.0.1/$p") 2>/dev/null \
+      && ! reserved_elsewhere "$p"; then
       TAKEN[$p]=1
+      reserve_port "$p"
       echo "$p"
       return 0
     fi
