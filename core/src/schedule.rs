@@ -164,8 +164,17 @@ pub fn validate(spec: &UpdateScheduleSpec) -> Result<(), ScheduleError> {
         parse_cron(s).map_err(|m| err("spec.schedule", m))?;
     }
     if let Some(mw) = &spec.maintenance_window {
-        parse_time_of_day(&mw.start).map_err(|m| err("spec.maintenanceWindow.start", m))?;
-        parse_time_of_day(&mw.end).map_err(|m| err("spec.maintenanceWindow.end", m))?;
+        let start =
+            parse_time_of_day(&mw.start).map_err(|m| err("spec.maintenanceWindow.start", m))?;
+        let end = parse_time_of_day(&mw.end).map_err(|m| err("spec.maintenanceWindow.end", m))?;
+        // The compiler refuses it too; the loader must say so first (found by fuzzing:
+        // load::cluster accepted a schedule that the gate then could not evaluate).
+        if start == end {
+            return Err(err(
+                "spec.maintenanceWindow.end",
+                "end equals start: the window would be empty",
+            ));
+        }
         parse_tz(mw.timezone.as_deref()).map_err(|m| err("spec.maintenanceWindow.timezone", m))?;
     }
     if let Some(p) = spec
@@ -902,6 +911,9 @@ mod tests {
         for (yaml, field) in cases {
             let e = Compiled::new(&spec(yaml)).expect_err(yaml);
             assert_eq!(e.field, field, "{yaml}");
+            // Whatever the compiler refuses, validation (the loader's check) refuses too.
+            let v = validate(&spec(yaml)).expect_err(yaml);
+            assert_eq!(v.field, field, "validate: {yaml}");
         }
     }
 
