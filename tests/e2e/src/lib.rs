@@ -10,6 +10,7 @@
 //! silent skip.
 
 pub mod gitserver;
+pub mod invariants;
 pub mod private;
 
 use std::collections::BTreeMap;

@@ -237,21 +237,8 @@ fn sampler(
                     }
                 }
             }
-            if let Ok(l) = pdbs.list(&ListParams::default()).await {
-                for p in l.items {
-                    if let Some(s) = p.status
-                        && s.observed_generation == p.metadata.generation
-                        && s.current_healthy < s.desired_healthy
-                    {
-                        s2.lock().unwrap().pdb_violations.push(format!(
-                            "{}: {} healthy < {} desired",
-                            p.metadata.name.unwrap_or_default(),
-                            s.current_healthy,
-                            s.desired_healthy
-                        ));
-                    }
-                }
-            }
+            let v = cupcake_e2e::invariants::pdb_violations(&pdbs).await;
+            s2.lock().unwrap().pdb_violations.extend(v);
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     });

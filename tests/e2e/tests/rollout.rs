@@ -126,24 +126,10 @@ fn sampler(
                     }
                 }
             }
-            if let Some(ns) = &pdb_ns
-                && let Ok(pdbs) = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
-                    .list(&ListParams::default())
-                    .await
-            {
-                for p in pdbs.items {
-                    if let Some(s) = p.status
-                        && s.observed_generation == p.metadata.generation
-                        && s.current_healthy < s.desired_healthy
-                    {
-                        w2.lock().unwrap().pdb_violations.push(format!(
-                            "{}: {} healthy < {} desired",
-                            p.metadata.name.unwrap_or_default(),
-                            s.current_healthy,
-                            s.desired_healthy
-                        ));
-                    }
-                }
+            if let Some(ns) = &pdb_ns {
+                let api = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
+                let v = cupcake_e2e::invariants::pdb_violations(&api).await;
+                w2.lock().unwrap().pdb_violations.extend(v);
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
