@@ -18,11 +18,24 @@ pub const MESSAGE: &str = "cupcake.ricardomolendijk.com/message";
 pub const BACKUP_REQUEST: &str = "cupcake.ricardomolendijk.com/backup-request";
 /// Node annotation: the snapshot's [`BackupResult`](crate::protocol::BackupResult), JSON (written by the agent).
 pub const BACKUP_RESULT: &str = "cupcake.ricardomolendijk.com/backup-result";
+/// Node annotation: store URL for the `backup-request` (the DirectUpdate's `spec.backup.storeRef`;
+/// written with the request, replaces the agent's `--backup-store`).
+pub const BACKUP_STORE: &str = "cupcake.ricardomolendijk.com/backup-store";
+/// Node annotation: `<namespace>/<name>` of the air-gapped bundle ConfigMap to install from
+/// (written with the assignment when `spec.airGapped.enabled`; see [`crate::bundle`]).
+pub const PACKAGE_SOURCE: &str = "cupcake.ricardomolendijk.com/package-source";
+/// Node annotation: report disk space (and, with `etcd`, etcd health) for this operation id
+/// (written by the controller before the first node is touched).
+pub const PREFLIGHT_REQUEST: &str = "cupcake.ricardomolendijk.com/preflight-request";
+/// Node annotation: `true` — the agent also reports etcd's health (set on the backup node).
+pub const PREFLIGHT_ETCD: &str = "cupcake.ricardomolendijk.com/preflight-etcd";
+/// Node annotation: the agent's [`PreflightReport`](crate::protocol::PreflightReport), JSON.
+pub const PREFLIGHT_RESULT: &str = "cupcake.ricardomolendijk.com/preflight-result";
 /// Node annotation: the node was already cordoned when the controller took it (never uncordon it).
 pub const ADMIN_CORDONED: &str = "cupcake.ricardomolendijk.com/admin-cordoned";
 
 /// Every node annotation of the protocol (cleared together when an assignment ends).
-pub const NODE_ASSIGNMENT: [&str; 7] = [
+pub const NODE_ASSIGNMENT: [&str; 8] = [
     OPERATION_ID,
     TARGET_VERSION,
     COMPONENTS,
@@ -30,6 +43,7 @@ pub const NODE_ASSIGNMENT: [&str; 7] = [
     STATUS,
     STEP,
     MESSAGE,
+    PACKAGE_SOURCE,
 ];
 
 /// DirectUpdate annotation: `<node>` — retry that failed node.

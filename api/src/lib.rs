@@ -2,6 +2,7 @@
 //!
 //! The types every part of CUPCAKE shares, and nothing else: no IO.
 //!
+//! - [`bundle`]: the air-gapped package bundle (`bundle.yaml` in a ConfigMap);
 //! - [`crd`]: the custom resources DirectUpdate, ScheduledUpdate and UpdateSchedule;
 //! - [`fleet`]: fleet-repo manifests (`ClusterVersion`, `UpdateSchedule`, `VersionCatalog`);
 //! - [`schedule`]: the maintenance-schedule model;
@@ -19,6 +20,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod common;
 pub mod crd;
 pub mod fleet;

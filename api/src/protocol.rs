@@ -285,6 +285,46 @@ pub struct BackupResult {
     pub message: Option<String>,
 }
 
+/// The agent's answer to a `preflight-request` (annotation `preflight-result`, JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightReport {
+    /// The `preflight-request` this answers (the DirectUpdate's operation id).
+    pub operation_id: String,
+    /// Free bytes available to unprivileged writers on the filesystem holding `diskPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
+    /// The path measured (on the host: `/var/lib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_path: Option<String>,
+    /// etcd's health, when the request asked for it (`preflight-etcd: true`); else null.
+    #[serde(default)]
+    pub etcd: Option<EtcdHealth>,
+    /// What the agent could not measure, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// etcd as one member's endpoint sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdHealth {
+    /// The endpoint asked.
+    pub endpoint: String,
+    /// Members by name (an unstarted member has no name: its peer URL is listed instead).
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Members that have not started (listed by peer URL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unstarted: Vec<String>,
+    /// Active alarms, e.g. `NOSPACE on member 8e9e05c52164694d`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+    /// Why the member or alarm list could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
