@@ -1,12 +1,11 @@
 //! `cupcake` CLI tests on the example fleet: output contracts and exit codes.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{copy_dir, git, repo};
 
 fn cupcake(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cupcake"))
@@ -18,19 +17,6 @@ fn cupcake(args: &[&str]) -> Output {
 
 /// Inside the demo cluster's Saturday window (03:30 in Amsterdam).
 const IN_WINDOW: &str = "2026-11-28T02:30:00Z";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 /// A copy of the example fleet with `edit` applied to demo's cluster.yaml.
 fn fleet_with(edit: impl Fn(String) -> String) -> tempfile::TempDir {
@@ -307,23 +293,6 @@ fn errors_exit_1_and_name_the_problem() {
     let out = cupcake(&["plan", "examples/fleet", "--cluster", "staging"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot at"));
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Provenance from the enclosing Git repository: the commit, the path, the remote

@@ -3,16 +3,15 @@
 //! compiles and its tests pass, every manifest example loads as its kind.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use clap::Parser;
 use cupcake_reconciler::cli::Cli;
 use cupcake_reconciler::gate::{PolicySource, pack, testing};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::repo;
 
 /// (file, first line, language, text) of every fenced block.
 fn blocks() -> Vec<(String, usize, String, String)> {

@@ -1,12 +1,11 @@
 //! The gate through the CLI: `cupcake plan` verdicts on the example fleet,
 //! fleet policies, bad policies, and `cupcake policy test|eval`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{copy_dir, repo};
 
 fn cupcake(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cupcake"))
@@ -22,18 +21,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
 }
 
 /// A copy of the example fleet plus extra files (path relative to the fleet, content).

@@ -13,20 +13,8 @@ use std::time::Duration;
 use cupcake_reconciler::gitops::git::{Auth, Mirror, Pushed};
 use cupcake_reconciler::pipeline;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+mod common;
+use common::git;
 
 /// A bare remote and a working clone pushing to it.
 struct Remote {

@@ -6,7 +6,7 @@
 //! no DirectUpdate is rendered. Without the file the same fleet renders one.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,12 +15,11 @@ use cupcake_api::snapshot::ClusterSnapshot;
 use cupcake_reconciler::pipeline;
 use cupcake_reconciler::source::FleetTree;
 
+mod common;
+use common::repo;
+
 /// Not a timing assertion: a guard so that a policy stuck in a loop fails the test.
 const WATCHDOG: Duration = Duration::from_secs(120);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn now() -> DateTime<Utc> {
     "2026-11-28T02:30:00Z".parse().unwrap()

@@ -8,14 +8,13 @@
 //! `CUPCAKE_REQUIRE_MERMAID=1` (as `tests/run-all.sh` sets).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{copy_dir, repo};
 
 /// Mermaid is there (installing it into the cache if needed), or the test is skipped
 /// (failed under `CUPCAKE_REQUIRE_MERMAID=1`).
@@ -242,19 +241,6 @@ fn a_broken_chart_fails_the_check() {
         assert!(!c.ok, "accepted:\n{broken}");
         let err = c.error.unwrap_or_default();
         assert!(err.contains(says), "{says:?} not in {err:?}");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
     }
 }
 
