@@ -168,3 +168,87 @@ fn the_first_bad_object_is_named_and_the_pass_fails_closed() {
         Ok(out) => panic!("planned over bad data: {:?}", out.decision),
     }
 }
+
+#[test]
+fn node_names_must_be_ones_kubernetes_accepts_and_unique() {
+    let long = "n".repeat(254);
+    let cases: &[(&str, Option<String>)] = &[
+        ("w-9", None),
+        ("ip-10-0-0-1.eu-west-1.compute.internal", None),
+        ("a", None),
+        (&long[..253], None),
+        ("", Some(r#"Node "": metadata.name is empty"#.into())),
+        (
+            &long,
+            Some(format!(
+                r#"Node "{}… (254 characters)": metadata.name is longer than 253 characters"#,
+                "n".repeat(64)
+            )),
+        ),
+        (
+            "Worker_1",
+            Some(r#"Node "Worker_1": metadata.name is not a DNS subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"#.into()),
+        ),
+        (
+            "w-1.",
+            Some(r#"Node "w-1.": metadata.name is not a DNS subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"#.into()),
+        ),
+        (
+            "-w",
+            Some(r#"Node "-w": metadata.name is not a DNS subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"#.into()),
+        ),
+        (
+            "w\u{1b}[31m",
+            Some("Node \"w\\u{1b}[31m\": metadata.name is not a DNS subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)".into()),
+        ),
+        // The name of another node of the cluster: listed twice.
+        (
+            "cp-1",
+            Some("Node cp-1: listed twice (a node name is unique in a cluster)".into()),
+        ),
+    ];
+    for (name, want) in cases {
+        let mut snap = mk_cluster(1, 2, "1.33.4");
+        snap.nodes[2].name = (*name).to_string();
+        let got = validate(&snap).err().map(|e| e.to_string());
+        assert_eq!(got.as_deref(), want.as_deref(), "node name {name:?}");
+    }
+}
+
+#[test]
+fn pdb_status_counts_are_never_negative_and_pdbs_unique() {
+    let fields = [
+        "disruptionsAllowed",
+        "currentHealthy",
+        "desiredHealthy",
+        "expectedPods",
+    ];
+    for field in fields {
+        let mut snap = mk_cluster(1, 2, "1.33.4");
+        let st = snap.pdbs[0].status.as_mut().unwrap();
+        match field {
+            "disruptionsAllowed" => st.disruptions_allowed = -5,
+            "currentHealthy" => st.current_healthy = -5,
+            "desiredHealthy" => st.desired_healthy = -5,
+            _ => st.expected_pods = -5,
+        }
+        let got = validate(&snap).unwrap_err().to_string();
+        assert_eq!(
+            got,
+            format!("PodDisruptionBudget shop/web: status.{field} -5 is negative")
+        );
+    }
+    let mut snap = mk_cluster(1, 2, "1.33.4");
+    let again = snap.pdbs[0].clone();
+    snap.pdbs.push(again);
+    assert_eq!(
+        validate(&snap).unwrap_err().to_string(),
+        "PodDisruptionBudget shop/web: listed twice (namespace/name is unique in a cluster)"
+    );
+    // Same name in another namespace is another PDB.
+    let mut snap = mk_cluster(1, 2, "1.33.4");
+    let mut other = snap.pdbs[0].clone();
+    other.namespace = "other".into();
+    snap.pdbs.push(other);
+    assert_eq!(validate(&snap), Ok(()));
+}

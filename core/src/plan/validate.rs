@@ -32,6 +32,23 @@ pub enum SnapshotDataError {
         field: &'static str,
         value: i64,
     },
+    /// A node name Kubernetes would not accept (empty, longer than 253 characters, or
+    /// not a DNS subdomain): a plan over it would name nodes that cannot exist.
+    #[error("Node {name:?}: metadata.name {reason}")]
+    NodeName { name: String, reason: &'static str },
+    /// Two nodes of one name: the plan would upgrade "both" and count them twice.
+    #[error("Node {name}: listed twice (a node name is unique in a cluster)")]
+    DuplicateNode { name: String },
+    /// Two PDBs of one namespace and name.
+    #[error("PodDisruptionBudget {pdb}: listed twice (namespace/name is unique in a cluster)")]
+    DuplicatePdb { pdb: String },
+    /// A negative count in a PDB's status (the disruption controller never writes one).
+    #[error("PodDisruptionBudget {pdb}: status.{field} {value} is negative")]
+    NegativeStatus {
+        pdb: String,
+        field: &'static str,
+        value: i64,
+    },
     /// A `matchExpressions` operator Kubernetes does not have.
     #[error(
         "PodDisruptionBudget {pdb}: spec.selector.matchExpressions[{index}].operator {operator:?} is not one of In, NotIn, Exists, DoesNotExist"
@@ -115,11 +132,75 @@ fn check_amount(pdb: &Pdb, field: &'static str, v: &IntOrString) -> Result<(), S
     })
 }
 
-/// Refuse snapshot data the planner would misread: PDB budgets that are not a
-/// count or a 0%–100% percentage, and selector operators Kubernetes does not have.
-/// The first problem, in snapshot order.
+/// Why `name` is not a valid node name (a DNS subdomain, as the API server checks it).
+fn node_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.len() > 253 {
+        return Some("is longer than 253 characters");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (!name.split('.').all(label_ok)).then_some(
+        "is not a DNS subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
+    )
+}
+
+/// A name for an error message: at most 64 characters, and says how long it was.
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        None => name.to_string(),
+        Some((i, _)) => format!("{}… ({} characters)", &name[..i], name.chars().count()),
+    }
+}
+
+/// Refuse snapshot data the planner would misread: node names Kubernetes would
+/// refuse or that repeat, PDB budgets that are not a count or a 0%–100% percentage,
+/// negative PDB status counts, PDBs listed twice, and selector operators Kubernetes
+/// does not have. The first problem, in snapshot order.
 pub fn validate(snapshot: &ClusterSnapshot) -> Result<(), SnapshotDataError> {
+    let mut nodes = std::collections::HashSet::with_capacity(snapshot.nodes.len());
+    for n in &snapshot.nodes {
+        if let Some(reason) = node_name_problem(&n.name) {
+            return Err(SnapshotDataError::NodeName {
+                name: shown(&n.name),
+                reason,
+            });
+        }
+        if !nodes.insert(n.name.as_str()) {
+            return Err(SnapshotDataError::DuplicateNode {
+                name: n.name.clone(),
+            });
+        }
+    }
+    let mut pdbs = std::collections::HashSet::with_capacity(snapshot.pdbs.len());
     for pdb in &snapshot.pdbs {
+        if !pdbs.insert((pdb.namespace.as_str(), pdb.name.as_str())) {
+            return Err(SnapshotDataError::DuplicatePdb {
+                pdb: format!("{}/{}", pdb.namespace, pdb.name),
+            });
+        }
+        if let Some(st) = &pdb.status {
+            let counts = [
+                ("disruptionsAllowed", st.disruptions_allowed),
+                ("currentHealthy", st.current_healthy),
+                ("desiredHealthy", st.desired_healthy),
+                ("expectedPods", st.expected_pods),
+            ];
+            if let Some((field, value)) = counts.into_iter().find(|(_, v)| *v < 0) {
+                return Err(SnapshotDataError::NegativeStatus {
+                    pdb: format!("{}/{}", pdb.namespace, pdb.name),
+                    field,
+                    value,
+                });
+            }
+        }
         if let Some(v) = &pdb.min_available {
             check_amount(pdb, "minAvailable", v)?;
         }
