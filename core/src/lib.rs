@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod autoupdate;
+pub mod bundle;
 pub mod gate;
 pub mod pass;
 pub mod plan;
