@@ -245,6 +245,9 @@ fn every_documented_manifest_loads_as_its_kind() {
             "UpdateSchedule" => yaml_serde::from_str::<UpdateSchedule>(&body)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            "PackageBundle" => cupcake_api::bundle::PackageBundle::from_yaml(&body)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             other => Err(format!("unknown kind {other:?}")),
         };
         if let Err(e) = ok {
