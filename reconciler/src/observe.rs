@@ -3,8 +3,9 @@
 //! reads (or straight into its snapshot, by the same rules); and watch objects
 //! into the caches the controllers decide from ([`reflect`]).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -16,6 +17,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::snapshot::{Interner, PodRow};
 use tokio::sync::Notify;
 
 /// Page size for list calls; large clusters are read in pages.
@@ -165,14 +168,44 @@ async fn objects(client: &Client, server: &str) -> Result<Objects, ObserveError>
 type Objects = (Vec<Node>, Vec<Pod>, Vec<PodDisruptionBudget>);
 
 /// The live cluster's snapshot: what [`crate::snapshot::parse`] makes of
-/// [`snapshot_json`]'s text, converted from the typed objects directly.
+/// [`snapshot_json`]'s text. Each list page is decoded straight into what the
+/// snapshot reads (see [`crate::snapshot::Pages`]), never into whole objects. The
+/// lists are consistent reads (no `resourceVersion`: the API server answers from its
+/// watch cache once that has caught up with etcd), so a plan never decides from a
+/// cluster older than the moment it was asked for.
 pub async fn snapshot(
     client: &Client,
     server: &str,
 ) -> Result<cupcake_api::snapshot::ClusterSnapshot, ObserveError> {
-    let (nodes, pods, pdbs) = objects(client, server).await?;
-    crate::snapshot::from_objects(&nodes, &pods, &pdbs, &format!("live cluster ({server})"))
-        .map_err(ObserveError::Snapshot)
+    let mut pages = crate::snapshot::Pages::new(&format!("live cluster ({server})"));
+    for (path, kind, what) in [
+        ("/api/v1/nodes", "Node", "nodes"),
+        ("/api/v1/pods", "Pod", "pods"),
+        (
+            "/apis/policy/v1/poddisruptionbudgets",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        ),
+    ] {
+        let request = kube::core::Request::new(path);
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let failed = |error| ObserveError::List {
+                what,
+                server: server.to_string(),
+                error,
+            };
+            let req = request
+                .list(&params)
+                .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
+            let text = client.request_text(req).await.map_err(failed)?;
+            match pages.add(kind, &text).map_err(ObserveError::Snapshot)? {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    pages.finish().map_err(ObserveError::Snapshot)
 }
 
 /// The cluster's nodes, pods and PDBs as a kubectl-style `v1 List` in JSON
@@ -243,6 +276,93 @@ where
             .is_none_or(|old| !same(&old, obj)),
         watcher::Event::Delete(_) | watcher::Event::Init | watcher::Event::InitDone => true,
     }
+}
+
+/// Pod rows by namespace and name.
+pub type Rows = BTreeMap<(Arc<str>, Box<str>), PodRow>;
+
+/// The rollout controller's pods, one [`PodRow`] each (not whole `Pod`s: a cache of
+/// 50,000 pods holds a few shared strings per pod), kept current by [`reflect_pods`].
+#[derive(Clone, Debug)]
+pub struct PodRows {
+    rows: Arc<RwLock<Rows>>,
+    ready: tokio::sync::watch::Receiver<bool>,
+}
+
+impl PodRows {
+    /// The rows, by namespace and name.
+    pub fn read(&self) -> RwLockReadGuard<'_, Rows> {
+        // A writer that panicked left whole rows behind: read on.
+        self.rows.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Once the first list is in.
+    pub async fn wait_until_ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|r| *r).await;
+    }
+}
+
+/// Watch every Pod into [`PodRows`], waking `notify` on every event that changes a
+/// row (a pod's status heartbeat that moves only what rows do not keep does not).
+/// Drive the returned future to keep the rows current.
+pub fn reflect_pods(api: Api<Pod>, notify: Arc<Notify>) -> (PodRows, impl Future<Output = ()>) {
+    let rows: Arc<RwLock<Rows>> = Arc::default();
+    let (ready_tx, ready) = tokio::sync::watch::channel(false);
+    let store = PodRows {
+        rows: rows.clone(),
+        ready,
+    };
+    let key = |r: &PodRow| {
+        (
+            r.namespace.clone().unwrap_or_else(|| Arc::from("")),
+            r.name.clone().unwrap_or_default(),
+        )
+    };
+    let mut names = Interner::default();
+    // A relist's rows, swapped in whole when it is done.
+    let mut relist: Option<Rows> = None;
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    let stream = events.for_each(move |e| {
+        let write = || rows.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = match e {
+            Ok(watcher::Event::Init) => {
+                relist = Some(BTreeMap::new());
+                true
+            }
+            Ok(watcher::Event::InitApply(p)) => {
+                let row = PodRow::from_pod(&p, &mut names);
+                let k = key(&row);
+                let changed =
+                    rows.read().unwrap_or_else(PoisonError::into_inner).get(&k) != Some(&row);
+                relist.get_or_insert_default().insert(k, row);
+                changed
+            }
+            Ok(watcher::Event::InitDone) => {
+                *write() = relist.take().unwrap_or_default();
+                names.purge();
+                let _ = ready_tx.send(true);
+                true
+            }
+            Ok(watcher::Event::Apply(p)) => {
+                let row = PodRow::from_pod(&p, &mut names);
+                let k = key(&row);
+                write().insert(k, row.clone()) != Some(row)
+            }
+            Ok(watcher::Event::Delete(p)) => {
+                let row = PodRow::from_pod(&p, &mut names);
+                write().remove(&key(&row));
+                true
+            }
+            // The watcher retries with backoff; the rows stay as they were.
+            Err(_) => false,
+        };
+        if changed {
+            notify.notify_one();
+        }
+        futures::future::ready(())
+    });
+    (store, stream)
 }
 
 /// Keep every object whole.

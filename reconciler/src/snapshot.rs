@@ -20,7 +20,10 @@ use cupcake_api::snapshot::{
 };
 use serde::Deserialize;
 
+mod rows;
 mod yaml;
+
+pub use rows::{Interner, PodRow};
 
 /// A snapshot that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -347,34 +350,69 @@ fn from_items<'a>(
     item_kind: Option<String>,
     origin: &str,
 ) -> Result<ClusterSnapshot, SnapshotError> {
-    let mut nodes = Vec::new();
-    let mut pods = Vec::new();
-    let mut pdbs = Vec::new();
-    // (pod index, image) of control-plane static pods.
-    let mut cp_images = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
+    let mut b = Builder::new(origin, Interner::none());
+    for item in items {
+        b.object(item, item_kind.as_deref())?;
+    }
+    b.finish()
+}
+
+/// Builds a snapshot item by item, in the order of a kubectl List (nodes, pods, PDBs):
+/// errors name the item by its index among all items.
+#[derive(Debug)]
+struct Builder {
+    origin: String,
+    nodes: Vec<Node>,
+    pods: Vec<Pod>,
+    pdbs: Vec<Pdb>,
+    /// (pod index, image) of control-plane static pods.
+    cp_images: Vec<(usize, String)>,
+    /// The index of the next item.
+    next: usize,
+    names: Interner,
+}
+
+impl Builder {
+    fn new(origin: &str, names: Interner) -> Self {
+        Builder {
+            origin: origin.to_string(),
+            nodes: Vec::new(),
+            pods: Vec::new(),
+            pdbs: Vec::new(),
+            cp_images: Vec::new(),
+            next: 0,
+            names,
+        }
+    }
+
+    fn invalid(&self, message: String) -> SnapshotError {
+        invalid(&self.origin, message)
+    }
+
+    /// One decoded object (of kind `item_kind` when it names none).
+    fn object(&mut self, item: RawObject, item_kind: Option<&str>) -> Result<(), SnapshotError> {
+        let i = self.next;
+        self.next += 1;
         let k: Option<String> = item
             .kind
             .as_ref()
             .map(|k| k.to_string())
-            .or_else(|| item_kind.clone());
+            .or_else(|| item_kind.map(str::to_string));
         let name = item
             .metadata
             .name
             .clone()
-            .ok_or_else(|| invalid(origin, format!("items[{i}]: metadata.name missing")))?;
+            .ok_or_else(|| self.invalid(format!("items[{i}]: metadata.name missing")))?;
         let at = |what: &str| format!("items[{i}] ({} {name})", what);
         match k.as_deref() {
-            Some("Node") => nodes.push(
-                node(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Node"))))?,
-            ),
+            Some("Node") => {
+                let n =
+                    node(item, &name).map_err(|m| self.invalid(format!("{}: {m}", at("Node"))))?;
+                self.nodes.push(n);
+            }
             Some("Pod") => {
-                let (p, image) =
-                    pod(item, &name).map_err(|m| invalid(origin, format!("{}: {m}", at("Pod"))))?;
-                if let Some(image) = image {
-                    cp_images.push((pods.len(), image));
-                }
-                pods.push(p);
+                let row = PodRow::of(item, &mut self.names);
+                self.add_pod(i, &row)?;
             }
             Some("PodDisruptionBudget") => {
                 if item
@@ -382,39 +420,64 @@ fn from_items<'a>(
                     .as_deref()
                     .is_some_and(|v| v != "policy/v1")
                 {
-                    return Err(invalid(
-                        origin,
-                        format!(
-                            "{}: apiVersion {:?} is not supported, use policy/v1",
-                            at("PodDisruptionBudget"),
-                            item.api_version
-                        ),
-                    ));
+                    return Err(self.invalid(format!(
+                        "{}: apiVersion {:?} is not supported, use policy/v1",
+                        at("PodDisruptionBudget"),
+                        item.api_version
+                    )));
                 }
-                pdbs.push(
-                    pdb(item, &name).map_err(|m| {
-                        invalid(origin, format!("{}: {m}", at("PodDisruptionBudget")))
-                    })?,
-                )
+                let p = pdb(item, &name)
+                    .map_err(|m| self.invalid(format!("{}: {m}", at("PodDisruptionBudget"))))?;
+                self.pdbs.push(p);
             }
             // Other kinds (a user may add deployments or services) do not matter to the planner.
             Some(_) => {}
-            None => {
-                return Err(invalid(
-                    origin,
-                    format!("items[{i}] ({name}): kind missing"),
-                ));
-            }
+            None => return Err(self.invalid(format!("items[{i}] ({name}): kind missing"))),
         }
+        Ok(())
     }
-    if nodes.is_empty() {
-        return Err(invalid(
-            origin,
-            format!("the snapshot holds no Node; {LIST_HINT}"),
-        ));
+
+    /// One pod as a row (the next item).
+    fn pod_row(&mut self, row: &PodRow) -> Result<(), SnapshotError> {
+        let i = self.next;
+        self.next += 1;
+        self.add_pod(i, row)
     }
-    attach_control_plane(&mut nodes, &pods, &cp_images);
-    Ok(ClusterSnapshot { nodes, pods, pdbs })
+
+    fn add_pod(&mut self, i: usize, row: &PodRow) -> Result<(), SnapshotError> {
+        let Some(name) = row.name.as_deref() else {
+            return Err(self.invalid(format!("items[{i}]: metadata.name missing")));
+        };
+        let Some(namespace) = row.namespace.as_deref() else {
+            return Err(self.invalid(format!(
+                "items[{i}] (Pod {name}): metadata.namespace missing"
+            )));
+        };
+        if let Some(image) = &row.image {
+            self.cp_images.push((self.pods.len(), image.to_string()));
+        }
+        self.pods.push(Pod {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            node: row.node.to_string(),
+            labels: (*row.labels).clone(),
+            owner_kind: row.owner_kind.as_deref().map(str::to_string),
+            phase: row.phase.to_string(),
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ClusterSnapshot, SnapshotError> {
+        if self.nodes.is_empty() {
+            return Err(self.invalid(format!("the snapshot holds no Node; {LIST_HINT}")));
+        }
+        attach_control_plane(&mut self.nodes, &self.pods, &self.cp_images);
+        Ok(ClusterSnapshot {
+            nodes: self.nodes,
+            pods: self.pods,
+            pdbs: self.pdbs,
+        })
+    }
 }
 
 fn node(item: RawObject, name: &str) -> Result<Node, String> {
@@ -450,57 +513,21 @@ fn node(item: RawObject, name: &str) -> Result<Node, String> {
     })
 }
 
-fn pod(item: RawObject, name: &str) -> Result<(Pod, Option<String>), String> {
-    let namespace = item
-        .metadata
-        .namespace
-        .ok_or("metadata.namespace missing")?;
-    let owner_kind = item
-        .metadata
-        .owner_references
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .or(item.metadata.owner_references.first())
-        .map(|o| o.kind.to_string())
-        // Mirror pods of static manifests carry this annotation.
-        .or_else(|| item.metadata.annotations.0.then(|| "Node".to_string()));
-    let pod = Pod {
-        namespace: namespace.owned(),
-        name: name.to_string(),
-        node: item.spec.node_name.map(Str::owned).unwrap_or_default(),
-        labels: item.metadata.labels,
-        owner_kind,
-        phase: item.status.phase.map(Str::owned).unwrap_or_default(),
-    };
-    let image = (pod.namespace == "kube-system")
-        .then(|| component_of(&pod))
-        .flatten()
-        .and_then(|c| {
-            item.spec
-                .containers
-                .iter()
-                .find(|x| &*x.name == c)
-                .or(item.spec.containers.first())
-        })
-        .and_then(|x| x.image.clone());
-    Ok((pod, image.map(Str::owned)))
-}
-
-fn component_of(p: &Pod) -> Option<&'static str> {
+/// The control-plane component a pod runs, by its `component` label or its name.
+fn component_of(name: &str, labels: &BTreeMap<String, String>) -> Option<&'static str> {
     const COMPONENTS: [&str; 4] = [
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
         "etcd",
     ];
-    let by_label = p
-        .labels
+    let by_label = labels
         .get("component")
         .and_then(|c| COMPONENTS.iter().find(|x| *x == c).copied());
     by_label.or_else(|| {
         COMPONENTS
             .iter()
-            .find(|c| p.name.starts_with(&format!("{c}-")))
+            .find(|c| name.starts_with(&format!("{c}-")))
             .copied()
     })
 }
@@ -509,7 +536,9 @@ fn attach_control_plane(nodes: &mut [Node], pods: &[Pod], images: &[(usize, Stri
     let mut by_node: BTreeMap<&str, ControlPlaneComponents> = BTreeMap::new();
     for (i, image) in images {
         let p = &pods[*i];
-        let Some(c) = component_of(p) else { continue };
+        let Some(c) = component_of(&p.name, &p.labels) else {
+            continue;
+        };
         if p.node.is_empty() {
             continue;
         }
@@ -562,9 +591,9 @@ fn pdb(item: RawObject, name: &str) -> Result<Pdb, String> {
     })
 }
 
-/// The snapshot of typed objects, as a live cluster or the controller's caches hold
-/// them: the same snapshot [`parse`] makes of them printed as a kubectl `List`
-/// (nodes, then pods, then PDBs), without printing and reading them back.
+/// The snapshot of typed objects: the same snapshot [`parse`] makes of them printed
+/// as a kubectl `List` (nodes, then pods, then PDBs), without printing and reading
+/// them back.
 pub fn from_objects<'a>(
     nodes: impl IntoIterator<Item = &'a k8s::Node>,
     pods: impl IntoIterator<Item = &'a k8s::Pod>,
@@ -577,6 +606,86 @@ pub fn from_objects<'a>(
         .chain(pods.into_iter().map(typed::pod))
         .chain(pdbs.into_iter().map(typed::pdb));
     from_items(items, None, origin)
+}
+
+/// The snapshot of typed Nodes and PDBs and of pods as rows, as the rollout
+/// controller's caches hold them: the same as [`from_objects`] of the pods the rows
+/// were made of.
+pub fn from_rows<'a>(
+    nodes: impl IntoIterator<Item = &'a k8s::Node>,
+    pods: impl IntoIterator<Item = &'a PodRow>,
+    pdbs: impl IntoIterator<Item = &'a k8s::PodDisruptionBudget>,
+    origin: &str,
+) -> Result<ClusterSnapshot, SnapshotError> {
+    let mut b = Builder::new(origin, Interner::none());
+    for n in nodes {
+        b.object(typed::node(n), None)?;
+    }
+    for p in pods {
+        b.pod_row(p)?;
+    }
+    for p in pdbs {
+        b.object(typed::pdb(p), None)?;
+    }
+    b.finish()
+}
+
+/// A snapshot read from the API server's list answers page by page
+/// (`observe::snapshot`): nodes, then pods, then PDBs, each page decoded into only
+/// what the snapshot reads and then dropped, so the cluster is never held as whole
+/// objects. The same snapshot as [`from_objects`] of the listed objects.
+#[derive(Debug)]
+pub struct Pages {
+    b: Builder,
+}
+
+/// One page of a list (`GET /api/v1/pods?limit=…`): its items carry no `kind`.
+#[derive(Deserialize)]
+struct RawPage<'a> {
+    #[serde(borrow)]
+    items: Option<Vec<RawObject<'a>>>,
+    #[serde(borrow, default)]
+    metadata: RawListMeta<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawListMeta<'a> {
+    #[serde(rename = "continue", borrow)]
+    continue_: Option<Str<'a>>,
+}
+
+impl Pages {
+    /// `origin` names the cluster in errors.
+    pub fn new(origin: &str) -> Self {
+        Pages {
+            b: Builder::new(origin, Interner::none()),
+        }
+    }
+
+    /// Read one page of the list of `kind` (`Node`, `Pod`, `PodDisruptionBudget`):
+    /// the API server's JSON answer. Returns the token of the next page, if any.
+    pub fn add(&mut self, kind: &str, json: &str) -> Result<Option<String>, SnapshotError> {
+        let page: RawPage = serde_json::from_str(json).map_err(|e| {
+            self.b.invalid(format!(
+                "the {kind} list answer, line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        for item in page.items.unwrap_or_default() {
+            self.b.object(item, Some(kind))?;
+        }
+        Ok(page
+            .metadata
+            .continue_
+            .filter(|c| !c.is_empty())
+            .map(Str::owned))
+    }
+
+    /// The snapshot of every page read.
+    pub fn finish(self) -> Result<ClusterSnapshot, SnapshotError> {
+        self.b.finish()
+    }
 }
 
 /// The k8s-openapi types the typed path reads.

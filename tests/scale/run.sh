@@ -15,11 +15,16 @@
 # would eat the PDB budgets for good.
 #
 # Usage: tests/scale/run.sh [--nodes N] [--pods P] [--pdbs B] [--idle SECONDS] [--no-build]
+#                           [--keep | --reuse DIR]
+#   --keep       leave the cluster running at the end (stop it with
+#                tests/harness/down.sh --dir DIR/h) so that --reuse can measure again
+#   --reuse DIR  measure on the cluster a --keep run left in DIR (no populating; --nodes,
+#                --pods and --pdbs must be the ones it was built with)
 # Figures go to stdout and to DIR/figures.txt; the data stays in DIR (printed at the end).
 # 5,000 nodes / 50,000 pods take about 15-25 minutes on 2 cores to populate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-nodes=5000 pods=50000 pdbs=500 idle=60 conc=50 build=1
+nodes=5000 pods=50000 pdbs=500 idle=60 conc=50 build=1 keep=0 reuse=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes=$2; shift 2 ;;
@@ -27,6 +32,8 @@ while [ $# -gt 0 ]; do
     --pdbs) pdbs=$2; shift 2 ;;
     --idle) idle=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --keep) keep=1; shift ;;
+    --reuse) reuse=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
@@ -42,12 +49,21 @@ bin=$target/release
 if ((build)); then cargo build -q --release --bin cupcake --bin cupcake-agent; fi
 [ -x "$bin/cupcake" ] && [ -x "$bin/cupcake-agent" ] || { echo "build first: cargo build --release --bin cupcake --bin cupcake-agent" >&2; exit 1; }
 export PATH="$(tests/harness/build.sh --print-bin-dir):$PATH"
-state=$(mktemp -d "${TMPDIR:-/tmp}/cupcake-scale.XXXXXX")
+if [ -n "$reuse" ]; then
+  state=$reuse
+  [ -f "$state/h/kubeconfig" ] || { echo "--reuse $reuse: no cluster there ($reuse/h/kubeconfig missing)" >&2; exit 1; }
+else
+  state=$(mktemp -d "${TMPDIR:-/tmp}/cupcake-scale.XXXXXX")
+fi
 mkdir -p "$state/logs"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  tests/harness/down.sh --dir "$state/h" >/dev/null 2>&1 || true
+  if ((keep)) || [ -n "$reuse" ]; then
+    echo "cluster left running: tests/scale/run.sh --reuse $state ...; stop it with tests/harness/down.sh --dir $state/h" >&2
+  else
+    tests/harness/down.sh --dir "$state/h" >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 say() { printf '[scale] %s\n' "$*" >&2; }
@@ -58,13 +74,19 @@ cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # ---- the cluster ---------------------------------------------------------------------------------
+if [ -n "$reuse" ]; then
+  export KUBECONFIG=$state/h/kubeconfig
+  kubectl get --raw /readyz >/dev/null || { echo "--reuse $reuse: its cluster does not answer" >&2; exit 1; }
+  : >"$state/figures.txt"
+else
 t=$SECONDS
 eval "$(tests/harness/up.sh --dir "$state/h" --nodes "$nodes" --control-planes 3 --kubelet-version v1.33.4 2>"$state/logs/up.log")"
 say "$nodes nodes Ready in $((SECONDS - t)) s"
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl create namespace scale >/dev/null
 # kubeadm's static pods on the control-plane nodes, the apps' pods bound to workers
-# round-robin (kwok runs them), and a PDB per app; created in chunks, two at a time.
+# round-robin (kwok runs them), and a PDB per app; created in chunks, four at a time
+# (kubectl creates a file's objects one request after another).
 workers=$((nodes - 3))
 per_app=$(( (pods + pdbs - 1) / pdbs ))
 python3 - "$state/objects" "$workers" "$pods" "$pdbs" "$per_app" <<'PY'
@@ -100,15 +122,21 @@ for i in range(pods):
 flush()
 PY
 t=$SECONDS
-ls "$state"/objects/chunk-*.json | xargs -P 2 -I{} sh -c 'kubectl create -f "$1" >/dev/null 2>>"$2"' _ {} "$state/logs/create.err" \
+ls "$state"/objects/chunk-*.json | xargs -P 4 -I{} sh -c 'kubectl create -f "$1" >/dev/null 2>>"$2"' _ {} "$state/logs/create.err" \
   || { tail -5 "$state/logs/create.err" >&2; exit 1; }
 say "$pods pods and $pdbs PDBs created in $((SECONDS - t)) s"
-running() { kubectl get pods -n scale --field-selector status.phase=Running --no-headers --request-timeout=60s 2>/dev/null | wc -l; }
-until [ "$(running)" -ge "$pods" ]; do
+# Count the pods not Running yet, from the watch cache (resourceVersion=0): listing every
+# pod each time loaded the apiserver kwok needs to mark them Running.
+pending() {
+  kubectl get --raw "/api/v1/namespaces/scale/pods?resourceVersion=0&fieldSelector=status.phase%21%3DRunning" --request-timeout=60s 2>/dev/null \
+    | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["items"]))' 2>/dev/null || echo "$pods"
+}
+until [ "$(pending)" -eq 0 ]; do
   ((SECONDS - t < 3600)) || { echo "pods did not all run within an hour" >&2; exit 1; }
   sleep 10
 done
 say "all $pods pods Running $((SECONDS - t)) s after creation"
+fi
 
 fig "cluster: $nodes kwok nodes (3 control plane), $pods pods in $pdbs apps with a PDB each (minAvailable 90% as an integer), harness on one 2-core machine"
 

@@ -187,17 +187,17 @@ impl Context {
 struct Stores {
     dus: Store<DirectUpdate>,
     nodes: Store<Node>,
-    pods: Store<Pod>,
+    pods: observe::PodRows,
     pdbs: Store<PodDisruptionBudget>,
 }
 
 /// The cluster as the planner and the rollout decision read it, from the stores.
 fn cluster_snapshot(s: &Stores, nodes: &[Arc<Node>]) -> Result<ClusterSnapshot, String> {
-    let pods = s.pods.state();
+    let pods = s.pods.read();
     let pdbs = s.pdbs.state();
-    crate::snapshot::from_objects(
+    crate::snapshot::from_rows(
         nodes.iter().map(|n| &**n),
-        pods.iter().map(|p| &**p),
+        pods.values(),
         pdbs.iter().map(|p| &**p),
         "the live cluster",
     )
@@ -858,12 +858,7 @@ pub async fn run(ctx: Context) {
         slim::same,
         notify.clone(),
     );
-    let (pods, w3) = observe::reflect(
-        Api::<Pod>::all(c.clone()),
-        slim::pod,
-        slim::same,
-        notify.clone(),
-    );
+    let (pods, w3) = observe::reflect_pods(Api::<Pod>::all(c.clone()), notify.clone());
     let (pdbs, w4) = observe::reflect(
         Api::<PodDisruptionBudget>::all(c),
         slim::pdb,
@@ -880,7 +875,7 @@ pub async fn run(ctx: Context) {
     let control = async {
         let _ = stores.dus.wait_until_ready().await;
         let _ = stores.nodes.wait_until_ready().await;
-        let _ = stores.pods.wait_until_ready().await;
+        stores.pods.wait_until_ready().await;
         let _ = stores.pdbs.wait_until_ready().await;
         info!("rollout controller: caches ready");
         let mut backoff = Duration::from_millis(500);
