@@ -36,6 +36,8 @@ use cupcake_api::plan::{Stage, StageKind};
 use cupcake_api::protocol::{AgentStatus, BackupResult, NodePhase, UpgradeMode};
 use cupcake_api::snapshot::{ClusterSnapshot, Node, Pdb, Role};
 
+pub mod preflight;
+
 /// Default `nodeTimeout`: from cordon to uncordon.
 pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How often a waiting rollout looks again even without a watch event.
@@ -220,7 +222,7 @@ fn human(d: Duration) -> String {
 }
 
 /// PDBs whose selector matches an evictable pod on `node`, with the count of such pods.
-fn pdbs_on<'a>(cluster: &'a ClusterSnapshot, node: &str) -> Vec<&'a Pdb> {
+pub(crate) fn pdbs_on<'a>(cluster: &'a ClusterSnapshot, node: &str) -> Vec<&'a Pdb> {
     let mut out: Vec<&Pdb> = Vec::new();
     for p in cluster
         .pods
@@ -248,8 +250,31 @@ fn evictable_left(cluster: &ClusterSnapshot, node: &str) -> Vec<String> {
         .collect()
 }
 
-fn pdb_key(p: &Pdb) -> String {
+pub(crate) fn pdb_key(p: &Pdb) -> String {
     format!("{}/{}", p.namespace, p.name)
+}
+
+/// The operation id of a DirectUpdate: its uid, else its name.
+pub fn operation_id(uid: Option<&str>, name: &str) -> String {
+    uid.unwrap_or(name).to_string()
+}
+
+/// The control-plane versions the operation visits, in order: `spec.upgradePath`, else
+/// the control-plane stages' versions (a DirectUpdate the controller planned), else the
+/// target alone.
+pub fn hops(spec: &DirectUpdateSpec, stages: &[Stage]) -> Vec<KubeVersion> {
+    let mut steps: Vec<KubeVersion> = spec.upgrade_path.clone();
+    if steps.is_empty() {
+        for s in stages.iter().filter(|s| s.kind == StageKind::ControlPlane) {
+            if !steps.contains(&s.version) {
+                steps.push(s.version.clone());
+            }
+        }
+    }
+    if steps.is_empty() {
+        steps.push(spec.target_version.clone());
+    }
+    steps
 }
 
 /// The decision for one DirectUpdate. See the module docs.
@@ -279,27 +304,11 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
     let op = match &old.operation_id {
         Some(op) => op.clone(),
         None => {
-            let op = input.uid.unwrap_or(input.name).to_string();
+            let op = operation_id(input.uid, input.name);
             st.operation_id = Some(op.clone());
             st.phase = Some(Phase::InProgress);
             st.started_at = Some(now);
-            // The hops: spec.upgradePath, else the control-plane stages' versions (a
-            // DirectUpdate the controller planned), else the target alone.
-            let mut steps: Vec<KubeVersion> = input.spec.upgrade_path.clone();
-            if steps.is_empty() {
-                for s in input
-                    .stages
-                    .iter()
-                    .filter(|s| s.kind == StageKind::ControlPlane)
-                {
-                    if !steps.contains(&s.version) {
-                        steps.push(s.version.clone());
-                    }
-                }
-            }
-            if steps.is_empty() {
-                steps.push(input.spec.target_version.clone());
-            }
+            let steps = hops(input.spec, input.stages);
             st.upgrade_path = Some(UpgradePathStatus {
                 current_version: input
                     .cluster
