@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use std::time::{Duration, Instant};
 use cupcake_api::crd::{DirectUpdate, Phase};
 use cupcake_api::labels;
 use cupcake_e2e::gitserver::{GitServer, WorkClone, free_port};
-use cupcake_e2e::private::{Proc, bin, kwok_cluster};
+use cupcake_e2e::private::{Proc, bin, kwok_cluster, outage};
 use cupcake_e2e::{deployment, pdb, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -153,57 +152,6 @@ impl Supervised {
         self.proc.kill();
         self.keep_alive();
     }
-}
-
-/// Stop a harness component (SIGTERM, as a crashed or restarted static pod would
-/// be), keep it down for `down`, then start it again with its own command line,
-/// environment and log, recording the new pid for down.sh.
-async fn outage(dir: &Path, component: &str, down: Duration) {
-    let pid_file = dir.join("pids").join(format!("{component}.pid"));
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
-    let split = |b: &[u8]| -> Vec<String> {
-        b.split(|c| *c == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).to_string())
-            .collect()
-    };
-    let argv = split(&cmdline);
-    let env: Vec<(String, String)> = split(&environ)
-        .into_iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.into(), v.into())))
-        .collect();
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let gone = Instant::now() + Duration::from_secs(20);
-    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < gone {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("chaos: {component} stopped for {down:?}");
-    tokio::time::sleep(down).await;
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(dir.join("logs").join(format!("{component}.log")))
-        .unwrap();
-    // Detached on purpose: it outlives this function, down.sh stops it by its pid file.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new("setsid")
-        .args(&argv)
-        .env_clear()
-        .envs(env)
-        .current_dir(cwd)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
-    eprintln!("chaos: {component} started again (pid {})", child.id());
 }
 
 /// What the sampler saw.

@@ -11,10 +11,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use cupcake_e2e::private::{PrivateCluster, kwok_cluster};
+use cupcake_e2e::private::{PrivateCluster, kwok_cluster, outage};
 use cupcake_e2e::{TestNamespace, kubectl, kwok_node, ok, repo, wait_for};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
@@ -675,6 +676,74 @@ spec:
         stderr(&out).contains("no node claim in the token"),
         "{}",
         stderr(&out)
+    );
+
+    // Under chaos (issue 13): the kube-apiserver is stopped and started again while the
+    // agent keeps trying to annotate the other node. No attempt gets through — not
+    // while the server comes up, not after — and the restarted server refuses by the
+    // policy (so the loop did reach it).
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let stop = stop.clone();
+        let agent = agent.clone();
+        std::thread::spawn(move || {
+            let (mut through, mut refused_by_policy) = (Vec::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                let out = kubectl_as(
+                    &agent,
+                    &[
+                        "annotate",
+                        "node",
+                        "w-2",
+                        "--overwrite",
+                        "cupcake.ricardomolendijk.com/status=failed",
+                    ],
+                );
+                if out.status.success() {
+                    through.push(String::from_utf8_lossy(&out.stdout).into_owned());
+                } else if stderr(&out).contains("agent on w-1 may not modify node w-2") {
+                    refused_by_policy += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (through, refused_by_policy)
+        })
+    };
+    let before = std::time::Instant::now();
+    outage(&pc.dir, "kube-apiserver", Duration::from_secs(3)).await;
+    wait_for(
+        "the restarted kube-apiserver is ready",
+        Duration::from_secs(120),
+        || async {
+            pc.kubectl(&["get", "--raw", "/readyz"])
+                .status
+                .success()
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (through, refused_by_policy) = prober.join().unwrap();
+    assert!(
+        through.is_empty(),
+        "the agent annotated w-2 around an apiserver restart ({:?} after it began): {through:?}",
+        before.elapsed()
+    );
+    assert!(
+        refused_by_policy > 0,
+        "no attempt was refused by the policy after the restart: the probe proved nothing"
+    );
+    let w2 = Api::<Node>::all(pc.client().await)
+        .get("w-2")
+        .await
+        .unwrap();
+    assert!(
+        !w2.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("cupcake.ricardomolendijk.com/status"),
+        "w-2 was changed around the restart"
     );
 }
 
