@@ -98,12 +98,13 @@ fn observed(
     tree: &FleetTree,
 ) -> anyhow::Result<cupcake_api::snapshot::ClusterSnapshot> {
     if args.is_live() {
-        let (json, server) = super::block_on(async {
+        // Page by page into the snapshot's own rows: the same snapshot as
+        // `cupcake snapshot`'s file would make, without building whole objects.
+        let snap = super::block_on(async {
             let (client, server) = observe::connect(&args.kube).await?;
-            let json = observe::snapshot_json(&client, &server).await?;
-            Ok::<_, observe::ObserveError>((json, server))
+            observe::snapshot(&client, &server).await
         })??;
-        return Ok(snapshot::parse(&json, &format!("live cluster ({server})"))?);
+        return Ok(snap);
     }
     if let Some(p) = &args.snapshot {
         return Ok(snapshot::read_file(p)?);
