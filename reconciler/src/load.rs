@@ -317,7 +317,7 @@ fn too_deep(file: &Path, text: &str) -> Option<LoadError> {
 
 /// A YAML reader error ending in ` at position N` (a byte offset): the offset is
 /// removed from `msg`, the character named, and its line and column returned.
-fn at_position(msg: &mut String, text: &str) -> Option<(usize, usize)> {
+pub(crate) fn at_position(msg: &mut String, text: &str) -> Option<(usize, usize)> {
     let i = msg.find(" at position ")?;
     let at: usize = msg[i + " at position ".len()..].trim().parse().ok()?;
     msg.truncate(i);

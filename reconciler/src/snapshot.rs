@@ -258,11 +258,13 @@ struct RawCondition<'a> {
 
 /// Read a snapshot file (YAML or JSON).
 pub fn read_file(path: &Path) -> Result<ClusterSnapshot, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|error| SnapshotError::Io {
+    let bytes = std::fs::read(path).map_err(|error| SnapshotError::Io {
         path: path.to_path_buf(),
         error,
     })?;
-    parse(&text, &path.display().to_string())
+    let origin = path.display().to_string();
+    let text = crate::source::utf8_text(&bytes).map_err(|m| invalid(&origin, m))?;
+    parse(text, &origin)
 }
 
 /// Parse snapshot text; `origin` names it in errors.
@@ -281,32 +283,80 @@ pub fn parse(text: &str, origin: &str) -> Result<ClusterSnapshot, SnapshotError>
             } else {
                 ""
             };
+            let mut msg = e.to_string();
+            // serde_json repeats the position; ours is in front already.
+            if let Some(i) = msg.find(" at line ") {
+                msg.truncate(i);
+            }
             invalid(
                 origin,
-                format!("line {} column {}: {e}{hint}", e.line(), e.column()),
+                format!(
+                    "line {} column {}: {}{hint}",
+                    e.line(),
+                    e.column(),
+                    plain_types(&msg)
+                ),
             )
         })?
     } else {
+        // Deeper flow nesting takes the YAML parser time quadratic in the depth to
+        // refuse (as in fleet files): refused before parsing.
+        if let Some((line, col)) = cupcake_core::yamlpos::too_deep(text) {
+            return Err(invalid(
+                origin,
+                format!(
+                    "line {line} column {col}: flow collections ([...] or {{...}}) nested more than {} levels deep",
+                    cupcake_core::yamlpos::MAX_FLOW_DEPTH
+                ),
+            ));
+        }
         // kubectl's YAML takes the fast path; anything else (and every error,
         // with its line and column) comes from the full parser.
         match yaml::from_str(text) {
             Some(list) => list,
-            None => yaml_serde::from_str(text).map_err(|e| invalid(origin, yaml_message(&e)))?,
+            None => {
+                yaml_serde::from_str(text).map_err(|e| invalid(origin, yaml_message(&e, text)))?
+            }
         }
     };
     from_list(list, origin)
 }
 
-fn yaml_message(e: &yaml_serde::Error) -> String {
+/// serde's names for our decoding types, in words a user knows.
+fn plain_types(msg: &str) -> String {
+    msg.replace(
+        "struct RawObject",
+        "an object (a Node, Pod or PodDisruptionBudget)",
+    )
+    .replace(
+        "struct RawList",
+        "a kubectl list (apiVersion: v1, kind: List, items: [...])",
+    )
+}
+
+fn yaml_message(e: &yaml_serde::Error, text: &str) -> String {
+    let mut msg = e.to_string();
+    if msg.starts_with("deserializing from YAML containing more than one document") {
+        return "more than one YAML document (a `---` line between two): a snapshot is one kubectl list".into();
+    }
+    if let Some(i) = msg.find(" at line ") {
+        msg.truncate(i);
+    }
+    // The reader's errors (control characters) give a byte offset instead.
+    if let Some((line, col)) = crate::load::at_position(&mut msg, text) {
+        return format!("line {line} column {col}: {}", plain_types(&msg));
+    }
+    if msg.contains("tab character") {
+        msg.push_str(" (a tab: YAML indents with spaces only)");
+    }
     match e.location() {
-        Some(l) => {
-            let mut msg = e.to_string();
-            if let Some(i) = msg.find(" at line ") {
-                msg.truncate(i);
-            }
-            format!("line {} column {}: {msg}", l.line(), l.column())
-        }
-        None => e.to_string(),
+        Some(l) => format!(
+            "line {} column {}: {}",
+            l.line(),
+            l.column(),
+            plain_types(&msg)
+        ),
+        None => plain_types(&msg),
     }
 }
 
@@ -327,10 +377,10 @@ fn from_list(list: RawList, origin: &str) -> Result<ClusterSnapshot, SnapshotErr
     if list.api_version.as_deref() != Some("v1") && &*kind == "List" {
         return Err(invalid(
             origin,
-            format!(
-                "apiVersion {:?} where \"v1\" was expected; {LIST_HINT}",
-                list.api_version
-            ),
+            match list.api_version.as_deref() {
+                Some(v) => format!("apiVersion {v:?} where \"v1\" was expected; {LIST_HINT}"),
+                None => format!("apiVersion missing (\"v1\" was expected); {LIST_HINT}"),
+            },
         ));
     }
     let items = list
@@ -430,8 +480,13 @@ impl Builder {
                     .map_err(|m| self.invalid(format!("{}: {m}", at("PodDisruptionBudget"))))?;
                 self.pdbs.push(p);
             }
-            // Other kinds (a user may add deployments or services) do not matter to the planner.
-            Some(_) => {}
+            // Fail closed: a kind the planner does not read is refused, not skipped (a
+            // `kubectl get all` has no PDBs: planning over it would ignore them all).
+            Some(other) => {
+                return Err(self.invalid(format!(
+                    "items[{i}] ({other} {name}): a snapshot holds Nodes, Pods and PodDisruptionBudgets only; make it with `kubectl get nodes,pods,pdb -A -o yaml`"
+                )));
+            }
             None => return Err(self.invalid(format!("items[{i}] ({name}): kind missing"))),
         }
         Ok(())
@@ -472,11 +527,16 @@ impl Builder {
             return Err(self.invalid(format!("the snapshot holds no Node; {LIST_HINT}")));
         }
         attach_control_plane(&mut self.nodes, &self.pods, &self.cp_images);
-        Ok(ClusterSnapshot {
+        let snapshot = ClusterSnapshot {
             nodes: self.nodes,
             pods: self.pods,
             pdbs: self.pdbs,
-        })
+        };
+        // What the planner would misread (PDB budgets, node names, …) is refused here,
+        // naming the snapshot; `core::pass` checks again for snapshots made elsewhere.
+        cupcake_core::plan::validate(&snapshot)
+            .map_err(|e| invalid(&self.origin, e.to_string()))?;
+        Ok(snapshot)
     }
 }
 
@@ -496,6 +556,19 @@ fn node(item: RawObject, name: &str) -> Result<Node, String> {
     } else {
         Role::Worker
     };
+    // A condition status is True, False or Unknown; anything else would read as
+    // "not Ready" without a word.
+    if let Some(c) = item
+        .status
+        .conditions
+        .iter()
+        .find(|c| !matches!(&*c.status, "True" | "False" | "Unknown"))
+    {
+        return Err(format!(
+            "status.conditions[{}].status {:?}: expected True, False or Unknown",
+            &*c.type_, &*c.status
+        ));
+    }
     let ready = item
         .status
         .conditions

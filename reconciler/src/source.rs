@@ -54,6 +54,21 @@ pub enum SourceError {
     Git { path: PathBuf, message: String },
 }
 
+/// A file's bytes as text, without a UTF-8 byte-order mark (editors on Windows write
+/// one); otherwise where the first byte that is not UTF-8 is, by line and column.
+pub fn utf8_text(b: &[u8]) -> Result<&str, String> {
+    let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
+    std::str::from_utf8(b).map_err(|e| {
+        let good = std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default();
+        let (line, col) = cupcake_core::yamlpos::line_col_of_byte(good, good.len());
+        format!(
+            "not UTF-8 text: invalid byte 0x{:02X} at line {line} column {col} (byte {}); save the file as UTF-8",
+            b[e.valid_up_to()],
+            e.valid_up_to()
+        )
+    })
+}
+
 impl FleetTree {
     /// A file's text; `None` when the tree has no such file. Non-UTF-8 content is an error
     /// naming the file.
@@ -61,21 +76,9 @@ impl FleetTree {
         match self.files.get(rel) {
             None => Ok(None),
             // A byte-order mark (editors on Windows write one) is not part of the text.
-            Some(b) => {
-                let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
-                std::str::from_utf8(b).map(Some).map_err(|e| {
-                    let good = std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default();
-                    let (line, col) = cupcake_core::yamlpos::line_col_of_byte(good, good.len());
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!(
-                            "not UTF-8 text: invalid byte 0x{:02X} at line {line} column {col} (byte {}); save the file as UTF-8",
-                            b[e.valid_up_to()],
-                            e.valid_up_to()
-                        ),
-                    )
-                })
-            }
+            Some(b) => utf8_text(b)
+                .map(Some)
+                .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m)),
         }
     }
 

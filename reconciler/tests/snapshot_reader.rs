@@ -144,12 +144,21 @@ fn legacy_master_label_and_kubectl_single_kind_lists() {
     let text = r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":""},"items":[
       {"apiVersion":"v1","kind":"Node","metadata":{"name":"m1","labels":{"node-role.kubernetes.io/master":""}},
        "spec":{"unschedulable":true},
-       "status":{"conditions":[{"type":"Ready","status":"False"}],"nodeInfo":{"kubeletVersion":"v1.24.17"}}},
-      {"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"d"},"spec":{"selector":{"app":"x"}}}
+       "status":{"conditions":[{"type":"Ready","status":"False"}],"nodeInfo":{"kubeletVersion":"v1.24.17"}}}
     ]}"#;
     let s = parse(text, "t.json").unwrap();
     assert_eq!(s.nodes[0].role, Role::ControlPlane);
     assert!(!s.nodes[0].ready && s.nodes[0].unschedulable);
+    // Any other kind is refused, not skipped (fail closed: a `kubectl get all` has no PDBs).
+    let with_service = text.replace(
+        "}}}\n    ]}",
+        "}}},\n      {\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"s\",\"namespace\":\"d\"}}\n    ]}",
+    );
+    assert_ne!(with_service, text);
+    assert_eq!(
+        parse(&with_service, "t.json").unwrap_err().to_string(),
+        "t.json: items[1] (Service s): a snapshot holds Nodes, Pods and PodDisruptionBudgets only; make it with `kubectl get nodes,pods,pdb -A -o yaml`"
+    );
     // NodeList (from API clients) is accepted too.
     let list = r#"{"apiVersion":"v1","kind":"NodeList","items":[{"metadata":{"name":"w"},"status":{"nodeInfo":{"kubeletVersion":"v1.33.1"}}}]}"#;
     assert_eq!(
