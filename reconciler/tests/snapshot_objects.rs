@@ -1,13 +1,15 @@
-//! The typed conversion (`snapshot::from_objects`, used by the rollout controller
-//! and `observe::snapshot`) and the reader of kubectl's List (`snapshot::parse`,
-//! used for `--snapshot` files and `cupcake snapshot`'s output) make the same
-//! snapshot of the same objects — and the controller's slimmed cache copies
-//! (`rollout::slim`) make the same snapshot as the whole objects.
+//! The typed conversion (`snapshot::from_objects`), the reader of kubectl's List
+//! (`snapshot::parse`, used for `--snapshot` files and `cupcake snapshot`'s output),
+//! the reader of list pages (`snapshot::Pages`, used by `observe::snapshot`: `plan
+//! --live`, the GitOps loop, schedules) and the rollout controller's caches (pods as
+//! `snapshot::PodRow`s, `snapshot::from_rows`; slimmed Nodes and PDBs,
+//! `rollout::slim`) make the same snapshot of the same objects, and fail the same way.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
 
 use cupcake_api::snapshot::ClusterSnapshot;
+use cupcake_reconciler::snapshot::PodRow;
 use cupcake_reconciler::{rollout, snapshot};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, Node, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
@@ -365,11 +367,87 @@ fn typed(
     snapshot::from_objects(nodes, pods, pdbs, "t").map_err(|e| e.to_string())
 }
 
+/// As the rollout controller makes it: pods as rows (one interner for all, as its
+/// cache has), Nodes and PDBs typed.
+fn rows(
+    nodes: &[Node],
+    pods: &[Pod],
+    pdbs: &[PodDisruptionBudget],
+) -> Result<ClusterSnapshot, String> {
+    let mut names = snapshot::Interner::default();
+    let rows: Vec<PodRow> = pods
+        .iter()
+        .map(|p| PodRow::from_pod(p, &mut names))
+        .collect();
+    snapshot::from_rows(nodes, &rows, pdbs, "t").map_err(|e| e.to_string())
+}
+
+/// One kind's list as the API server answers it, `page` items a page: items
+/// without `kind` and `apiVersion`, a `continue` token on every page but the last.
+fn feed<T: serde::Serialize>(
+    pages: &mut snapshot::Pages,
+    kind: &str,
+    objects: &[T],
+    page: usize,
+) -> Result<(), String> {
+    let mut chunks: Vec<&[T]> = objects.chunks(page).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        let items: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|o| {
+                let mut v = serde_json::to_value(o).unwrap();
+                let m = v.as_object_mut().unwrap();
+                m.remove("kind");
+                m.remove("apiVersion");
+                v
+            })
+            .collect();
+        let more = i + 1 < chunks.len();
+        let mut metadata = serde_json::json!({"resourceVersion": "42"});
+        if more {
+            metadata["continue"] = format!("token-{i}").into();
+        }
+        let answer = serde_json::json!({
+            "kind": format!("{kind}List"), "apiVersion": "v1", "metadata": metadata, "items": items,
+        });
+        let token = pages
+            .add(kind, &answer.to_string())
+            .map_err(|e| e.to_string())?;
+        assert_eq!(token, more.then(|| format!("token-{i}")), "{kind} page {i}");
+    }
+    Ok(())
+}
+
+/// As `observe::snapshot` reads a live cluster: list answers, `page` items a page.
+fn paged(
+    nodes: &[Node],
+    pods: &[Pod],
+    pdbs: &[PodDisruptionBudget],
+    page: usize,
+) -> Result<ClusterSnapshot, String> {
+    let mut pages = snapshot::Pages::new("t");
+    feed(&mut pages, "Node", nodes, page)?;
+    feed(&mut pages, "Pod", pods, page)?;
+    feed(&mut pages, "PodDisruptionBudget", pdbs, page)?;
+    pages.finish().map_err(|e| e.to_string())
+}
+
 #[test]
 fn typed_objects_and_their_kubectl_list_make_the_same_snapshot() {
     let (nodes, pods, pdbs) = objects();
     let t = typed(&nodes, &pods, &pdbs).unwrap();
     assert_eq!(t, via_json(&nodes, &pods, &pdbs).unwrap());
+    assert_eq!(t, rows(&nodes, &pods, &pdbs).unwrap(), "pods as rows");
+    for page in [1, 2, 3, 500] {
+        assert_eq!(
+            t,
+            paged(&nodes, &pods, &pdbs, page).unwrap(),
+            "pages of {page}"
+        );
+    }
     // Not vacuous: the cases above are all there.
     let cp1 = t.nodes.iter().find(|n| n.name == "cp-1").unwrap();
     let cp = cp1.control_plane.as_ref().unwrap();
@@ -426,6 +504,10 @@ fn typed_objects_and_their_kubectl_list_fail_the_same_way() {
             Box::new(|_, p, _| p[4].metadata.namespace = None),
         ),
         (
+            "pod without name",
+            Box::new(|_, p, _| p[9].metadata.name = None),
+        ),
+        (
             "pdb without namespace",
             Box::new(|_, _, b| b[1].metadata.namespace = None),
         ),
@@ -441,6 +523,14 @@ fn typed_objects_and_their_kubectl_list_fail_the_same_way() {
         break_it(&mut n, &mut p, &mut b);
         let t = typed(&n, &p, &b).expect_err(what);
         assert_eq!(t, via_json(&n, &p, &b).expect_err(what), "{what}");
+        assert_eq!(t, rows(&n, &p, &b).expect_err(what), "{what}: rows");
+        for page in [1, 4, 500] {
+            assert_eq!(
+                t,
+                paged(&n, &p, &b, page).expect_err(what),
+                "{what}: pages of {page}"
+            );
+        }
     }
 }
 
@@ -459,11 +549,10 @@ fn the_controllers_slim_copies_make_the_same_snapshot() {
         .cloned()
         .map(slim(rollout::slim::node))
         .collect();
-    let slim_pods: Vec<Pod> = pods.iter().cloned().map(slim(rollout::slim::pod)).collect();
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.iter().cloned().map(slim(rollout::slim::pdb)).collect();
     assert_eq!(
-        typed(&slim_nodes, &slim_pods, &slim_pdbs).unwrap(),
+        rows(&slim_nodes, &pods, &slim_pdbs).unwrap(),
         typed(&nodes, &pods, &pdbs).unwrap()
     );
     // What goes: managed fields, last-applied, pod specs beyond node and images.
@@ -480,11 +569,49 @@ fn the_controllers_slim_copies_make_the_same_snapshot() {
         "the controller's own annotations stay"
     );
     assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
-    let p = &slim_pods[0];
-    assert!(p.metadata.managed_fields.is_none());
-    let spec = p.spec.as_ref().unwrap();
-    assert!(spec.volumes.is_none() && spec.containers.iter().all(|c| c.args.is_none()));
-    assert!(p.status.as_ref().unwrap().pod_ip.is_none());
+    // Conditions: Ready, and those that are True (preflight reads pressure), no others.
+    let types = |n: &Node| -> Vec<String> {
+        let cs = n.status.as_ref().unwrap().conditions.as_ref().unwrap();
+        cs.iter().map(|c| c.type_.clone()).collect()
+    };
+    assert_eq!(types(n), ["Ready"]);
+    let mut pressed = nodes[0].clone();
+    pressed
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()[0]
+        .status = "True".into();
+    assert_eq!(
+        types(&slim(rollout::slim::node)(pressed)),
+        ["MemoryPressure", "Ready"]
+    );
+    // A pod's row keeps an image only for a control-plane component, and the pods of
+    // one app share their namespace, node, phase, owner kind and labels.
+    let mut names = snapshot::Interner::default();
+    let r: Vec<PodRow> = pods
+        .iter()
+        .map(|p| PodRow::from_pod(p, &mut names))
+        .collect();
+    assert_eq!(
+        r[0].image.as_deref(),
+        Some("registry.k8s.io/kube-apiserver:v1.33.4")
+    );
+    let web: Vec<&PodRow> = r
+        .iter()
+        .filter(|p| &*p.namespace.clone().unwrap() == "apps")
+        .collect();
+    assert!(web.iter().all(|p| p.image.is_none()));
+    let (a, b) = (web[0], web[2]);
+    assert_eq!(a.labels, b.labels);
+    assert!(std::sync::Arc::ptr_eq(&a.labels, &b.labels));
+    assert!(std::sync::Arc::ptr_eq(
+        a.namespace.as_ref().unwrap(),
+        b.namespace.as_ref().unwrap()
+    ));
+    assert!(std::sync::Arc::ptr_eq(&a.node, &b.node));
     assert!(
         slim_pdbs
             .iter()
@@ -518,14 +645,28 @@ fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
     let from_file = snapshot::parse(&text, path).unwrap();
     assert_eq!(typed(&nodes, &pods, &pdbs).unwrap(), from_file);
     assert_eq!(via_json(&nodes, &pods, &pdbs).unwrap(), from_file);
+    for page in [1, 5, 500] {
+        assert_eq!(paged(&nodes, &pods, &pdbs, page).unwrap(), from_file);
+    }
     let mut beat = nodes[0].clone();
     let slim_nodes: Vec<Node> = nodes.into_iter().map(slim(rollout::slim::node)).collect();
-    let slim_pods: Vec<Pod> = pods.into_iter().map(slim(rollout::slim::pod)).collect();
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.into_iter().map(slim(rollout::slim::pdb)).collect();
+    assert_eq!(rows(&slim_nodes, &pods, &slim_pdbs).unwrap(), from_file);
+    // A pod's status heartbeat (new conditions, a new resourceVersion) leaves its row
+    // the same: the controller does not wake for it.
+    let mut names = snapshot::Interner::default();
+    let mut moved = pods[0].clone();
+    moved.metadata.resource_version = Some("99999".into());
+    moved.status.get_or_insert_default().conditions = None;
     assert_eq!(
-        typed(&slim_nodes, &slim_pods, &slim_pdbs).unwrap(),
-        from_file
+        PodRow::from_pod(&pods[0], &mut names),
+        PodRow::from_pod(&moved, &mut names)
+    );
+    moved.status.get_or_insert_default().phase = Some("Failed".into());
+    assert_ne!(
+        PodRow::from_pod(&pods[0], &mut names),
+        PodRow::from_pod(&moved, &mut names)
     );
     // A heartbeat (new condition timestamps, a new resourceVersion) leaves the slim
     // copy the same: the controller does not wake for it. A cordon does not.

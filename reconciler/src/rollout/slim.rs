@@ -1,27 +1,24 @@
-//! What the rollout controller keeps of each object in its caches: the fields the
-//! snapshot (`crate::snapshot::from_objects`) and the decision read, nothing else.
-//! Objects are slimmed as they arrive from the watch, before they enter a store,
-//! so a cache of 1,000 Nodes does not hold their managed fields, images and
-//! heartbeats. A heartbeat that changes only what is dropped leaves the slim copy
+//! What the rollout controller keeps of each Node, PDB and DirectUpdate in its
+//! caches: the fields the snapshot (`crate::snapshot::from_rows`) and the decision
+//! read, nothing else. Objects are slimmed as they arrive from the watch, before they
+//! enter a store, so a cache of 5,000 Nodes does not hold their managed fields, images
+//! and heartbeats. A heartbeat that changes only what is dropped leaves the slim copy
 //! equal to the cached one, and the controller does not wake for it.
 //!
-//! Drains do not read the cache: they list the node's pods from the API server
-//! (owner, mirror annotation, emptyDir volumes, phase; see `effects.rs`), so the
-//! cached pods can lose their specs. `tests/snapshot_objects.rs` checks that a
-//! slim copy makes the same snapshot as the whole object.
+//! Pods are not kept as objects at all but as the snapshot's rows
+//! (`crate::snapshot::PodRow`, `crate::observe::reflect_pods`). Drains do not read
+//! the cache: they list the node's pods from the API server (owner, mirror
+//! annotation, emptyDir volumes, phase; see `effects.rs`). `tests/snapshot_objects.rs`
+//! checks that slim copies and rows make the same snapshot as the whole objects.
 
 use cupcake_api::crd::DirectUpdate;
-use k8s_openapi::api::core::v1::{
-    Container, Node, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodSpec, PodStatus,
-};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::mem::take;
 
 /// The prefix of CUPCAKE's node annotations (assignment, agent status, admin-cordoned …).
 const OURS: &str = "cupcake.ricardomolendijk.com/";
-/// Marks a mirror pod (the snapshot gives it owner kind `Node`).
-const MIRROR: &str = "kubernetes.io/config.mirror";
 
 /// Identity and labels; annotations only where `keep` says so.
 fn metadata(m: ObjectMeta, keep: impl Fn(&str) -> bool) -> ObjectMeta {
@@ -49,7 +46,8 @@ fn metadata(m: ObjectMeta, keep: impl Fn(&str) -> bool) -> ObjectMeta {
     }
 }
 
-/// Name, labels, our annotations, cordon and taints, Ready, kubelet version.
+/// Name, labels, our annotations, cordon and taints, Ready and the True conditions,
+/// kubelet version.
 pub fn node(n: &mut Node) {
     *n = Node {
         metadata: metadata(take(&mut n.metadata), |k| k.starts_with(OURS)),
@@ -59,8 +57,11 @@ pub fn node(n: &mut Node) {
             ..NodeSpec::default()
         }),
         status: n.status.take().map(|s| NodeStatus {
+            // Ready (the snapshot) and the conditions that are True (preflight's
+            // pressure checks): a healthy node's four False ones are never read.
             conditions: s.conditions.map(|cs| {
                 cs.into_iter()
+                    .filter(|c| c.type_ == "Ready" || c.status == "True")
                     .map(|c| NodeCondition {
                         type_: c.type_,
                         status: c.status,
@@ -73,43 +74,6 @@ pub fn node(n: &mut Node) {
                 ..NodeSystemInfo::default()
             }),
             ..NodeStatus::default()
-        }),
-    };
-}
-
-/// Name, labels, owners, the mirror annotation, node, container images, phase.
-pub fn pod(p: &mut Pod) {
-    let mut metadata = metadata(take(&mut p.metadata), |k| k == MIRROR);
-    metadata.owner_references = metadata.owner_references.map(|os| {
-        os.into_iter()
-            .map(|o| OwnerReference {
-                api_version: String::new(),
-                kind: o.kind,
-                name: String::new(),
-                uid: String::new(),
-                controller: o.controller,
-                block_owner_deletion: None,
-            })
-            .collect()
-    });
-    *p = Pod {
-        metadata,
-        spec: p.spec.take().map(|s| PodSpec {
-            node_name: s.node_name,
-            containers: s
-                .containers
-                .into_iter()
-                .map(|c| Container {
-                    name: c.name,
-                    image: c.image,
-                    ..Container::default()
-                })
-                .collect(),
-            ..PodSpec::default()
-        }),
-        status: p.status.take().map(|s| PodStatus {
-            phase: s.phase,
-            ..PodStatus::default()
         }),
     };
 }
