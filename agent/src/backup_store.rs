@@ -5,12 +5,19 @@
 //! | URL | client | credentials and settings |
 //! |---|---|---|
 //! | `s3://bucket/prefix` | Amazon S3 or any S3-compatible store | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (an `http://` endpoint is allowed because it was given explicitly; otherwise only https), else the instance's or pod's identity |
-//! | `gs://bucket/prefix` | Google Cloud Storage | `GOOGLE_SERVICE_ACCOUNT` / `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server |
-//! | `az://container/prefix` | Azure Blob Storage | `AZURE_STORAGE_ACCOUNT_NAME` with `AZURE_STORAGE_ACCOUNT_KEY`, a SAS, or a workload identity |
+//! | `gs://bucket/prefix` | Google Cloud Storage | `GOOGLE_SERVICE_ACCOUNT` (a key file) / `GOOGLE_SERVICE_ACCOUNT_KEY` (its JSON) / `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server; `GOOGLE_BASE_URL` or the key's `gcs_base_url` for another endpoint (an `http://` one is allowed because it was given explicitly) |
+//! | `az://container/prefix` | Azure Blob Storage | `AZURE_STORAGE_ACCOUNT_NAME` with `AZURE_STORAGE_ACCOUNT_KEY`, a SAS (`AZURE_STORAGE_SAS_KEY`), or a workload identity; `AZURE_STORAGE_ENDPOINT` for another endpoint (`http://` allowed when given there), `AZURE_STORAGE_USE_EMULATOR=true` for Azurite |
 //! | `file:///dir` | a local directory (created if missing) | — |
 //!
 //! A URL may not carry credentials (`s3://key:secret@bucket`) or a query:
-//! refused, and the refusal does not repeat them.
+//! refused, and the refusal does not repeat them. A client that cannot be built
+//! (no account, a key that is not a key) says which of the store's variables are
+//! set — names only — and which it reads.
+//!
+//! Tested against real servers: `s3://` with moto (agent/tests/backup.rs), `az://`
+//! with Azurite and `gs://` with fake-gcs-server (agent/tests/backup_clouds.rs;
+//! fake-gcs-server does not take object_store's uploads, so the gs:// upload is
+//! not covered: see docs/testing.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,9 +111,15 @@ pub fn open(url: &str, cluster: Option<&str>) -> Result<Store, BackupError> {
     }
     let scheme = parsed.scheme();
     let bucket = parsed.host_str().unwrap_or_default().to_string();
+    // A client that cannot be built says which variables it read (names, never values) and
+    // which it expects: object_store's own messages ("Account must be specified", "Invalid
+    // RSA key") do not.
     let store_err = |e: object_store::Error| {
+        let hint = env_hint(scheme)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
         config(format!(
-            "store {display}: {}",
+            "store {display}: {}{hint}",
             redact(&e.to_string())
                 .split_whitespace()
                 .collect::<Vec<_>>()
@@ -146,19 +159,32 @@ pub fn open(url: &str, cluster: Option<&str>) -> Result<Store, BackupError> {
             if bucket.is_empty() {
                 return Err(config(format!("store URL {display}: no bucket")));
             }
+            // Plain http only when the base URL was given explicitly as http://
+            // (GOOGLE_BASE_URL, or `gcs_base_url` in the service-account key).
+            let allow_http = gcs_base_url().is_some_and(|u| u.starts_with("http://"));
             let gcs = GoogleCloudStorageBuilder::from_env()
                 .with_url(format!("gs://{bucket}"))
                 .with_retry(retry)
-                .with_client_options(client)
+                .with_client_options(client.with_allow_http(allow_http))
                 .build()
                 .map_err(store_err)?;
             (Arc::new(gcs), prefix_parts, format!("gs://{bucket}"))
         }
         "az" | "azure" | "abfs" | "abfss" => {
+            if bucket.is_empty() {
+                return Err(config(format!("store URL {display}: no container")));
+            }
+            // Plain http only when the endpoint was given explicitly as http://
+            // (AZURE_STORAGE_ENDPOINT; AZURE_STORAGE_USE_EMULATOR=true means Azurite at
+            // AZURITE_BLOB_STORAGE_URL, default http://127.0.0.1:10000, as object_store does).
+            let allow_http = ["AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+                .is_some_and(|e| e.starts_with("http://"));
             let az = MicrosoftAzureBuilder::from_env()
                 .with_url(format!("{scheme}://{bucket}"))
                 .with_retry(retry)
-                .with_client_options(client)
+                .with_client_options(client.with_allow_http(allow_http))
                 .build()
                 .map_err(store_err)?;
             (Arc::new(az), prefix_parts, format!("{scheme}://{bucket}"))
@@ -191,6 +217,59 @@ pub fn open(url: &str, cluster: Option<&str>) -> Result<Store, BackupError> {
         display,
         root,
     })
+}
+
+/// The store's environment variables that are set (names only) and the ones it reads.
+fn env_hint(scheme: &str) -> Option<String> {
+    let (prefixes, expected): (&[&str], &str) = match scheme {
+        "s3" | "s3a" => (
+            &["AWS_"],
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL",
+        ),
+        "gs" => (
+            &["GOOGLE_", "SERVICE_ACCOUNT"],
+            "GOOGLE_SERVICE_ACCOUNT (a key file) or GOOGLE_SERVICE_ACCOUNT_KEY (its JSON), GOOGLE_APPLICATION_CREDENTIALS",
+        ),
+        "az" | "azure" | "abfs" | "abfss" => (
+            &["AZURE_", "AZURITE_"],
+            "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_KEY), AZURE_STORAGE_ENDPOINT",
+        ),
+        _ => return None,
+    };
+    let mut set: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| prefixes.iter().any(|p| k.starts_with(p)))
+        .collect();
+    set.sort();
+    let set = if set.is_empty() {
+        "none".to_string()
+    } else {
+        set.join(", ")
+    };
+    Some(format!("variables set: {set}; read: {expected}"))
+}
+
+/// The GCS base URL given explicitly: `GOOGLE_BASE_URL`, else `gcs_base_url` in the
+/// service-account key (`GOOGLE_SERVICE_ACCOUNT_KEY`, or the file `GOOGLE_SERVICE_ACCOUNT`
+/// names), which is how object_store points at an emulator. An unreadable key is left to
+/// object_store, whose error names the file.
+fn gcs_base_url() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(u) = var("GOOGLE_BASE_URL") {
+        return Some(u);
+    }
+    let key = var("GOOGLE_SERVICE_ACCOUNT_KEY").or_else(|| {
+        [
+            "GOOGLE_SERVICE_ACCOUNT",
+            "GOOGLE_SERVICE_ACCOUNT_PATH",
+            "SERVICE_ACCOUNT",
+        ]
+        .iter()
+        .find_map(|k| var(k))
+        .and_then(|path| std::fs::read_to_string(path).ok())
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&key).ok()?;
+    v.get("gcs_base_url")?.as_str().map(str::to_string)
 }
 
 /// Remove `user:password@` and query strings from every URL in `s`.
