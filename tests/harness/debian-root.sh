@@ -10,6 +10,10 @@
 #                                                 kubectl at 1.33.4-1.1, 1.33.5-1.1, 1.34.1-1.1,
 #                                                 1.34.2-1.1 (built with dpkg-deb)
 #     /srv/containerd/                            containerd.io 1.7.24-1 and 1.7.28-1
+#     /var/lib/cupcake/bundle/apt/                an air-gapped bundle's mirror: a flat repository of
+#                                                 the 1.34.2-1.1 packages and containerd.io 1.7.28-1,
+#                                                 signed by a second key (/srv/bundle/keyring.gpg, not
+#                                                 trusted by apt until a bundle's keyring.gpg is written)
 #     /etc/apt/keyrings/kubernetes-apt-keyring.gpg  the repositories' key (made here with gpg)
 #     /etc/apt/sources.list.d/kubernetes.list     deb [signed-by=…] file:/srv/pkgs.k8s.io/core:/stable:/v1.33/deb/ /
 #     /etc/kubernetes/manifests/kube-*.yaml       static pod manifests with image tag v1.33.4
@@ -17,17 +21,15 @@
 #                                                 /var/lib/cupcake-standins/systemd/
 #   kubeadm, kubelet, kubectl 1.33.4-1.1 and containerd.io 1.7.24-1 installed, the three held.
 #
-# Every stand-in binary appends "<name>@<version> <args>" to /var/log/cupcake-standins/calls.log
-# and prints its version like the real one (`kubeadm version -o short`, `kubelet --version`,
-# `kubectl version --client -o json`). The stand-in kubeadm refuses `upgrade apply` to a version
-# above its own (as kubeadm does), rewrites the static pod manifests' image tags on `upgrade
-# apply`/`upgrade node`, and fails both when /etc/cupcake-standins/fail-kubeadm-upgrade exists.
+# The stand-in binaries (what they record and answer) are described in standins.sh.
 #
 # Tests copy rootfs/ (cp -a --reflink=auto) and never touch the cache. The cache key <hash> is
-# this script's own SHA-256: any change here rebuilds the root (the debootstrap base is kept).
+# the SHA-256 of this script and standins.sh: any change there rebuilds the root (the
+# debootstrap base is kept).
 #
-# Usage: debian-root.sh [--print-dir] [--force]
+# Usage: debian-root.sh [--print-dir] [--base] [--force]
 #   --print-dir   print the rootfs directory (built or not) and exit
+#   --base        only make sure the debootstrap base exists, print its directory (dnf-root.sh)
 #   --force       rebuild the root (not the debootstrap base)
 #
 # Needs root (debootstrap, chroot). Installs debootstrap, dpkg-dev and gpg with apt-get when
@@ -38,7 +40,8 @@ set -euo pipefail
 
 CACHE_ROOT="${CUPCAKE_HARNESS_CACHE:-$HOME/.cache/cupcake-harness}"
 SUITE="${CUPCAKE_DEBIAN_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}"
-HASH="$(sha256sum "$0" | cut -c1-12)"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+HASH="$(cat "$0" "$HERE/standins.sh" | sha256sum | cut -c1-12)"
 BASE="$CACHE_ROOT/debian-base/$SUITE"
 OUT="$CACHE_ROOT/debian-root/$SUITE-$HASH"
 ROOTFS="$OUT/rootfs"
@@ -47,21 +50,28 @@ CONTAINERD_VERSIONS=(1.7.24-1 1.7.28-1)
 INITIAL_K8S=1.33.4-1.1
 INITIAL_CONTAINERD=1.7.24-1
 KEYRING=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
+BUNDLE_APT=/var/lib/cupcake/bundle/apt
 
-log() { printf '[debian-root.sh] %s\n' "$*"; }
+log() { printf '[debian-root.sh] %s\n' "$*" >&2; }
 die() { printf '[debian-root.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 force=0
+base_only=0
 for arg in "$@"; do
   case "$arg" in
     --print-dir) printf '%s\n' "$ROOTFS"; exit 0 ;;
+    --base) base_only=1 ;;
     --force) force=1 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $arg (see --help)" ;;
   esac
 done
 
-if ((force == 0)) && [[ -f "$OUT/.complete" ]]; then
+if ((base_only)) && [[ -f "$BASE/.complete" ]]; then
+  printf '%s\n' "$BASE"
+  exit 0
+fi
+if ((force == 0 && base_only == 0)) && [[ -f "$OUT/.complete" ]]; then
   log "cached: $ROOTFS"
   exit 0
 fi
@@ -108,6 +118,10 @@ if [[ ! -f "$BASE/.complete" ]]; then
   touch "$BASE/.complete"
   log "base ready in $((SECONDS - start))s"
 fi
+if ((base_only)); then
+  printf '%s\n' "$BASE"
+  exit 0
+fi
 
 # 2. The node: a copy of the base, the repositories, the stand-ins, the packages at 1.33.4.
 rm -rf "$OUT.tmp"
@@ -131,116 +145,7 @@ gpg --batch --quiet --passphrase '' --quick-gen-key 'CUPCAKE stand-in repository
 gpg --batch --quiet --export >"$R$KEYRING"
 chmod 0644 "$R$KEYRING"
 
-calls_log_line='mkdir -p /var/log/cupcake-standins; echo "$NAME@$V $*" >>/var/log/cupcake-standins/calls.log'
-
-standin_kubeadm() { # version
-  cat <<EOF
-#!/bin/sh
-# Stand-in kubeadm $1 (CUPCAKE test harness): records its calls, prints its version.
-NAME=kubeadm V=$1
-$calls_log_line
-EOF
-  cat <<'EOF'
-manifests="/etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/kube-controller-manager.yaml /etc/kubernetes/manifests/kube-scheduler.yaml"
-retag() { # tag
-  for m in $manifests; do
-    [ -f "$m" ] && sed -i "s#^\(\s*image: .*\):v[0-9][0-9.]*\$#\1:$1#" "$m"
-  done
-  return 0
-}
-failing() {
-  if [ -e /etc/cupcake-standins/fail-kubeadm-upgrade ]; then
-    echo "[upgrade] Reading configuration from the cluster..."
-    echo "[upgrade/apply] Upgrading your Static Pod-hosted control plane to version \"$1\"..."
-    echo "error execution phase control-plane: couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier state. Errors faced: stand-in failure (/etc/cupcake-standins/fail-kubeadm-upgrade exists)" >&2
-    exit 1
-  fi
-}
-newer() { # is $1 (vX.Y.Z) above $2 (vX.Y.Z)?
-  [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | tail -n1)" = "${1#v}" ]
-}
-case "$1 $2" in
-  "version -o"|"version --output") [ "$3" = short ] && { echo "v$V"; exit 0; } ;;
-  "version "*) echo "kubeadm version: &version.Info{Major:\"1\", GitVersion:\"v$V\"}"; exit 0 ;;
-  "upgrade plan")
-    target="${3:-v$V}"
-    if newer "$target" "v$V"; then
-      echo "[upgrade/versions] FATAL: the --version argument is invalid: Specified version to upgrade to \"$target\" is higher than the kubeadm version \"v$V\". Upgrade kubeadm first using the tool you used to install kubeadm" >&2
-      exit 1
-    fi
-    echo "[upgrade/versions] Target version: $target"
-    echo "You can now apply the upgrade by executing the following command:"
-    echo "	kubeadm upgrade apply $target"
-    exit 0 ;;
-  "upgrade apply")
-    target="$3"
-    case " $* " in *" --yes "*|*" -y "*) ;; *) echo "[upgrade] Are you sure you want to proceed? [y/N]: aborted (no --yes)" >&2; exit 1 ;; esac
-    if newer "$target" "v$V"; then
-      echo "[upgrade/version] FATAL: Specified version to upgrade to \"$target\" is higher than the kubeadm version \"v$V\". Upgrade kubeadm first using the tool you used to install kubeadm" >&2
-      exit 1
-    fi
-    failing "$target"
-    retag "$target"
-    echo "[upgrade] SUCCESS! A control plane node of your cluster was upgraded to \"$target\"."
-    exit 0 ;;
-  "upgrade node")
-    failing "v$V"
-    retag "v$V"
-    echo "# kubelet configuration written by kubeadm v$V upgrade node" >/var/lib/kubelet/config.yaml
-    echo "[upgrade] The configuration for this node was successfully upgraded!"
-    exit 0 ;;
-esac
-echo "stand-in kubeadm: unsupported call: $*" >&2
-exit 1
-EOF
-}
-
-standin_kubelet() {
-  cat <<EOF
-#!/bin/sh
-# Stand-in kubelet $1 (CUPCAKE test harness).
-NAME=kubelet V=$1
-$calls_log_line
-EOF
-  cat <<'EOF'
-[ "$1" = --version ] && { echo "Kubernetes v$V"; exit 0; }
-echo "stand-in kubelet: unsupported call: $*" >&2
-exit 1
-EOF
-}
-
-standin_kubectl() {
-  cat <<EOF
-#!/bin/sh
-# Stand-in kubectl $1 (CUPCAKE test harness).
-NAME=kubectl V=$1
-$calls_log_line
-EOF
-  cat <<'EOF'
-case "$*" in
-  "version --client -o json"|"version --client --output=json"|"version --client --output json")
-    printf '{\n  "clientVersion": {\n    "major": "1",\n    "gitVersion": "v%s",\n    "platform": "linux/amd64"\n  },\n  "kustomizeVersion": "v5.7.1"\n}\n' "$V"; exit 0 ;;
-  "version --client") echo "Client Version: v$V"; exit 0 ;;
-esac
-echo "stand-in kubectl: unsupported call: $*" >&2
-exit 1
-EOF
-}
-
-standin_containerd() {
-  cat <<EOF
-#!/bin/sh
-# Stand-in containerd $1 (CUPCAKE test harness).
-NAME=containerd V=$1
-$calls_log_line
-EOF
-  cat <<'EOF'
-[ "$1" = --version ] && { echo "containerd containerd.io $V"; exit 0; }
-echo "stand-in containerd: unsupported call: $*" >&2
-exit 1
-EOF
-}
-
+. "$HERE/standins.sh"
 build_deb() { # package version binary-name generator outdir
   local pkg=$1 ver=$2 bin=$3 gen=$4 dir="$B/pkg/$1_$2"
   mkdir -p "$dir/DEBIAN" "$dir/usr/bin"
@@ -290,40 +195,25 @@ for v in "${CONTAINERD_VERSIONS[@]}"; do
 done
 index_repo "$R/srv/containerd"
 
+# An air-gapped bundle's mirror (docs/host-steps.md, "Air-gapped bundle"): a flat repository of
+# the 1.34.2 packages and containerd.io 1.7.28-1 signed by a second key whose keyring is not
+# installed in the root: only the bundle's keyring.gpg (a copy in /srv/bundle/keyring.gpg) lets
+# apt trust it.
+mkdir -p "$R$BUNDLE_APT" "$R/srv/bundle"
+cp "$R"/srv/pkgs.k8s.io/core:/stable:/v1.34/deb/*_1.34.2-1.1_*.deb "$R"/srv/containerd/containerd.io_1.7.28-1_*.deb "$R$BUNDLE_APT/"
+( export GNUPGHOME="$B/gnupg-bundle"
+  mkdir -m 0700 -p "$GNUPGHOME"
+  gpg --batch --quiet --passphrase '' --quick-gen-key 'CUPCAKE stand-in bundle <bundle@cupcake.invalid>' rsa2048 sign never 2>/dev/null
+  gpg --batch --quiet --export >"$R/srv/bundle/keyring.gpg"
+  index_repo "$R$BUNDLE_APT" )
+
 initial_minor="${INITIAL_K8S%.*-*}"
 echo "deb [signed-by=$KEYRING] file:/srv/pkgs.k8s.io/core:/stable:/v$initial_minor/deb/ /" \
   >"$R/etc/apt/sources.list.d/kubernetes.list"
 echo "deb [signed-by=$KEYRING] file:/srv/containerd/ ./" >"$R/etc/apt/sources.list.d/containerd.list"
 
 # systemd stand-in: records calls, keeps which units run (and since when, with which version).
-cat >"$R/usr/bin/systemctl" <<'EOF'
-#!/bin/sh
-# Stand-in systemctl (CUPCAKE test harness): records its calls; unit state in files.
-echo "systemctl $*" >>/var/log/cupcake-standins/calls.log
-S=/var/lib/cupcake-standins/systemd
-quiet=0
-if [ "$1" = --quiet ] || [ "$1" = -q ]; then quiet=1; shift; fi
-cmd=$1; shift
-if [ "$1" = --quiet ] || [ "$1" = -q ]; then quiet=1; shift; fi
-unit=${1%.service}
-case "$cmd" in
-  daemon-reload) date -u +%s >"$S/daemon-reloaded"; exit 0 ;;
-  restart|start)
-    [ -n "$unit" ] || { echo "systemctl $cmd: no unit" >&2; exit 1; }
-    if [ -e "/etc/cupcake-standins/fail-restart-$unit" ]; then
-      echo "Job for $unit.service failed because the control process exited with error code." >&2; exit 1
-    fi
-    if command -v "$unit" >/dev/null 2>&1; then "$unit" --version >"$S/$unit.active" 2>/dev/null || echo active >"$S/$unit.active"
-    else echo active >"$S/$unit.active"; fi
-    exit 0 ;;
-  stop) rm -f "$S/$unit.active"; exit 0 ;;
-  is-active)
-    if [ -f "$S/$unit.active" ]; then [ $quiet = 1 ] || echo active; exit 0; fi
-    [ $quiet = 1 ] || echo inactive; exit 3 ;;
-esac
-echo "stand-in systemctl: unsupported call: $cmd $*" >&2
-exit 1
-EOF
+standin_systemctl >"$R/usr/bin/systemctl"
 chmod 0755 "$R/usr/bin/systemctl"
 
 for c in kube-apiserver kube-controller-manager kube-scheduler; do
