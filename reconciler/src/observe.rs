@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{AsyncReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
@@ -23,6 +23,9 @@ use tokio::sync::Notify;
 
 /// Page size for list calls; large clusters are read in pages.
 const PAGE: u32 = 500;
+
+/// What the live snapshot's lists accept: protobuf, else JSON.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf, application/json";
 
 /// Why the cluster could not be observed. Each message carries its cause
 /// (no `#[source]` chain, so `{:#}` never repeats it).
@@ -168,8 +171,10 @@ async fn objects(client: &Client, server: &str) -> Result<Objects, ObserveError>
 type Objects = (Vec<Node>, Vec<Pod>, Vec<PodDisruptionBudget>);
 
 /// The live cluster's snapshot: what [`crate::snapshot::parse`] makes of
-/// [`snapshot_json`]'s text. Each list page is decoded straight into what the
-/// snapshot reads (see [`crate::snapshot::Pages`]), never into whole objects. The
+/// [`snapshot_json`]'s text. Each list page is asked for in Kubernetes' protobuf
+/// encoding (the API server writes it about twice as fast as JSON, in a third of the
+/// bytes) and decoded straight into what the snapshot reads (see
+/// [`crate::snapshot::Pages`]), never into whole objects. The
 /// lists are consistent reads (no `resourceVersion`: the API server answers from its
 /// watch cache once that has caught up with etcd), so a plan never decides from a
 /// cluster older than the moment it was asked for.
@@ -177,6 +182,29 @@ pub async fn snapshot(
     client: &Client,
     server: &str,
 ) -> Result<cupcake_api::snapshot::ClusterSnapshot, ObserveError> {
+    snapshot_as(client, server, ListEncoding::Protobuf).await
+}
+
+/// How [`snapshot_as`] asks for the lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEncoding {
+    /// Kubernetes' protobuf (the API server may still answer JSON; both are read).
+    Protobuf,
+    /// JSON only.
+    Json,
+}
+
+/// [`snapshot`], asking for the lists in `encoding` (the two make the same snapshot;
+/// the e2e test `live_snapshot.rs` compares them).
+pub async fn snapshot_as(
+    client: &Client,
+    server: &str,
+    encoding: ListEncoding,
+) -> Result<cupcake_api::snapshot::ClusterSnapshot, ObserveError> {
+    let accept = match encoding {
+        ListEncoding::Protobuf => PROTOBUF,
+        ListEncoding::Json => "application/json",
+    };
     let mut pages = crate::snapshot::Pages::new(&format!("live cluster ({server})"));
     for (path, kind, what) in [
         ("/api/v1/nodes", "Node", "nodes"),
@@ -195,11 +223,27 @@ pub async fn snapshot(
                 server: server.to_string(),
                 error,
             };
-            let req = request
+            let mut req = request
                 .list(&params)
                 .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
-            let text = client.request_text(req).await.map_err(failed)?;
-            match pages.add(kind, &text).map_err(ObserveError::Snapshot)? {
+            let value = accept.parse().map_err(|_| {
+                failed(kube::Error::BuildRequest(
+                    kube::core::request::Error::Validation(format!("Accept: {accept}")),
+                ))
+            })?;
+            req.headers_mut().insert("accept", value);
+            let mut body = Vec::new();
+            client
+                .request_stream(req)
+                .await
+                .map_err(failed)?
+                .read_to_end(&mut body)
+                .await
+                .map_err(|e| failed(kube::Error::ReadEvents(e)))?;
+            match pages
+                .add_answer(kind, &body)
+                .map_err(ObserveError::Snapshot)?
+            {
                 Some(token) => params = params.continue_token(&token),
                 None => break,
             }

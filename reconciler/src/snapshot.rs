@@ -20,6 +20,7 @@ use cupcake_api::snapshot::{
 };
 use serde::Deserialize;
 
+mod proto;
 mod rows;
 mod yaml;
 
@@ -745,14 +746,42 @@ impl Pages {
                 e.column()
             ))
         })?;
-        for item in page.items.unwrap_or_default() {
+        self.items(
+            kind,
+            page.items.unwrap_or_default(),
+            page.metadata.continue_,
+        )
+    }
+
+    /// Read one page of the list of `kind` as the API server answered it: in
+    /// Kubernetes' protobuf encoding (`Accept: application/vnd.kubernetes.protobuf`)
+    /// or, when the server chose it, JSON. Returns the token of the next page, if any.
+    pub fn add_answer(&mut self, kind: &str, body: &[u8]) -> Result<Option<String>, SnapshotError> {
+        if !body.starts_with(proto::MAGIC) {
+            let text = std::str::from_utf8(body).map_err(|e| {
+                self.b.invalid(format!(
+                    "the {kind} list answer is neither protobuf nor JSON: {e}"
+                ))
+            })?;
+            return self.add(kind, text);
+        }
+        let (items, token) = proto::list(body, kind).map_err(|e| {
+            self.b
+                .invalid(format!("the {kind} list answer (protobuf): {e}"))
+        })?;
+        self.items(kind, items, token)
+    }
+
+    fn items(
+        &mut self,
+        kind: &str,
+        items: Vec<RawObject>,
+        token: Option<Str>,
+    ) -> Result<Option<String>, SnapshotError> {
+        for item in items {
             self.b.object(item, Some(kind))?;
         }
-        Ok(page
-            .metadata
-            .continue_
-            .filter(|c| !c.is_empty())
-            .map(Str::owned))
+        Ok(token.filter(|c| !c.is_empty()).map(Str::owned))
     }
 
     /// The snapshot of every page read.
