@@ -389,14 +389,16 @@ pub async fn run_with(
 
 /// What `status()` said about the endpoint.
 #[derive(Debug, Clone)]
-struct EtcdStatus {
+pub(crate) struct EtcdStatus {
     revision: i64,
     version: String,
 }
 
 /// Connect to the first endpoint that answers `status` (etcd-client's `connect`
 /// succeeds on a closed port; the first request is the real test).
-async fn connect(target: &EtcdTarget) -> Result<(Client, String, EtcdStatus), BackupError> {
+pub(crate) async fn connect(
+    target: &EtcdTarget,
+) -> Result<(Client, String, EtcdStatus), BackupError> {
     if target.endpoints.is_empty() {
         return Err(BackupError::Config("no etcd endpoint given".into()));
     }
@@ -485,7 +487,7 @@ fn tls_options(t: &TlsFiles) -> Result<TlsOptions, BackupError> {
 }
 
 /// etcd-client's errors: the gRPC status' message, or the transport error with its causes.
-fn etcd_message(e: &etcd_client::Error) -> String {
+pub(crate) fn etcd_message(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(s) => {
             let mut m = format!("{:?}: {}", s.code(), s.message());

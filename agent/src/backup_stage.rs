@@ -11,8 +11,11 @@
 //!   `backup-result` annotation (the runbook's "Backups" section).
 //! - The result is written only while the node still carries the request it
 //!   answers (checked with the `resourceVersion` it is written against).
-//! - An agent started without `--backup-store` answers with a failed result
-//!   saying so: the controller stops with that reason instead of waiting.
+//! - The store: the `backup-store` annotation the controller writes with the
+//!   request (the DirectUpdate's `spec.backup.storeRef`), else the agent's own
+//!   `--backup-store`. Credentials always come from the agent's environment (its
+//!   Secret). With neither, the agent answers with a failed result saying so: the
+//!   controller stops with that reason instead of waiting.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +28,7 @@ use kube::api::{Api, Patch};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::backup::{self, BackupSettings};
+use crate::backup::{self, BackupSettings, EtcdTarget};
 use crate::node::{Written, patch_params};
 
 /// The operation id of a backup request this node has not answered yet.
@@ -41,27 +44,67 @@ pub fn wanted(annotations: &BTreeMap<String, String>) -> Option<String> {
     (!answered).then(|| op.to_string())
 }
 
+/// How this agent takes backups: etcd, its own store, retention.
+#[derive(Debug, Clone)]
+pub struct StageSettings {
+    pub etcd: EtcdTarget,
+    /// `--backup-store`: used when the request names no store.
+    pub store: Option<String>,
+    /// Sub-directory per cluster under the store URL's path.
+    pub cluster: Option<String>,
+    /// Snapshots kept (0: all).
+    pub keep: usize,
+}
+
+impl StageSettings {
+    /// The settings of one backup of `node`: `store_ref` (the request's `backup-store`)
+    /// before `--backup-store`; `Err` says why there is no store.
+    pub fn for_request(
+        &self,
+        node: &str,
+        store_ref: Option<&str>,
+    ) -> Result<BackupSettings, String> {
+        let store = store_ref
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.store.clone().filter(|s| !s.trim().is_empty()))
+            .ok_or_else(|| {
+                format!(
+                    "the agent on {node} has no backup store: the DirectUpdate names none (spec.backup.storeRef) and the agent has no --backup-store (CUPCAKE_BACKUP_STORE)"
+                )
+            })?;
+        Ok(BackupSettings {
+            etcd: self.etcd.clone(),
+            store,
+            cluster: self.cluster.clone(),
+            keep: self.keep,
+            node: node.to_string(),
+        })
+    }
+}
+
 /// Take the backup `operation_id` asks for (or explain why this agent cannot)
-/// and write the result on the node.
+/// and write the result on the node. `store_ref`: the request's `backup-store`.
 pub async fn answer(
     api: &Api<Node>,
     node: &str,
-    settings: Option<&BackupSettings>,
+    settings: &StageSettings,
     operation_id: &str,
+    store_ref: Option<&str>,
 ) -> Result<Written, kube::Error> {
-    info!(node, operation = operation_id, "etcd backup requested");
-    let result = match settings {
-        Some(s) => {
-            let mut s = s.clone();
-            s.node = node.to_string();
-            backup::run(&s, operation_id).await.result
-        }
-        None => BackupResult {
+    info!(
+        node,
+        operation = operation_id,
+        store = store_ref.unwrap_or("(--backup-store)"),
+        "etcd backup requested"
+    );
+    let result = match settings.for_request(node, store_ref) {
+        Ok(s) => backup::run(&s, operation_id).await.result,
+        Err(message) => BackupResult {
             operation_id: operation_id.to_string(),
             ok: false,
-            message: Some(format!(
-                "the agent on {node} has no backup store configured (--backup-store or CUPCAKE_BACKUP_STORE)"
-            )),
+            message: Some(message),
             ..BackupResult::default()
         },
     };
@@ -166,5 +209,35 @@ mod tests {
         assert_eq!(wanted(&a), None, "answered (failed) for this operation");
         a.insert(labels::BACKUP_RESULT.to_string(), "not json".to_string());
         assert_eq!(wanted(&a).as_deref(), Some("op-1"));
+    }
+
+    #[test]
+    fn the_requests_store_comes_before_the_agents_own() {
+        let s = StageSettings {
+            etcd: EtcdTarget {
+                endpoints: vec!["http://127.0.0.1:2379".into()],
+                tls: None,
+            },
+            store: Some("file:///agent".into()),
+            cluster: None,
+            keep: 3,
+        };
+        let store = |r: Option<&str>| s.for_request("cp-1", r).map(|b| b.store);
+        assert_eq!(store(Some("s3://b/p")).as_deref(), Ok("s3://b/p"));
+        assert_eq!(store(Some("  ")).as_deref(), Ok("file:///agent"));
+        assert_eq!(store(None).as_deref(), Ok("file:///agent"));
+        let none = StageSettings {
+            store: None,
+            ..s.clone()
+        };
+        let e = none.for_request("cp-1", None).unwrap_err();
+        assert!(
+            e.contains("cp-1") && e.contains("spec.backup.storeRef"),
+            "{e}"
+        );
+        assert_eq!(
+            none.for_request("cp-1", Some("file:///x")).map(|b| b.node),
+            Ok("cp-1".to_string())
+        );
     }
 }

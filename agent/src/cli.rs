@@ -16,11 +16,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::assignment::Role;
 use crate::backup::{self, BackupSettings, EtcdTarget, TlsFiles};
+use crate::backup_stage::StageSettings;
 use crate::executor::Executor;
 use crate::executor::host::Host;
 use crate::executor::kubeadm::{self, Kubeadm, PackageManager};
 use crate::executor::simulate::{FailStep, Simulate};
-use crate::watch::{Scope, run};
+use crate::watch::{Scope, Settings, run};
 
 const DEFAULT_STATE_DIR: &str = "/var/lib/cupcake";
 
@@ -91,6 +92,10 @@ pub struct Cli {
         requires = "fail_step"
     )]
     pub fail_nodes: Vec<String>,
+    /// Simulate executor, for tests: answer preflight requests with this many free bytes
+    /// instead of measuring the state directory's filesystem (NODE=BYTES: only for that node; repeatable).
+    #[arg(long, value_name = "[NODE=]BYTES", value_parser = disk_free)]
+    pub report_disk_free: Vec<(String, u64)>,
     #[command(flatten)]
     pub backup: NodeBackupArgs,
     #[command(flatten)]
@@ -124,6 +129,12 @@ pub enum Command {
     /// Take, verify and upload an etcd snapshot now (the same code the backup stage runs).
     #[command(args_override_self = true)]
     Backup(BackupArgs),
+    /// Run one assignment's host steps on this host now, without a cluster: the kubeadm executor
+    /// with the agent's checkpoints and step logs; no Node is read or written. Run it again to
+    /// resume after an interruption (an interrupted step runs again, done steps never) or to
+    /// retry a failed step. For recovery by hand and tests.
+    #[command(args_override_self = true)]
+    Run(crate::operation::RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,17 +162,27 @@ pub struct SimulateArgs {
         requires = "fail_step"
     )]
     pub fail_nodes: Vec<String>,
+    /// For tests: answer preflight requests with this many free bytes instead of measuring
+    /// the state directory's filesystem (NODE=BYTES: only for that node; repeatable).
+    #[arg(long, value_name = "[NODE=]BYTES", value_parser = disk_free)]
+    pub report_disk_free: Vec<(String, u64)>,
     #[command(flatten)]
     pub backup: NodeBackupArgs,
 }
 
+fn disk_free(s: &str) -> Result<(String, u64), String> {
+    crate::preflight::parse_disk_free(s)
+}
+
 /// How the node agent answers the rollout controller's `backup-request` (the
-/// backup stage): where etcd is, where snapshots go, how many are kept.
+/// backup stage) and the etcd part of its `preflight-request`: where etcd is, where
+/// snapshots go, how many are kept.
 #[derive(Debug, Clone, Args)]
 pub struct NodeBackupArgs {
-    /// Backup stage: store URL for etcd snapshots (s3://bucket/prefix, gs://, az://, file:///dir).
-    /// Without it a backup request is answered with a failed result. Credentials: the
-    /// store's standard environment variables (AWS_ACCESS_KEY_ID, …).
+    /// Backup stage: store URL for etcd snapshots (s3://bucket/prefix, gs://, az://, file:///dir),
+    /// used when the request carries no backup-store annotation (the DirectUpdate's
+    /// spec.backup.storeRef). With neither, a backup request is answered with a failed
+    /// result. Credentials: the store's standard environment variables (AWS_ACCESS_KEY_ID, …).
     #[arg(long, value_name = "URL", env = "CUPCAKE_BACKUP_STORE")]
     pub backup_store: Option<String>,
     /// Backup stage: snapshots kept per store and cluster (0: all).
@@ -185,11 +206,8 @@ pub struct NodeBackupArgs {
 }
 
 impl NodeBackupArgs {
-    /// The settings, or `None` without a store; TLS files default to kubeadm's under `host_root`.
-    pub fn settings(&self, host_root: &std::path::Path) -> anyhow::Result<Option<BackupSettings>> {
-        let Some(store) = self.backup_store.clone().filter(|s| !s.trim().is_empty()) else {
-            return Ok(None);
-        };
+    /// The settings; TLS files default to kubeadm's under `host_root`.
+    pub fn settings(&self, host_root: &std::path::Path) -> anyhow::Result<StageSettings> {
         let tls = tls_files(
             &self.etcd_endpoints,
             self.etcd_cacert.clone(),
@@ -197,16 +215,30 @@ impl NodeBackupArgs {
             self.etcd_key.clone(),
             host_root,
         )?;
-        Ok(Some(BackupSettings {
+        Ok(StageSettings {
             etcd: EtcdTarget {
                 endpoints: self.etcd_endpoints.clone(),
                 tls,
             },
-            store,
+            store: self.backup_store.clone().filter(|s| !s.trim().is_empty()),
             cluster: self.backup_cluster.clone(),
             keep: self.backup_keep,
-            node: String::new(),
-        }))
+        })
+    }
+}
+
+/// Preflight settings: measure `disk` (reported as `shown`) unless `fixed` says otherwise.
+fn preflight_settings(
+    disk: PathBuf,
+    shown: String,
+    fixed: Vec<(String, u64)>,
+    etcd: &StageSettings,
+) -> crate::preflight::Settings {
+    crate::preflight::Settings {
+        disk_path: disk,
+        disk_shown: shown,
+        disk_fixed: fixed.into_iter().collect(),
+        etcd: etcd.etcd.clone(),
     }
 }
 
@@ -418,6 +450,13 @@ pub struct StepsArgs {
     /// Components to upgrade (the components annotation).
     #[arg(long, value_name = "C,...", default_value = "kubeadm,kubelet,kubectl")]
     pub components: String,
+    /// Air-gapped: the package bundle (a bundle.yaml, the ConfigMap's data) the node installs from:
+    /// its repository and exact versions instead of pkgs.k8s.io's.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// With --bundle: the bundle has a keyring.gpg (written to the keyring the repository names).
+    #[arg(long, requires = "bundle")]
+    pub bundle_keyring: bool,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -452,13 +491,26 @@ fn print_steps(a: StepsArgs) -> anyhow::Result<()> {
     }
     let steps = crate::steps::plan(role, mode, &components)
         .map_err(|e| anyhow::anyhow!("--role {role} with {mode}: {e}"))?;
+    let bundle = match &a.bundle {
+        Some(f) => {
+            let mut b = kubeadm::LoadedBundle::from_files(f, None)
+                .map_err(|e| anyhow::anyhow!("--bundle: {e}"))?;
+            if a.bundle_keyring {
+                b.keyring = Some(Vec::new());
+            }
+            Some(b)
+        }
+        None => None,
+    };
     let plan = kubeadm::Plan {
         pm: a.package_manager,
         role,
         mode,
         target: &a.to,
         components: &components,
+        bundle: bundle.as_ref(),
     };
+    kubeadm::check_bundle(&plan).map_err(|e| anyhow::anyhow!("--bundle: {e}"))?;
     let docs = kubeadm::describe(&steps, &plan, Some(&a.from));
     let comps = components
         .iter()
@@ -473,6 +525,7 @@ fn print_steps(a: StepsArgs) -> anyhow::Result<()> {
                 "to": a.to.to_string(),
                 "packageManager": a.package_manager,
                 "components": comps,
+                "bundle": bundle.as_ref().map(|b| b.source.clone()),
                 "steps": docs,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -493,10 +546,16 @@ fn print_steps(a: StepsArgs) -> anyhow::Result<()> {
             println!(
                 "Commands run on the host: chroot into --host-root, or nsenter into PID 1's namespaces when --host-root is /."
             );
-            println!(
-                "VERSION ({}-REV) is the exact version the repository lists for {}, found in preflight, never assumed.",
-                a.to, a.to
-            );
+            match &bundle {
+                Some(b) => println!(
+                    "Air-gapped: packages from the package bundle {} at its exact versions.",
+                    b.source
+                ),
+                None => println!(
+                    "VERSION ({}-REV) is the exact version the repository lists for {}, found in preflight, never assumed.",
+                    a.to, a.to
+                ),
+            }
             for s in &docs {
                 println!("\n{}", s.id);
                 for act in &s.actions {
@@ -545,17 +604,24 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Steps(a)) => print_steps(a),
         Some(Command::Backup(b)) => backup_now(b),
+        Some(Command::Run(r)) => crate::operation::run_offline(r),
         Some(Command::Simulate(s)) => {
             let fail = fail_step(s.fail_step.as_deref(), &s.fail_nodes)?;
             let duration = s.step_duration.0;
             let backup = s.backup.settings(std::path::Path::new("/"))?;
+            let preflight = preflight_settings(
+                s.state_dir.clone(),
+                s.state_dir.display().to_string(),
+                s.report_disk_free,
+                &backup,
+            );
             serve(
                 &global,
                 s.state_dir,
                 Scope::Nodes {
                     selector: s.selector.filter(|s| !s.trim().is_empty()),
                 },
-                backup,
+                Settings { backup, preflight },
                 move |client| Simulate::new(client, duration, fail),
             )
         }
@@ -569,16 +635,28 @@ fn start(cli: Cli) -> anyhow::Result<()> {
                     if cli.fail_step.is_some() {
                         bail!("--fail-step needs --executor simulate");
                     }
+                    if !cli.report_disk_free.is_empty() {
+                        bail!("--report-disk-free needs --executor simulate");
+                    }
                     let host = Host::new(&cli.host_root)?;
                     let healthz =
                         Some(cli.kubelet_healthz_url.clone()).filter(|u| !u.trim().is_empty());
                     let backup = cli.backup.settings(&cli.host_root)?;
+                    let preflight = preflight_settings(
+                        cli.host_root.join("var/lib"),
+                        "/var/lib".to_string(),
+                        Vec::new(),
+                        &backup,
+                    );
                     serve(
                         &global,
                         cli.state_dir,
                         Scope::Node(node),
-                        backup,
-                        move |_client| Kubeadm::new(host, healthz),
+                        Settings { backup, preflight },
+                        move |client| {
+                            Kubeadm::new(host, healthz)
+                                .with_bundles(kubeadm::BundleSource::Kube(client))
+                        },
                     )
                 }
                 ExecutorKind::Simulate => {
@@ -590,11 +668,17 @@ fn start(cli: Cli) -> anyhow::Result<()> {
                     let fail = fail_step(cli.fail_step.as_deref(), &nodes)?;
                     let duration = cli.step_duration.0;
                     let backup = cli.backup.settings(&cli.host_root)?;
+                    let preflight = preflight_settings(
+                        cli.state_dir.clone(),
+                        cli.state_dir.display().to_string(),
+                        cli.report_disk_free,
+                        &backup,
+                    );
                     serve(
                         &global,
                         cli.state_dir,
                         Scope::Node(node),
-                        backup,
+                        Settings { backup, preflight },
                         move |client| Simulate::new(client, duration, fail),
                     )
                 }
@@ -614,18 +698,22 @@ fn serve<E: Executor>(
     global: &GlobalArgs,
     state_dir: PathBuf,
     scope: Scope,
-    backup: Option<BackupSettings>,
+    settings: Settings,
     executor: impl FnOnce(Client) -> E,
 ) -> anyhow::Result<()> {
-    match &backup {
-        Some(b) => {
-            tracing::info!(store = %b.store, keep = b.keep, endpoints = ?b.etcd.endpoints, "backup requests are answered")
+    let b = &settings.backup;
+    match &b.store {
+        Some(store) => {
+            tracing::info!(%store, keep = b.keep, endpoints = ?b.etcd.endpoints, "backup requests are answered (a request's backup-store comes first)")
         }
-        None => {
-            tracing::info!("no --backup-store: backup requests are answered with a failed result")
-        }
+        None => tracing::info!(
+            keep = b.keep,
+            endpoints = ?b.etcd.endpoints,
+            "no --backup-store: backup requests are answered with their backup-store, else with a failed result"
+        ),
     }
-    let backup = backup.map(Arc::new);
+    tracing::info!(disk = %settings.preflight.disk_path.display(), "preflight requests are answered");
+    let settings = Arc::new(settings);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -643,7 +731,7 @@ fn serve<E: Executor>(
             // Keep the sender alive: a closed channel would read as a stop request anyway.
             std::future::pending::<()>().await;
         });
-        run(client, executor, state_dir, scope, backup, rx).await;
+        run(client, executor, state_dir, scope, settings, rx).await;
         tracing::info!("stopped");
         Ok(())
     });

@@ -41,6 +41,8 @@
 //! - [`backup`], [`backup_store`], [`backup_stage`]: the etcd backup (snapshot,
 //!   checks, upload, read-back, manifest, retention) and how the agent answers
 //!   the controller's `backup-request` with a `backup-result`;
+//! - [`preflight`]: the answer to the controller's `preflight-request` (free disk
+//!   space, and etcd's members and alarms on the backup node);
 //! - [`cli`]: flags, logs, signals.
 //!
 //! ## The protocol, as the agent plays it
@@ -105,5 +107,6 @@ pub mod cli;
 pub mod executor;
 pub mod node;
 pub mod operation;
+pub mod preflight;
 pub mod steps;
 pub mod watch;

@@ -8,7 +8,8 @@
 //!   plays each one's agent, with checkpoints under `<state-dir>/<node>/`.
 //!
 //! The watch is only a trigger: an event whose annotations say `pending` or
-//! `in-progress` wakes that node's worker, which reads the node again and
+//! `in-progress`, or carry a backup or preflight request not answered yet, wakes
+//! that node's worker, which reads the node again and
 //! [`reconcile`](crate::operation::reconcile)s. One worker per node runs one
 //! operation at a time, so a node never has two; wake-ups during a run are
 //! coalesced into one re-check after it. Different nodes run concurrently.
@@ -33,11 +34,11 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::assignment::{is_safe_name, observe};
-use crate::backup::BackupSettings;
-use crate::backup_stage;
+use crate::backup_stage::{self, StageSettings};
 use crate::executor::Executor;
 use crate::node::{self, NodeView};
 use crate::operation::{NodeAgent, Outcome, reconcile};
+use crate::preflight;
 
 /// How long a shutdown waits for running steps to finish (a Pod's default
 /// termination grace period is 30 s). What is still running then is abandoned;
@@ -56,15 +57,23 @@ pub enum Scope {
     Nodes { selector: Option<String> },
 }
 
+/// How the agent answers the controller's requests besides assignments.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `backup-request` (see [`backup_stage`]).
+    pub backup: StageSettings,
+    /// `preflight-request` (see [`preflight`]).
+    pub preflight: preflight::Settings,
+}
+
 /// Run until `shutdown` becomes true, then wait (up to [`SHUTDOWN_GRACE`]) for
-/// running steps to finish. `backup`: how to answer a `backup-request` (see
-/// [`backup_stage`]); `None` answers it with a failed result saying why.
+/// running steps to finish.
 pub async fn run<E: Executor>(
     client: Client,
     executor: Arc<E>,
     state_dir: PathBuf,
     scope: Scope,
-    backup: Option<Arc<BackupSettings>>,
+    settings: Arc<Settings>,
     shutdown: watch::Receiver<bool>,
 ) {
     let api = Api::<PartialObjectMeta<Node>>::all(client.clone());
@@ -104,9 +113,10 @@ pub async fn run<E: Executor>(
         };
         // Only `pending`/`in-progress` can need the agent; anything else (heartbeats,
         // our own final report, the controller clearing the assignment) is no news.
-        // A backup request not answered yet needs the agent too.
+        // A backup or preflight request not answered yet needs the agent too.
         if !observe(obj.annotations()).wants_agent()
             && backup_stage::wanted(obj.annotations()).is_none()
+            && preflight::wanted(obj.annotations()).is_none()
         {
             continue;
         }
@@ -132,7 +142,7 @@ pub async fn run<E: Executor>(
             root,
             shutdown: shutdown.clone(),
         };
-        let w = Worker::spawn(agent, backup.clone());
+        let w = Worker::spawn(agent, settings.clone());
         w.wake.notify_one();
         workers.insert(name, w);
     }
@@ -164,18 +174,14 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn<E: Executor>(agent: NodeAgent<E>, backup: Option<Arc<BackupSettings>>) -> Self {
+    fn spawn<E: Executor>(agent: NodeAgent<E>, settings: Arc<Settings>) -> Self {
         let wake = Arc::new(Notify::new());
-        let handle = tokio::spawn(work(agent, wake.clone(), backup));
+        let handle = tokio::spawn(work(agent, wake.clone(), settings));
         Self { wake, handle }
     }
 }
 
-async fn work<E: Executor>(
-    agent: NodeAgent<E>,
-    wake: Arc<Notify>,
-    backup: Option<Arc<BackupSettings>>,
-) {
+async fn work<E: Executor>(agent: NodeAgent<E>, wake: Arc<Notify>, settings: Arc<Settings>) {
     let api = Api::<Node>::all(agent.client.clone());
     let mut stop = agent.shutdown.clone();
     let mut retry: Option<Duration> = None;
@@ -210,12 +216,26 @@ async fn work<E: Executor>(
                 continue;
             }
         };
-        if let Some(op) = backup_stage::wanted(&view.annotations)
-            && let Err(e) = backup_stage::answer(&api, &agent.node, backup.as_deref(), &op).await
+        // Preflight first: it comes before anything else of an operation.
+        if let Some(want) = preflight::wanted(&view.annotations)
+            && let Err(e) = preflight::answer(&api, &agent.node, &settings.preflight, &want).await
         {
-            warn!(node = %agent.node, "writing the backup result: {e}");
+            warn!(node = %agent.node, "writing the preflight report: {e}");
             retry = Some(RETRY);
             continue;
+        }
+        if let Some(op) = backup_stage::wanted(&view.annotations) {
+            let store = view
+                .annotations
+                .get(cupcake_api::labels::BACKUP_STORE)
+                .map(String::as_str);
+            if let Err(e) =
+                backup_stage::answer(&api, &agent.node, &settings.backup, &op, store).await
+            {
+                warn!(node = %agent.node, "writing the backup result: {e}");
+                retry = Some(RETRY);
+                continue;
+            }
         }
         retry = match reconcile(&agent, &view).await {
             Outcome::RetryLater => Some(RETRY),

@@ -52,7 +52,8 @@ pub struct DirectUpdateSpec {
     /// Only nodes with all these labels are upgraded (control-plane nodes always are).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
-    /// Run preflight checks on each node before upgrading it.
+    /// Check the API server, the planned nodes (Ready, no pressure, disk space), their PDBs,
+    /// the air-gapped bundle and etcd once, before the first node is touched (docs/preflight.md).
     #[serde(default = "yes")]
     pub preflight_checks: bool,
     /// Install from an in-cluster bundle instead of package repositories.
@@ -101,7 +102,7 @@ pub struct AirGapped {
     /// Use the bundle instead of package repositories.
     #[serde(default)]
     pub enabled: bool,
-    /// ConfigMap (namespace/name) holding the package bundle.
+    /// ConfigMap holding the package bundle (`bundle.yaml`): NAMESPACE/NAME, or NAME in the controller's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_config_map: Option<String>,
 }
@@ -113,7 +114,7 @@ pub struct BackupRef {
     /// Take and verify an etcd snapshot before the first control-plane node.
     #[serde(default)]
     pub etcd: bool,
-    /// Where the snapshot goes (URL or configured store name).
+    /// Store URL for the snapshot (s3://, gs://, az://, file://); replaces the agent's --backup-store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_ref: Option<String>,
 }

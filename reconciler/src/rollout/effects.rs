@@ -1,5 +1,6 @@
 //! Carry out the effects `cupcake_core::rollout::next` decided: node patches
-//! (cordon, assignment, release, backup request), drains through the eviction
+//! (cordon, assignment with the air-gapped `package-source`, release, backup request
+//! with `spec.backup.storeRef` as `backup-store`), drains through the eviction
 //! API, and the DirectUpdate's `retry` annotation. Each is idempotent.
 
 use std::collections::BTreeMap;
@@ -127,6 +128,7 @@ pub async fn perform(
                         labels::STATUS: AgentStatus::Pending.as_str(),
                         labels::STEP: null,
                         labels::MESSAGE: null,
+                        labels::PACKAGE_SOURCE: super::preflight::package_source(du),
                     },
                 }});
                 match patch_node(c, node, patch).await {
@@ -151,10 +153,22 @@ pub async fn perform(
             patch_node(c, node, patch).await
         }
         Effect::RequestBackup { node, operation_id } => {
+            // `spec.backup.storeRef` goes with the request; the agent uses it instead of
+            // its own `--backup-store` (a null clears one left from an earlier operation).
+            let store = du
+                .spec
+                .backup
+                .as_ref()
+                .and_then(|b| b.store_ref.as_deref())
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
             patch_node(
                 c,
                 node,
-                json!({"metadata": {"annotations": {labels::BACKUP_REQUEST: operation_id}}}),
+                json!({"metadata": {"annotations": {
+                    labels::BACKUP_REQUEST: operation_id,
+                    labels::BACKUP_STORE: store,
+                }}}),
             )
             .await
         }

@@ -15,6 +15,7 @@
 //! is recorded in `status.stages` and never recomputed.
 
 mod effects;
+mod preflight;
 pub mod slim;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -385,6 +386,8 @@ struct Mine {
     /// A DirectUpdate (name, resourceVersion) whose decided status is in `dus` but
     /// not written yet, and since when (see `round`).
     owed: Option<(String, Option<String>, Instant)>,
+    /// The preflight run in progress (see `preflight.rs`).
+    preflight: Option<preflight::Attempt>,
 }
 
 /// How often a status that changed only in the agents' progress (`lastStep`) is
@@ -515,6 +518,8 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         remove_finalizer(ctx, d).await?;
     }
     let Some(du) = pick(&dus) else {
+        mine.preflight = None;
+        preflight::clear_stale(ctx, mine, &nodes, None).await?;
         return Ok(None);
     };
     // Tell the others why they wait (once).
@@ -570,6 +575,27 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         }
     };
     let deleting = du.metadata.deletion_timestamp.is_some();
+    // Preflight, before the first node is touched (see `preflight.rs`).
+    let du = match preflight::step(
+        ctx,
+        mine,
+        du.clone(),
+        status.as_ref(),
+        &stages,
+        &cluster,
+        &node_ann,
+        &nodes,
+        deleting,
+    )
+    .await?
+    {
+        preflight::Step::Stop(wait) => return Ok(wait),
+        preflight::Step::Proceed(None) => du,
+        preflight::Step::Proceed(Some(written)) => {
+            status = written.status.clone();
+            written
+        }
+    };
     let mut spec = du.spec.clone();
     spec.paused |= deleting;
     let empty = BTreeMap::new();

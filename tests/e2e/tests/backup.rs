@@ -23,6 +23,11 @@ use sha2::{Digest as _, Sha256};
 const FROM: &str = "v1.33.4";
 
 fn du_yaml(name: &str) -> String {
+    du_yaml_with(name, "")
+}
+
+/// `extra`: more `backup:` fields, indented by four spaces.
+fn du_yaml_with(name: &str, extra: &str) -> String {
     format!(
         r#"apiVersion: cupcake.ricardomolendijk.com/v1
 kind: DirectUpdate
@@ -36,7 +41,7 @@ spec:
     timeout: 1m
   backup:
     etcd: true
-"#
+{extra}"#
     )
 }
 
@@ -132,11 +137,50 @@ async fn a_verified_backup_is_in_status_before_the_control_plane_starts() {
     let state = tempfile::tempdir().unwrap();
     let store = state.path().join("store");
     let url = format!("file://{}", store.display());
-    let ag = agents(&pc, &state.path().join("agents"), &url, &[]);
+    // The agents' own --backup-store is not used: the DirectUpdate's storeRef is
+    // forwarded with the request (annotation backup-store) and comes first.
+    let own = state.path().join("agents-own-store");
+    let ag = agents(
+        &pc,
+        &state.path().join("agents"),
+        &format!("file://{}", own.display()),
+        &[],
+    );
     let ctl = controller(&pc, "c1");
-    pc.apply(&du_yaml("with-backup"));
+    pc.apply(&du_yaml_with(
+        "with-backup",
+        &format!("    storeRef: {url}\n"),
+    ));
     let du = wait_phase(&client, "with-backup", Phase::Succeeded, &[&ctl, &ag]).await;
     let st = du.status.unwrap();
+    // Preflight asked the backup node's agent for etcd's health (the harness's etcd).
+    let r = st
+        .preflight_results
+        .clone()
+        .expect("status.preflightResults");
+    assert!(r.passed, "{r:?}");
+    let etcd = r.checks.iter().find(|c| c.name == "etcd-healthy").unwrap();
+    assert!(
+        etcd.message
+            .as_deref()
+            .is_some_and(|m| m.contains("1 member(s) started, no alarm") && m.contains("cp-1")),
+        "{etcd:?}"
+    );
+    assert_eq!(
+        Api::<Node>::all(client.clone())
+            .get("cp-1")
+            .await
+            .unwrap()
+            .annotations()
+            .get(labels::BACKUP_STORE),
+        Some(&url),
+        "the request carried the storeRef"
+    );
+    assert!(
+        !own.exists(),
+        "the agent's own --backup-store was not used: {}",
+        own.display()
+    );
     let b = st.backup_info.expect("status.backupInfo");
     assert!(b.verified, "{b:?}");
     assert_eq!(b.node.as_deref(), Some("cp-1"));
