@@ -234,14 +234,23 @@ const AZ_ACCOUNT: &str = "cupcakebackups";
 const AZ_KEY: &str =
     "Y3VwY2FrZS10ZXN0LWFjY291bnQta2V5LW5ldmVyLXByaW50ZWQtMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODk=";
 
+/// Azurite's and the Azure Storage Emulator's well-known account and key (public), which
+/// object_store uses with `AZURE_STORAGE_USE_EMULATOR=true`.
+const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
+const EMULATOR_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
 struct Azurite {
     _proc: Proc,
-    /// `http://127.0.0.1:PORT/<account>`: the account's blob endpoint (path style).
+    /// `http://127.0.0.1:PORT`: the blob service.
+    root: String,
+    /// `http://127.0.0.1:PORT/<AZ_ACCOUNT>`: the account's blob endpoint (path style).
     endpoint: String,
     _dir: tempfile::TempDir,
 }
 
-/// Azurite's blob service on a free port, in memory, with `AZ_ACCOUNT` and `containers`.
+/// Azurite's blob service on a free port, in memory, with `AZ_ACCOUNT` and `containers` in
+/// it, and the well-known `devstoreaccount1` (empty).
 fn start_azurite(bin: &Path, containers: &[&str]) -> Azurite {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -260,7 +269,10 @@ fn start_azurite(bin: &Path, containers: &[&str]) -> Azurite {
                 "--silent",
                 "--disableTelemetry",
             ])
-            .env("AZURITE_ACCOUNTS", format!("{AZ_ACCOUNT}:{AZ_KEY}"))
+            .env(
+                "AZURITE_ACCOUNTS",
+                format!("{AZ_ACCOUNT}:{AZ_KEY};{EMULATOR_ACCOUNT}:{EMULATOR_KEY}"),
+            )
             .current_dir(dir.path())
             .stdout(out)
             .stderr(err)
@@ -268,12 +280,14 @@ fn start_azurite(bin: &Path, containers: &[&str]) -> Azurite {
             .expect("azurite-blob starts"),
     );
     wait_port("Azurite", port, &mut proc, &log);
-    let endpoint = format!("http://127.0.0.1:{port}/{AZ_ACCOUNT}");
+    let root = format!("http://127.0.0.1:{port}");
+    let endpoint = format!("{root}/{AZ_ACCOUNT}");
     for c in containers {
-        create_container(&endpoint, c);
+        create_container(&endpoint, AZ_ACCOUNT, AZ_KEY, c);
     }
     Azurite {
         _proc: proc,
+        root,
         endpoint,
         _dir: dir,
     }
@@ -281,7 +295,7 @@ fn start_azurite(bin: &Path, containers: &[&str]) -> Azurite {
 
 /// `PUT <endpoint>/<container>?restype=container`, signed with the account key (Shared Key),
 /// by node (Azurite's own runtime).
-fn create_container(endpoint: &str, container: &str) {
+fn create_container(endpoint: &str, account: &str, key: &str, container: &str) {
     let script = r#"
 const crypto = require('crypto'), http = require('http');
 const [endpoint, account, key, container] = process.argv.slice(1);
@@ -300,17 +314,26 @@ const req = http.request(url, { method: 'PUT', headers: {
 req.on('error', (e) => { console.error(String(e)); process.exit(1); });
 req.end();
 "#;
-    run(Command::new("node").args(["-e", script, endpoint, AZ_ACCOUNT, AZ_KEY, container]));
+    run(Command::new("node").args(["-e", script, endpoint, account, key, container]));
 }
 
 /// An independent client of the container (not the backup's `backup_store::open`).
 fn azure_client(az: &Azurite, container: &str) -> Arc<dyn ObjectStore> {
+    azure_client_as(&az.endpoint, AZ_ACCOUNT, AZ_KEY, container)
+}
+
+fn azure_client_as(
+    endpoint: &str,
+    account: &str,
+    key: &str,
+    container: &str,
+) -> Arc<dyn ObjectStore> {
     Arc::new(
         object_store::azure::MicrosoftAzureBuilder::new()
-            .with_endpoint(az.endpoint.clone())
+            .with_endpoint(endpoint.to_string())
             .with_allow_http(true)
-            .with_account(AZ_ACCOUNT)
-            .with_access_key(AZ_KEY)
+            .with_account(account)
+            .with_access_key(key)
             .with_container_name(container)
             .build()
             .unwrap(),
@@ -645,6 +668,44 @@ async fn az_refusals_name_the_store_and_never_print_the_key() {
     assert_eq!(
         names(azure_client(&az, "backups").as_ref(), "").await,
         Vec::<String>::new()
+    );
+}
+
+/// `AZURE_STORAGE_USE_EMULATOR=true`, object_store's Azurite mode (the well-known account and
+/// key, `AZURITE_BLOB_STORAGE_URL`), works for the backup as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_emulator_mode_reaches_azurite() {
+    let Some((etcd_bin, az_bin)) = tools(Store::Azure) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start_etcd(&etcd_bin, &dir.path().join("data"));
+    let rev = fill(&etcd, 10, 4096).await;
+    let az = start_azurite(&az_bin, &[]);
+    let emu = format!("{}/{EMULATOR_ACCOUNT}", az.root);
+    create_container(&emu, EMULATOR_ACCOUNT, EMULATOR_KEY, "emu");
+    let env = [
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", az.root.as_str()),
+    ];
+    let o = agent_backup(&backup_args(&etcd, "az://emu/etcd", 2), &env);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let r: BackupResult = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r.revision, Some(rev));
+    let object = r.etcd_snapshot.unwrap();
+    let bytes = download(
+        azure_client_as(&emu, EMULATOR_ACCOUNT, EMULATOR_KEY, "emu").as_ref(),
+        &object,
+    )
+    .await;
+    assert_eq!(
+        r.sha256.as_deref(),
+        Some(hex::encode(Sha256::digest(&bytes)).as_str())
     );
 }
 
