@@ -1,10 +1,15 @@
 //! The etcd backup's `az://` and `gs://` stores against their emulators: Azurite (Microsoft's
-//! Azure Storage emulator, `tests/harness/azurite.sh`) and gcp-storage-emulator
-//! (`tests/harness/gcs-emulator.sh`), each started by the test on a free port, in memory.
-//! The snapshot comes from a real etcd (the harness's binary) with data written.
+//! Azure Storage emulator, `tests/harness/azurite.sh`) and fake-gcs-server
+//! (`tests/harness/fake-gcs.sh`), each started by the test on a free port, in memory. The
+//! snapshots come from a real etcd (the harness's binary) with data written.
+//!
+//! az:// runs the whole backup. gs:// cannot: fake-gcs-server refuses the XML uploads
+//! object_store's GCS client sends (`PUT`, multipart), so the gs:// tests cover what the
+//! backup does before (refusals) and after (read-back, listing, retention) the upload, on real
+//! snapshots put into the bucket through GCS's JSON API. docs/testing.md has the details.
 //!
 //! When a tool is missing the tests say so and pass, unless `CUPCAKE_REQUIRE_AZURITE=1` /
-//! `CUPCAKE_REQUIRE_GCS_EMULATOR=1` (tests/run-all.sh sets both) makes that a failure.
+//! `CUPCAKE_REQUIRE_FAKE_GCS=1` (tests/run-all.sh sets both) makes that a failure.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::net::TcpListener;
