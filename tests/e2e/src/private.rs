@@ -28,12 +28,18 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Start one (with the scheduler); panics with the harness's stderr if it cannot.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[])
+    }
+
+    /// [`Self::start`] with more `tests/harness/up.sh` arguments (e.g. `--lease-seconds`).
+    pub fn start_with(name: &str, up_args: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("cupcake-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = Command::new(repo().join("tests/harness/up.sh"))
             .arg("--dir")
             .arg(&dir)
             .arg("--scheduler")
+            .args(up_args)
             .output()
             .expect("running tests/harness/up.sh");
         assert!(
@@ -195,7 +201,18 @@ pub async fn kwok_cluster(
     workers: usize,
     from: &str,
 ) -> (PrivateCluster, Client) {
-    let pc = PrivateCluster::start(name);
+    kwok_cluster_with(name, cps, workers, from, &[]).await
+}
+
+/// [`kwok_cluster`] with more `tests/harness/up.sh` arguments.
+pub async fn kwok_cluster_with(
+    name: &str,
+    cps: usize,
+    workers: usize,
+    from: &str,
+    up_args: &[&str],
+) -> (PrivateCluster, Client) {
+    let pc = PrivateCluster::start_with(name, up_args);
     let out = pc.kubectl(&[
         "apply",
         "--server-side",
@@ -286,13 +303,13 @@ pub fn simulated_agents(pc: &PrivateCluster, state: &std::path::Path, extra: &[&
 pub async fn outage(dir: &Path, component: &str, down: Duration) {
     let pid_file = dir.join("pids").join(format!("{component}.pid"));
     let pid: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
+        .expect("the component's pid file")
         .trim()
         .parse()
-        .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+        .expect("a pid");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("its command line");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("its environment");
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("its working directory");
     let split = |b: &[u8]| -> Vec<String> {
         b.split(|c| *c == 0)
             .filter(|s| !s.is_empty())
@@ -315,7 +332,7 @@ pub async fn outage(dir: &Path, component: &str, down: Duration) {
         .append(true)
         .create(true)
         .open(dir.join("logs").join(format!("{component}.log")))
-        .unwrap();
+        .expect("its log");
     // Detached on purpose: it outlives this function, down.sh stops it by its pid file.
     #[allow(clippy::zombie_processes)]
     let child = Command::new("setsid")
@@ -323,10 +340,10 @@ pub async fn outage(dir: &Path, component: &str, down: Duration) {
         .env_clear()
         .envs(env)
         .current_dir(cwd)
-        .stdout(log.try_clone().unwrap())
+        .stdout(log.try_clone().expect("its log"))
         .stderr(log)
         .spawn()
-        .unwrap();
-    std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        .expect("starting it again");
+    std::fs::write(&pid_file, format!("{}\n", child.id())).expect("its pid file");
     eprintln!("chaos: {component} started again (pid {})", child.id());
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use cupcake_api::crd::{DirectUpdate, Phase};
 use cupcake_api::labels;
 use cupcake_e2e::gitserver::{GitServer, WorkClone, free_port};
-use cupcake_e2e::private::{Proc, bin, kwok_cluster, outage};
+use cupcake_e2e::private::{Proc, bin, kwok_cluster_with, outage};
 use cupcake_e2e::{deployment, pdb, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -154,6 +154,18 @@ impl Supervised {
     }
 }
 
+/// `"03-kubeadm-upgrade-node done node=…"` → the step's name, for a step's "done" line.
+trait StepDone {
+    fn strip_suffix_done(&self) -> Option<String>;
+}
+
+impl StepDone for str {
+    fn strip_suffix_done(&self) -> Option<String> {
+        let (step, rest) = self.split_once(' ')?;
+        rest.starts_with("done").then(|| step.to_string())
+    }
+}
+
 /// What the sampler saw.
 #[derive(Debug, Default)]
 struct Seen {
@@ -257,7 +269,15 @@ async fn a_rollout_survives_killed_controllers_agents_apiserver_etcd_and_git_ser
     let long = std::env::var("CUPCAKE_CHAOS").is_ok_and(|v| v == "long");
     let p = if long { LONG } else { SHORT };
     eprintln!("chaos profile: {p:?}");
-    let (pc, client) = kwok_cluster("chaos", 3, p.workers, FROM).await;
+    // kwok renews the fake nodes' leases, but when the node lifecycle controller has
+    // marked a node NotReady it does not set its pods Ready again as a kubelet would:
+    // their PDB would stay at 0 allowed disruptions for good. The long form keeps the
+    // control plane away for 40 s and more (etcd, then the apiserver), so its leases
+    // (and the grace period up.sh derives from them) outlast that.
+    let lease = p.apiserver_down + p.etcd_down + Duration::from_secs(60);
+    let lease = lease.as_secs().to_string();
+    let (pc, client) =
+        kwok_cluster_with("chaos", 3, p.workers, FROM, &["--lease-seconds", &lease]).await;
     let total = 3 + p.workers;
     let pc = Arc::new(pc);
 
@@ -487,11 +507,18 @@ async fn a_rollout_survives_killed_controllers_agents_apiserver_etcd_and_git_ser
             .and_then(|s| s.phase)
             .is_some_and(|p| matches!(p, Phase::Failed | Phase::RequiresAttention));
         if failed || Instant::now() > deadline {
+            // What the workload looked like: a PDB that allows nothing because replacement
+            // pods are missing (ReplicaSet controller), Pending (scheduler) or bound but
+            // not Running (kwok) points at the cluster's own controllers, not at ours.
+            let pods = pc.kubectl(&["get", "pods", "-n", ns, "-o", "wide"]);
+            let pdb = pc.kubectl(&["get", "pdb", "-n", ns, "-o", "wide"]);
             panic!(
-                "the rollout did not complete; status: {:#?}\ncontroller log:\n{}\nagents log:\n{}",
+                "the rollout did not complete; status: {:#?}\ncontroller log:\n{}\nagents log:\n{}\npods:\n{}\nPDB:\n{}",
                 d.and_then(|d| d.status),
                 tail(&ctl_logs),
-                tail(&agent_logs)
+                tail(&agent_logs),
+                String::from_utf8_lossy(&pods.stdout),
+                String::from_utf8_lossy(&pdb.stdout)
             );
         }
         if p.agent_kills == usize::MAX {
@@ -533,22 +560,41 @@ async fn a_rollout_survives_killed_controllers_agents_apiserver_etcd_and_git_ser
         ops.values().all(|n| *n == 1),
         "a node upgraded twice: {ops:?}"
     );
+    // Over every agent process's log: no node's operation was started twice and no step
+    // finished twice. (At most once, not exactly: an agent killed after writing a
+    // checkpoint but before its log line leaves the next process to say "resumed", and
+    // one killed after marking a step done but before logging it says nothing; the
+    // checkpoints above show every step done.)
     let mut started: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ran: BTreeSet<String> = BTreeSet::new();
+    let mut done: BTreeMap<(String, String), usize> = BTreeMap::new();
     for log in agent_logs.lock().unwrap().iter() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        for line in text.lines().filter(|l| l.contains(": operation started")) {
-            for n in ops.keys() {
-                if line.contains(&format!("{n}: operation started")) {
-                    *started.entry(n.clone()).or_insert(0) += 1;
-                }
+        for line in text.lines() {
+            let Some(n) = ops.keys().find(|n| line.contains(&format!(" {n}: "))) else {
+                continue;
+            };
+            if line.contains(&format!("{n}: operation started")) {
+                *started.entry(n.clone()).or_insert(0) += 1;
+                ran.insert(n.clone());
+            } else if line.contains(&format!("{n}: operation resumed")) {
+                ran.insert(n.clone());
+            } else if let Some(step) = line
+                .split_once(&format!("{n}: step "))
+                .and_then(|(_, rest)| rest.strip_suffix_done())
+            {
+                *done.entry((n.clone(), step)).or_insert(0) += 1;
             }
         }
     }
     assert!(
-        started.values().all(|n| *n == 1) && started.len() == total,
-        "operations started per node over {} agent processes: {started:?}",
-        agents.starts
+        started.values().all(|n| *n == 1) && ran.len() == total,
+        "operations started per node over {} agent processes: {started:?}; nodes seen running: {}",
+        agents.starts,
+        ran.len()
     );
+    let twice: Vec<_> = done.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "steps done twice: {twice:?}");
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
