@@ -18,11 +18,17 @@ use kube::{Client, Config, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::snapshot::{Interner, PodRow};
+use crate::snapshot::{Interner, PodRow, WatchedPod};
 use tokio::sync::Notify;
 
 /// Page size for list calls; large clusters are read in pages.
 const PAGE: u32 = 500;
+
+/// Page size of the live snapshot's lists: each page is decoded and dropped, so a
+/// page of 5,000 pods (8 MB of protobuf) bounds the memory; a page of 500 made
+/// 100 round trips of 50,000 pods, and the API server's work per page made that
+/// several times slower than ten pages.
+const SNAPSHOT_PAGE: u32 = 5000;
 
 /// What the live snapshot's lists accept: protobuf, else JSON.
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf, application/json";
@@ -216,7 +222,7 @@ pub async fn snapshot_as(
         ),
     ] {
         let request = kube::core::Request::new(path);
-        let mut params = ListParams::default().limit(PAGE);
+        let mut params = ListParams::default().limit(SNAPSHOT_PAGE);
         loop {
             let failed = |error| ObserveError::List {
                 what,
@@ -350,7 +356,7 @@ impl PodRows {
 /// Watch every Pod into [`PodRows`], waking `notify` on every event that changes a
 /// row (a pod's status heartbeat that moves only what rows do not keep does not).
 /// Drive the returned future to keep the rows current.
-pub fn reflect_pods(api: Api<Pod>, notify: Arc<Notify>) -> (PodRows, impl Future<Output = ()>) {
+pub fn reflect_pods(client: Client, notify: Arc<Notify>) -> (PodRows, impl Future<Output = ()>) {
     let rows: Arc<RwLock<Rows>> = Arc::default();
     let (ready_tx, ready) = tokio::sync::watch::channel(false);
     let store = PodRows {
@@ -366,6 +372,8 @@ pub fn reflect_pods(api: Api<Pod>, notify: Arc<Notify>) -> (PodRows, impl Future
     let mut names = Interner::default();
     // A relist's rows, swapped in whole when it is done.
     let mut relist: Option<Rows> = None;
+    // Decoded straight into rows (`WatchedPod`), never into whole Pods.
+    let api = Api::<WatchedPod>::all(client);
     let events = watcher(api, watcher::Config::default()).default_backoff();
     let stream = events.for_each(move |e| {
         let write = || rows.write().unwrap_or_else(PoisonError::into_inner);
@@ -375,7 +383,7 @@ pub fn reflect_pods(api: Api<Pod>, notify: Arc<Notify>) -> (PodRows, impl Future
                 true
             }
             Ok(watcher::Event::InitApply(p)) => {
-                let row = PodRow::from_pod(&p, &mut names);
+                let row = names.share(p.row);
                 let k = key(&row);
                 let changed =
                     rows.read().unwrap_or_else(PoisonError::into_inner).get(&k) != Some(&row);
@@ -389,13 +397,12 @@ pub fn reflect_pods(api: Api<Pod>, notify: Arc<Notify>) -> (PodRows, impl Future
                 true
             }
             Ok(watcher::Event::Apply(p)) => {
-                let row = PodRow::from_pod(&p, &mut names);
+                let row = names.share(p.row);
                 let k = key(&row);
                 write().insert(k, row.clone()) != Some(row)
             }
             Ok(watcher::Event::Delete(p)) => {
-                let row = PodRow::from_pod(&p, &mut names);
-                write().remove(&key(&row));
+                write().remove(&key(&p.row));
                 true
             }
             // The watcher retries with backoff; the rows stay as they were.

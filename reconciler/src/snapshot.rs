@@ -24,7 +24,7 @@ mod proto;
 mod rows;
 mod yaml;
 
-pub use rows::{Interner, PodRow};
+pub use rows::{Interner, PodRow, WatchedPod};
 
 /// A snapshot that could not be read.
 #[derive(Debug, thiserror::Error)]

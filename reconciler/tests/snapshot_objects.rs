@@ -382,6 +382,27 @@ fn rows(
     snapshot::from_rows(nodes, &rows, pdbs, "t").map_err(|e| e.to_string())
 }
 
+/// Each pod as the controller's watch decodes it (`WatchedPod`, from the pod's JSON)
+/// makes the row of the whole object.
+fn watched_rows_are_the_rows_of_the_objects(pods: &[Pod]) {
+    let mut names = snapshot::Interner::default();
+    for p in pods {
+        let watched: snapshot::WatchedPod =
+            serde_json::from_value(serde_json::to_value(p).unwrap()).unwrap();
+        assert_eq!(
+            names.share(watched.row.clone()),
+            PodRow::from_pod(p, &mut names),
+            "{:?}",
+            p.metadata.name
+        );
+        assert_eq!(
+            kube::Resource::meta(&watched).name,
+            p.metadata.name,
+            "the watcher's object names its pod"
+        );
+    }
+}
+
 /// One kind's list as the API server answers it, `page` items a page: items
 /// without `kind` and `apiVersion`, a `continue` token on every page but the last.
 fn feed<T: serde::Serialize>(
@@ -441,6 +462,7 @@ fn typed_objects_and_their_kubectl_list_make_the_same_snapshot() {
     let t = typed(&nodes, &pods, &pdbs).unwrap();
     assert_eq!(t, via_json(&nodes, &pods, &pdbs).unwrap());
     assert_eq!(t, rows(&nodes, &pods, &pdbs).unwrap(), "pods as rows");
+    watched_rows_are_the_rows_of_the_objects(&pods);
     for page in [1, 2, 3, 500] {
         assert_eq!(
             t,
@@ -653,6 +675,7 @@ fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.into_iter().map(slim(rollout::slim::pdb)).collect();
     assert_eq!(rows(&slim_nodes, &pods, &slim_pdbs).unwrap(), from_file);
+    watched_rows_are_the_rows_of_the_objects(&pods);
     // A pod's status heartbeat (new conditions, a new resourceVersion) leaves its row
     // the same: the controller does not wake for it.
     let mut names = snapshot::Interner::default();

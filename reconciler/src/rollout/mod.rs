@@ -29,7 +29,7 @@ use cupcake_api::protocol::NodePhase;
 use cupcake_api::snapshot::ClusterSnapshot;
 use cupcake_core::rollout::{self, Decision, RolloutInput};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
@@ -884,7 +884,7 @@ pub async fn run(ctx: Context) {
         slim::same,
         notify.clone(),
     );
-    let (pods, w3) = observe::reflect_pods(Api::<Pod>::all(c.clone()), notify.clone());
+    let (pods, w3) = observe::reflect_pods(c.clone(), notify.clone());
     let (pdbs, w4) = observe::reflect(
         Api::<PodDisruptionBudget>::all(c),
         slim::pdb,
