@@ -71,6 +71,10 @@ pub struct Assignment {
     pub components: Vec<Component>,
     /// `kubeadm upgrade apply` or `kubeadm upgrade node`.
     pub mode: UpgradeMode,
+    /// Air-gapped: the `package-source` annotation, the bundle ConfigMap
+    /// (`namespace`, `name`) to install the packages from instead of the host's
+    /// repositories (docs/host-steps.md, "Air-gapped bundle").
+    pub package_source: Option<(String, String)>,
 }
 
 impl Assignment {
@@ -122,6 +126,11 @@ pub enum AssignmentError {
         key = labels::OPERATION_ID
     )]
     OperationId { value: String },
+    #[error(
+        "annotation {key}: {value:?} is not NAMESPACE/NAME of the package bundle ConfigMap",
+        key = labels::PACKAGE_SOURCE
+    )]
+    PackageSource { value: String },
 }
 
 /// What a node's annotations say to its agent.
@@ -187,11 +196,25 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Assignment, Assig
     let mode = get(labels::UPGRADE_MODE)?
         .parse::<UpgradeMode>()
         .map_err(|error| AssignmentError::Mode { error })?;
+    let package_source = match annotations.get(labels::PACKAGE_SOURCE).map(|v| v.trim()) {
+        None | Some("") => None,
+        Some(v) => match v.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Some((ns.to_string(), name.to_string()))
+            }
+            _ => {
+                return Err(AssignmentError::PackageSource {
+                    value: v.to_string(),
+                });
+            }
+        },
+    };
     Ok(Assignment {
         operation_id: operation_id.to_string(),
         target,
         components,
         mode,
+        package_source,
     })
 }
 
@@ -280,6 +303,16 @@ mod tests {
         );
         assert_eq!(a.mode, UpgradeMode::Apply);
         assert_eq!(a.components_str(), "kubeadm,kubelet,kubectl");
+        assert_eq!(a.package_source, None);
+        let mut air = full();
+        air.insert(labels::PACKAGE_SOURCE.into(), "ops/bundle-1-34".into());
+        let a = parse(&air).unwrap();
+        assert_eq!(
+            a.package_source,
+            Some(("ops".to_string(), "bundle-1-34".to_string()))
+        );
+        air.insert(labels::PACKAGE_SOURCE.into(), String::new());
+        assert_eq!(parse(&air).unwrap().package_source, None);
     }
 
     #[test]
@@ -352,6 +385,13 @@ mod tests {
                 Some("Apply"),
                 &["upgrade-mode", "apply, node"],
             ),
+            (
+                labels::PACKAGE_SOURCE,
+                Some("bundle"),
+                &["package-source", "\"bundle\"", "NAMESPACE/NAME"],
+            ),
+            (labels::PACKAGE_SOURCE, Some("a/b/c"), &["package-source"]),
+            (labels::PACKAGE_SOURCE, Some("/b"), &["package-source"]),
         ];
         for (key, value, words) in cases {
             let mut a = full();

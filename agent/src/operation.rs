@@ -238,84 +238,30 @@ impl<E: Executor> Run<'_, E> {
             role,
             assignment: a,
         };
-        let mut reporting = true;
-        while let Some(i) = cp.next() {
-            let step = &steps[i];
-            let id = step.id();
-            if *self.agent.shutdown.borrow() {
-                info!(
-                    node,
-                    "{node}: shutting down before step {id}; a restarted agent resumes there"
-                );
-                return Outcome::Abandoned;
+        let mut reporting = NodeProgress {
+            run: self,
+            reporting: true,
+        };
+        let end = drive(
+            self.agent.executor.as_ref(),
+            &job,
+            steps,
+            &mut cp,
+            &self.agent.shutdown,
+            &mut reporting,
+        )
+        .await;
+        match end {
+            Driven::Completed => {
+                info!(node, operation = %a.operation_id, "{node}: operation completed: {a}");
+                self.finish(Report::Completed {
+                    last_step: ids.last().cloned(),
+                })
+                .await
             }
-            if reporting {
-                reporting = self.progress(Report::Step(id.clone())).await;
-            }
-            if let Err(e) = cp.begin(i, Utc::now()) {
-                return self.fail(Some(id), format!("checkpoint: {e}")).await;
-            }
-            let mut log = StepLog::open(&cp.log_path(i));
-            log.line(&format!(
-                "{LOG_STARTED} ({} executor)",
-                self.agent.executor.name()
-            ));
-            info!(node, step = %id, "{node}: step {id} started");
-            // The API server may be away for a while (restarted, upgraded, overloaded):
-            // a step that failed only for that is run again (steps are safe to repeat
-            // until they succeed) before the node is given up as failed.
-            let mut attempt = 0;
-            let result = loop {
-                match self.agent.executor.run_step(&job, step, &mut log).await {
-                    Err(e) if transient(&e) && attempt < TRANSIENT_RETRIES => {
-                        if *self.agent.shutdown.borrow() {
-                            info!(
-                                node,
-                                "{node}: shutting down during step {id}; a restarted agent runs it again"
-                            );
-                            return Outcome::Abandoned;
-                        }
-                        attempt += 1;
-                        let wait = retry_wait(attempt);
-                        log.line(&format!(
-                            "{LOG_RETRYING} {e} (attempt {attempt} of {TRANSIENT_RETRIES}, again in {}s)",
-                            wait.as_secs()
-                        ));
-                        warn!(node, step = %id, attempt, "{node}: step {id} hit a transient API error, running it again in {}s: {e}", wait.as_secs());
-                        tokio::time::sleep(wait).await;
-                    }
-                    r => break r,
-                }
-            };
-            match result {
-                Ok(()) => {
-                    log.line(LOG_DONE);
-                    if let Err(e) = cp.finish(i, Utc::now()) {
-                        return self.fail(Some(id), format!("checkpoint: {e}")).await;
-                    }
-                    info!(node, step = %id, "{node}: step {id} done");
-                }
-                Err(e) => {
-                    log.line(&format!("{LOG_FAILED} {e}"));
-                    let message = format!("step {id} failed: {e}");
-                    warn!(node, step = %id, "{node}: {message}");
-                    if let Err(ce) = cp.fail(&message) {
-                        warn!(node, "{node}: cannot record the failure: {ce}");
-                    }
-                    return self.fail(Some(id), message).await;
-                }
-            }
+            Driven::Failed { step, message } => self.fail(step, message).await,
+            Driven::Abandoned => Outcome::Abandoned,
         }
-        if let Err(e) = cp.complete(Utc::now()) {
-            return self
-                .fail(ids.last().cloned(), format!("checkpoint: {e}"))
-                .await;
-        }
-        info!(node, operation = %a.operation_id, "{node}: operation completed: {a}");
-        self.finish(Report::Completed {
-            last_step: ids.last().cloned(),
-        })
-        .await
     }
 
     /// A progress report; `false` once the assignment is no longer on the node
@@ -366,6 +312,252 @@ impl<E: Executor> Run<'_, E> {
                 Outcome::RetryLater
             }
         }
+    }
+}
+
+/// Told each step id before it starts.
+pub trait Progress: Send {
+    fn step(&mut self, id: String) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// The node agent's progress: the `step` annotation, until the assignment goes away.
+struct NodeProgress<'a, 'b, E> {
+    run: &'a Run<'b, E>,
+    reporting: bool,
+}
+
+impl<E: Executor> Progress for NodeProgress<'_, '_, E> {
+    async fn step(&mut self, id: String) {
+        if self.reporting {
+            self.reporting = self.run.progress(Report::Step(id)).await;
+        }
+    }
+}
+
+/// `cupcake-agent run`'s progress: a line on stdout.
+struct Print;
+
+impl Progress for Print {
+    async fn step(&mut self, id: String) {
+        println!("step {id}");
+    }
+}
+
+/// How [`drive`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Driven {
+    /// Every step done; the checkpoint says `completed`.
+    Completed,
+    /// A step (or the checkpoint) failed; the checkpoint says `failed` with `message`
+    /// when the step itself failed.
+    Failed {
+        step: Option<String>,
+        message: String,
+    },
+    /// Stopped for shutdown (between steps, or while waiting to retry one).
+    Abandoned,
+}
+
+/// Run the steps the checkpoint has not done yet, in order, recording each:
+/// `.inprogress`, the executor, `.done`, or `failed` with the message; then
+/// `completed`. `progress` is told each step id before it starts. The one step
+/// loop of the node agent ([`reconcile`]) and of `cupcake-agent run` ([`run_offline`]).
+pub async fn drive<E: Executor>(
+    executor: &E,
+    job: &Job<'_>,
+    steps: &[Step],
+    cp: &mut Checkpoint,
+    shutdown: &watch::Receiver<bool>,
+    progress: &mut impl Progress,
+) -> Driven {
+    let node = job.node;
+    let ids: Vec<String> = steps.iter().map(Step::id).collect();
+    let failed = |step: Option<String>, message: String| Driven::Failed { step, message };
+    while let Some(i) = cp.next() {
+        let step = &steps[i];
+        let id = step.id();
+        if *shutdown.borrow() {
+            info!(
+                node,
+                "{node}: shutting down before step {id}; a restarted agent resumes there"
+            );
+            return Driven::Abandoned;
+        }
+        progress.step(id.clone()).await;
+        if let Err(e) = cp.begin(i, Utc::now()) {
+            return failed(Some(id), format!("checkpoint: {e}"));
+        }
+        let mut log = StepLog::open(&cp.log_path(i));
+        log.line(&format!("{LOG_STARTED} ({} executor)", executor.name()));
+        info!(node, step = %id, "{node}: step {id} started");
+        // The API server may be away for a while (restarted, upgraded, overloaded):
+        // a step that failed only for that is run again (steps are safe to repeat
+        // until they succeed) before the node is given up as failed.
+        let mut attempt = 0;
+        let result = loop {
+            match executor.run_step(job, step, &mut log).await {
+                Err(e) if transient(&e) && attempt < TRANSIENT_RETRIES => {
+                    if *shutdown.borrow() {
+                        info!(
+                            node,
+                            "{node}: shutting down during step {id}; a restarted agent runs it again"
+                        );
+                        return Driven::Abandoned;
+                    }
+                    attempt += 1;
+                    let wait = retry_wait(attempt);
+                    log.line(&format!(
+                        "{LOG_RETRYING} {e} (attempt {attempt} of {TRANSIENT_RETRIES}, again in {}s)",
+                        wait.as_secs()
+                    ));
+                    warn!(node, step = %id, attempt, "{node}: step {id} hit a transient API error, running it again in {}s: {e}", wait.as_secs());
+                    tokio::time::sleep(wait).await;
+                }
+                r => break r,
+            }
+        };
+        match result {
+            Ok(()) => {
+                log.line(LOG_DONE);
+                if let Err(e) = cp.finish(i, Utc::now()) {
+                    return failed(Some(id), format!("checkpoint: {e}"));
+                }
+                info!(node, step = %id, "{node}: step {id} done");
+            }
+            Err(e) => {
+                log.line(&format!("{LOG_FAILED} {e}"));
+                let message = format!("step {id} failed: {e}");
+                warn!(node, step = %id, "{node}: {message}");
+                if let Err(ce) = cp.fail(&message) {
+                    warn!(node, "{node}: cannot record the failure: {ce}");
+                }
+                return failed(Some(id), message);
+            }
+        }
+    }
+    if let Err(e) = cp.complete(Utc::now()) {
+        return failed(ids.last().cloned(), format!("checkpoint: {e}"));
+    }
+    Driven::Completed
+}
+
+/// `cupcake-agent run`: one assignment on this host now, without a cluster.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The node's name (recorded in the checkpoint; the DaemonSet's agent on this node resumes
+    /// the same operation only under the same name).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// The operation id (names the checkpoint directory operation-<ID>).
+    #[arg(long, value_name = "ID")]
+    pub operation_id: String,
+    /// The node's role.
+    #[arg(long, value_enum)]
+    pub role: crate::cli::RoleArg,
+    /// The upgrade-mode: apply (the first control-plane node of the hop) or node.
+    #[arg(long, value_enum, default_value_t = crate::cli::ModeArg::Node)]
+    pub mode: crate::cli::ModeArg,
+    /// The target version of the hop.
+    #[arg(long, value_name = "V")]
+    pub to: cupcake_api::KubeVersion,
+    /// Components to upgrade.
+    #[arg(long, value_name = "C,...", default_value = "kubeadm,kubelet,kubectl")]
+    pub components: String,
+    /// The host's root filesystem: commands run as `chroot DIR …`, or with `/` through nsenter into PID 1.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+    /// Where checkpoints and step logs are kept (operation-<id>/).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/cupcake")]
+    pub state_dir: PathBuf,
+    /// The kubelet's health URL checked by the verify step ("" to skip).
+    #[arg(long, value_name = "URL", default_value = crate::executor::kubeadm::DEFAULT_KUBELET_HEALTHZ)]
+    pub kubelet_healthz_url: String,
+    /// Air-gapped: install from this package bundle (a bundle.yaml, the ConfigMap's data) instead of pkgs.k8s.io.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// With --bundle: the bundle's keyring.gpg.
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub bundle_keyring: Option<PathBuf>,
+}
+
+/// Run one assignment with the kubeadm executor, the node agent's step loop and
+/// checkpoints, reading and writing no Kubernetes object. A rerun resumes at the first
+/// step not done (an interrupted step runs again, done ones never); after a failure it
+/// retries the failed step. Prints one line per step; fails with the step's message.
+pub fn run_offline(a: RunArgs) -> anyhow::Result<()> {
+    use crate::executor::host::Host;
+    use crate::executor::kubeadm::{BundleSource, Kubeadm, LoadedBundle};
+    use cupcake_api::protocol::UpgradeMode;
+    let role = match a.role {
+        crate::cli::RoleArg::ControlPlane => Role::ControlPlane,
+        crate::cli::RoleArg::Worker => Role::Worker,
+    };
+    let mode = match a.mode {
+        crate::cli::ModeArg::Apply => UpgradeMode::Apply,
+        crate::cli::ModeArg::Node => UpgradeMode::Node,
+    };
+    if !crate::assignment::is_safe_name(&a.operation_id) {
+        anyhow::bail!(
+            "--operation-id {:?}: 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+            a.operation_id
+        );
+    }
+    let components = crate::assignment::parse_components(&a.components)
+        .map_err(|e| anyhow::anyhow!("--components {:?}: {e}", a.components))?;
+    let steps = plan(role, mode, &components)
+        .map_err(|e| anyhow::anyhow!("--role {role} --mode {mode}: {e}"))?;
+    let bundles = match &a.bundle {
+        Some(f) => BundleSource::Fixed(
+            LoadedBundle::from_files(f, a.bundle_keyring.as_deref())
+                .map_err(|e| anyhow::anyhow!("--bundle: {e}"))?,
+        ),
+        None => BundleSource::None,
+    };
+    let healthz = Some(a.kubelet_healthz_url.clone()).filter(|u| !u.trim().is_empty());
+    let exec = Kubeadm::new(Host::new(&a.host_root)?, healthz).with_bundles(bundles);
+    let assignment = Assignment {
+        operation_id: a.operation_id.clone(),
+        target: a.to.clone(),
+        components,
+        mode,
+        package_source: None,
+    };
+    let want = Metadata {
+        operation_id: assignment.operation_id.clone(),
+        target_version: assignment.target.clone(),
+        components: assignment.components.clone(),
+        mode,
+        node: a.node_name.clone(),
+        role,
+        steps: steps.iter().map(Step::id).collect(),
+        started: Utc::now(),
+    };
+    let (mut cp, _) = Checkpoint::open(&a.state_dir, &want)?;
+    if cp.is_completed() {
+        println!("{assignment}: already completed");
+        return Ok(());
+    }
+    if let Some(f) = cp.failure() {
+        println!("retrying after: {f}");
+        cp.clear_failure()?;
+    }
+    let job = Job {
+        node: &a.node_name,
+        role,
+        assignment: &assignment,
+    };
+    let (_tx, shutdown) = watch::channel(false);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let end = rt.block_on(drive(&exec, &job, &steps, &mut cp, &shutdown, &mut Print));
+    match end {
+        Driven::Completed => {
+            println!("{assignment}: completed");
+            Ok(())
+        }
+        Driven::Failed { message, .. } => anyhow::bail!("{message}"),
+        Driven::Abandoned => anyhow::bail!("stopped before the end; run again to resume"),
     }
 }
 

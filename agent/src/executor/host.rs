@@ -51,7 +51,7 @@ const PROXY_VARS: [&str; 6] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {
     pub argv: Vec<String>,
-    pub stdin: Option<String>,
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl Cmd {
@@ -68,7 +68,7 @@ impl Cmd {
     }
 
     /// Replace a host file with `content`, atomically (write a sibling, then rename).
-    pub fn write_file(path: &str, content: &str) -> Self {
+    pub fn write_file(path: &str, content: impl AsRef<[u8]>) -> Self {
         Self {
             argv: Self::new([
                 "sh",
@@ -78,7 +78,23 @@ impl Cmd {
                 path,
             ])
             .argv,
-            stdin: Some(content.to_string()),
+            stdin: Some(content.as_ref().to_vec()),
+        }
+    }
+
+    /// Put `content` at `path` (mode 0644, the directory made if missing), atomically:
+    /// for keyrings, which may be binary.
+    pub fn install_file(path: &str, content: impl AsRef<[u8]>) -> Self {
+        Self {
+            argv: Self::new([
+                "sh",
+                "-c",
+                r#"mkdir -p "${1%/*}" && cat > "$1.cupcake-new" && chmod 0644 "$1.cupcake-new" && mv "$1.cupcake-new" "$1""#,
+                "sh",
+                path,
+            ])
+            .argv,
+            stdin: Some(content.as_ref().to_vec()),
         }
     }
 }
@@ -248,7 +264,7 @@ impl Host {
             .map_err(|e| StepError::Failed(format!("cannot start `{cmd}` on the host: {e}")))?;
         if let (Some(text), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
             stdin
-                .write_all(text.as_bytes())
+                .write_all(text)
                 .await
                 .map_err(|e| StepError::Failed(format!("writing to `{cmd}` on the host: {e}")))?;
             drop(stdin);

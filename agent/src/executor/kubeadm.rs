@@ -29,6 +29,7 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use cupcake_api::KubeVersion;
+use cupcake_api::bundle::{self as pkgbundle, PackageBundle};
 use cupcake_api::common::Component;
 use cupcake_api::protocol::UpgradeMode;
 use serde::Serialize;
@@ -37,7 +38,7 @@ use tokio::sync::OnceCell;
 
 use super::host::{Cmd, Host, Output};
 use super::{Executor, Job, StepError, StepLog};
-use crate::assignment::Role;
+use crate::assignment::{Assignment, Role};
 use crate::steps::{Step, StepKind};
 
 /// The kubelet's health endpoint (the DaemonSet runs on the host network).
@@ -167,12 +168,14 @@ impl PackageManager {
                         _ => continue,
                     }
                 }
-                // `kubeadm.x86_64    1.34.2-150500.1.1    kubernetes`
+                // `kubeadm.x86_64    1.34.2-150500.1.1    kubernetes`; the installed
+                // package is listed too, with `@repo`: not what the repositories offer.
                 Self::Dnf | Self::Yum => {
                     let cols: Vec<&str> = line.split_whitespace().collect();
                     match cols.as_slice() {
-                        [name, v, _repo, ..]
-                            if name.rsplit_once('.').map_or(*name, |(n, _)| n) == pkg =>
+                        [name, v, repo, ..]
+                            if !repo.starts_with('@')
+                                && name.rsplit_once('.').map_or(*name, |(n, _)| n) == pkg =>
                         {
                             v.split_once(':').map_or(*v, |(_, v)| v).to_string()
                         }
@@ -338,6 +341,43 @@ pub fn upstream(package_version: &str) -> Option<KubeVersion> {
     v.parse().ok()
 }
 
+/// The exact version of `pkg` to install, from what the repositories list (`listed`, newest
+/// first): air-gapped, the bundle's version, which must be listed; otherwise the newest
+/// revision of the target. The error says what is missing and what is there.
+fn available(p: &Plan<'_>, pkg: &str, listed: &[String]) -> Result<String, String> {
+    let shown = || {
+        if listed.is_empty() {
+            "nothing".to_string()
+        } else {
+            listed.join(", ")
+        }
+    };
+    match p.bundle_version(pkg) {
+        Some(v) => {
+            let v = v?;
+            if listed.iter().any(|l| l == v) {
+                Ok(v.to_string())
+            } else {
+                Err(format!(
+                    "{pkg} {v} of the package bundle {} is not in its repository {} (`{}` lists {})",
+                    p.bundle.map_or("", |b| b.source.as_str()),
+                    p.bundle_url().and_then(Result::ok).unwrap_or("?"),
+                    p.pm.list_cmd(pkg),
+                    shown()
+                ))
+            }
+        }
+        None => pick(listed, p.target).cloned().ok_or_else(|| {
+            format!(
+                "{pkg} {} is not in the repository (`{}` lists {})",
+                p.target,
+                p.pm.list_cmd(pkg),
+                shown()
+            )
+        }),
+    }
+}
+
 /// The newest of `versions` (newest first) whose upstream part is `target`.
 fn pick<'a>(versions: &'a [String], target: &KubeVersion) -> Option<&'a String> {
     versions
@@ -412,9 +452,11 @@ pub struct Plan<'a> {
     pub mode: UpgradeMode,
     pub target: &'a KubeVersion,
     pub components: &'a [Component],
+    /// Air-gapped: the bundle the packages come from (exact versions, its repository).
+    pub bundle: Option<&'a LoadedBundle>,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     /// The Kubernetes packages to upgrade, in install order.
     pub fn kube_packages(&self) -> Vec<&'static str> {
         [
@@ -432,9 +474,265 @@ impl Plan<'_> {
         self.components.contains(&c)
     }
 
-    /// `1.34.2-REV`: how docs show the version found in the repository.
+    /// `1.34.2-REV`: how docs show the version found in the repository (air-gapped: the
+    /// bundle's exact version of kubeadm).
     fn doc_version(&self) -> String {
-        format!("{}-REV", self.target)
+        match self.bundle_version("kubeadm") {
+            Some(Ok(v)) => v.to_string(),
+            _ => format!("{}-REV", self.target),
+        }
+    }
+
+    /// Air-gapped: the bundle's exact version of `pkg` for the target (`None` when the
+    /// packages come from the host's repositories; an error naming the bundle when it
+    /// does not list it).
+    pub fn bundle_version(&self, pkg: &str) -> Option<Result<&'a str, String>> {
+        let b = self.bundle?;
+        let Some(c) = component_of(pkg) else {
+            return Some(Err(format!("{pkg} is not a bundle component")));
+        };
+        Some(b.bundle.package_version(self.target, c).ok_or_else(|| {
+            format!(
+                "the package bundle {} lists no {} for {}",
+                b.source,
+                pkgbundle::component_name(c),
+                self.target
+            )
+        }))
+    }
+
+    /// Air-gapped: the bundle's repository for this package manager, or why there is none.
+    fn bundle_url(&self) -> Option<Result<&'a str, String>> {
+        let b = self.bundle?;
+        let (url, field) = match self.pm {
+            PackageManager::Apt => (&b.bundle.repository.apt, "repository.apt"),
+            PackageManager::Dnf | PackageManager::Yum => {
+                (&b.bundle.repository.dnf, "repository.dnf")
+            }
+        };
+        Some(url.as_deref().ok_or_else(|| {
+            format!(
+                "the package bundle {} has no {field}, and this host installs with {}",
+                b.source, self.pm
+            )
+        }))
+    }
+}
+
+/// Air-gapped: whether the plan's bundle has a repository for its package manager and
+/// lists every package of the plan for the target (Ok without a bundle).
+pub fn check_bundle(p: &Plan<'_>) -> Result<(), String> {
+    if let Some(Err(e)) = p.bundle_url() {
+        return Err(e);
+    }
+    let mut pkgs = p.kube_packages();
+    if p.has(Component::Containerd) {
+        pkgs.push(CONTAINERD_PACKAGES[0]);
+    }
+    for pkg in pkgs {
+        if let Some(Err(e)) = p.bundle_version(pkg) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The bundle component a package belongs to.
+fn component_of(pkg: &str) -> Option<Component> {
+    match pkg {
+        "kubeadm" => Some(Component::Kubeadm),
+        "kubelet" => Some(Component::Kubelet),
+        "kubectl" => Some(Component::Kubectl),
+        p if CONTAINERD_PACKAGES.contains(&p) => Some(Component::Containerd),
+        _ => None,
+    }
+}
+
+/// Where a bundle's `keyring.gpg` is written on the host (`signed-by=` / `gpgkey=`).
+pub fn bundle_keyring_path(pm: PackageManager) -> &'static str {
+    match pm {
+        PackageManager::Apt => "/etc/apt/keyrings/cupcake-bundle.gpg",
+        PackageManager::Dnf | PackageManager::Yum => "/etc/pki/rpm-gpg/cupcake-bundle.gpg",
+    }
+}
+
+/// An air-gapped package bundle, read for an assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedBundle {
+    /// What it was read from, for messages: `ConfigMap ops/bundle` or `file bundle.yaml`.
+    pub source: String,
+    pub bundle: PackageBundle,
+    /// `keyring.gpg`, when the bundle has one.
+    pub keyring: Option<Vec<u8>>,
+}
+
+impl LoadedBundle {
+    /// A bundle ConfigMap: `bundle.yaml` parsed, `keyring.gpg` from binaryData (or data).
+    pub fn from_config_map(
+        ns: &str,
+        name: &str,
+        cm: &k8s_openapi::api::core::v1::ConfigMap,
+    ) -> Result<Self, String> {
+        let source = format!("ConfigMap {ns}/{name}");
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(pkgbundle::DATA_KEY))
+            .ok_or_else(|| format!("{source} has no data key {}", pkgbundle::DATA_KEY))?;
+        let bundle = PackageBundle::from_yaml(text)
+            .map_err(|e| format!("{source}, {}: {e}", pkgbundle::DATA_KEY))?;
+        let keyring = cm
+            .binary_data
+            .as_ref()
+            .and_then(|d| d.get(pkgbundle::KEYRING_KEY))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                cm.data
+                    .as_ref()
+                    .and_then(|d| d.get(pkgbundle::KEYRING_KEY))
+                    .map(|t| t.as_bytes().to_vec())
+            });
+        Ok(Self {
+            source,
+            bundle,
+            keyring,
+        })
+    }
+
+    /// A `bundle.yaml` file (and optionally its keyring file), for `cupcake-agent steps
+    /// --bundle` and offline runs.
+    pub fn from_files(
+        bundle: &std::path::Path,
+        keyring: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+        let parsed =
+            PackageBundle::from_yaml(&text).map_err(|e| format!("{}: {e}", bundle.display()))?;
+        let keyring = keyring
+            .map(|k| std::fs::read(k).map_err(|e| format!("{}: {e}", k.display())))
+            .transpose()?;
+        Ok(Self {
+            source: format!("file {}", bundle.display()),
+            bundle: parsed,
+            keyring,
+        })
+    }
+}
+
+/// Where an air-gapped assignment's bundle is read from.
+#[derive(Clone, Default)]
+pub enum BundleSource {
+    /// The ConfigMap the assignment's `package-source` names, with `get` (the agent).
+    Kube(kube::Client),
+    /// One bundle for every assignment, air-gapped or not (`cupcake-agent run --bundle`, tests).
+    Fixed(LoadedBundle),
+    /// None: an air-gapped assignment fails its preflight.
+    #[default]
+    None,
+}
+
+impl std::fmt::Debug for BundleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Kube(_) => f.write_str("Kube"),
+            Self::Fixed(b) => write!(f, "Fixed({})", b.source),
+            Self::None => f.write_str("None"),
+        }
+    }
+}
+
+/// The repository file `file` pointed at an air-gapped bundle's repository `url`, from its
+/// current content `old` (`None`: there is none yet). apt: one `deb [signed-by=K] URL ./`
+/// line (deb822 `URIs`/`Suites`/`Signed-By` for a `.sources` file), `K` the bundle's keyring
+/// or else the key the file already used; dnf/yum: the `baseurl=` (and, with a keyring,
+/// `gpgkey=`) of the file's section, everything else kept.
+pub fn bundle_repo(
+    pm: PackageManager,
+    file: &str,
+    old: Option<&str>,
+    url: &str,
+    keyring: Option<&str>,
+    source: &str,
+) -> String {
+    let note = format!(
+        "# Written by cupcake-agent: packages from the air-gapped package bundle {source}.\n"
+    );
+    match pm {
+        PackageManager::Apt => {
+            let old_key = old.and_then(|t| {
+                t.lines().find_map(|l| {
+                    let l = l.trim();
+                    if l.starts_with('#') {
+                        return None;
+                    }
+                    if let Some(k) = l
+                        .strip_prefix("Signed-By:")
+                        .or_else(|| l.strip_prefix("signed-by:"))
+                    {
+                        return Some(k.trim().to_string());
+                    }
+                    let opts = l.strip_prefix("deb")?.trim_start().strip_prefix('[')?;
+                    let opts = opts.split(']').next()?;
+                    opts.split_whitespace()
+                        .find_map(|o| o.strip_prefix("signed-by="))
+                        .map(str::to_string)
+                })
+            });
+            let key = keyring.map(str::to_string).or(old_key);
+            if file.ends_with(".sources") {
+                let mut t = format!("{note}Types: deb\nURIs: {url}\nSuites: ./\n");
+                if let Some(k) = key {
+                    t.push_str(&format!("Signed-By: {k}\n"));
+                }
+                t
+            } else {
+                match key {
+                    Some(k) => format!("{note}deb [signed-by={k}] {url} ./\n"),
+                    None => format!("{note}deb {url} ./\n"),
+                }
+            }
+        }
+        PackageManager::Dnf | PackageManager::Yum => {
+            let Some(old) = old else {
+                let mut t = format!(
+                    "{note}[kubernetes]\nname=Kubernetes (package bundle)\nbaseurl={url}\nenabled=1\ngpgcheck=1\n"
+                );
+                if let Some(k) = keyring {
+                    t.push_str(&format!("gpgkey=file://{k}\n"));
+                }
+                t.push_str("exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n");
+                return t;
+            };
+            let mut out = String::with_capacity(old.len() + note.len());
+            if !old.starts_with(&note) {
+                out.push_str(&note);
+            }
+            let mut gpgkey_seen = false;
+            for line in old.split_inclusive('\n') {
+                let key = line
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                match key.as_str() {
+                    "baseurl" => out.push_str(&format!("baseurl={url}\n")),
+                    "gpgkey" if keyring.is_some() => {
+                        gpgkey_seen = true;
+                        out.push_str(&format!("gpgkey=file://{}\n", keyring.unwrap_or("")));
+                    }
+                    _ => out.push_str(line),
+                }
+            }
+            if let (Some(k), false) = (keyring, gpgkey_seen) {
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str(&format!("gpgkey=file://{k}\n"));
+            }
+            out
+        }
     }
 }
 
@@ -563,6 +861,35 @@ impl Action {
                 None,
                 cmds(pkgs.iter().map(|k| pm.installed_cmd(k))),
             ),
+            Self::Repository if p.bundle.is_some() => {
+                let file = pm.repo_files()[0];
+                let b = p.bundle.map_or("", |b| b.source.as_str());
+                let url = p.bundle_url().and_then(Result::ok).unwrap_or("?");
+                let keyring = p.bundle.and_then(|b| b.keyring.as_ref()).map(|_| bundle_keyring_path(pm));
+                let mut c = vec![Cmd::read_file(file)];
+                if let Some(k) = keyring {
+                    c.push(Cmd::new(["sha256sum", k]));
+                    c.push(Cmd::install_file(k, ""));
+                }
+                c.push(Cmd::write_file(file, ""));
+                c.push(pm.refresh_cmd());
+                c.extend(pkgs.iter().map(|k| pm.list_cmd(k)));
+                doc(
+                    format!(
+                        "air-gapped: point the Kubernetes repository {file} at the package bundle {b}'s repository {url}{}; refresh; check the bundle's exact versions ({}) are in it. A version missing from it puts the file back as it was and fails here, before any package changes",
+                        match keyring {
+                            Some(k) => format!(" (its keyring.gpg written to {k}, named by the repository)"),
+                            None => " (signed by the key the file already names)".to_string(),
+                        },
+                        pkgs.iter()
+                            .map(|k| format!("{k} {}", p.bundle_version(k).and_then(Result::ok).unwrap_or("?")))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some("the writes, when the file and keyring already say so".to_string()),
+                    cmds(c),
+                )
+            }
             Self::Repository => {
                 let file = pm.repo_files()[0];
                 let moved = match from {
@@ -599,7 +926,15 @@ impl Action {
                 cmds([pm.installed_cmd(CONTAINERD_PACKAGES[0]), pm.candidate_cmd(CONTAINERD_PACKAGES[0])]),
             ),
             Self::InstallAndHold(list) => {
-                let pairs: Vec<(&str, &str)> = list.iter().map(|k| (*k, v.as_str())).collect();
+                let exact: Vec<String> = list
+                    .iter()
+                    .map(|k| match p.bundle_version(k) {
+                        Some(Ok(b)) => b.to_string(),
+                        _ => v.clone(),
+                    })
+                    .collect();
+                let pairs: Vec<(&str, &str)> =
+                    list.iter().zip(&exact).map(|(k, v)| (*k, v.as_str())).collect();
                 let mut c = vec![];
                 c.extend(list.iter().map(|k| pm.installed_cmd(k)));
                 c.push(pm.holds_cmd());
@@ -615,6 +950,20 @@ impl Action {
                     ),
                     Some("every one is installed at VERSION and held".to_string()),
                     cmds(c),
+                )
+            }
+            Self::UpgradeContainerd if p.bundle.is_some() => {
+                let pkg = CONTAINERD_PACKAGES[0];
+                let want = p.bundle_version(pkg).and_then(Result::ok).unwrap_or("?");
+                doc(
+                    format!("install containerd at the package bundle's {want} (a hold is kept), then restart containerd"),
+                    Some(format!("containerd is installed at {want} or above")),
+                    cmds([
+                        pm.installed_cmd(pkg),
+                        pm.list_cmd(pkg),
+                        pm.install_cmd(&[(pkg, want)]),
+                        restart_cmd("containerd"),
+                    ]),
                 )
             }
             Self::UpgradeContainerd => {
@@ -780,6 +1129,7 @@ pub struct Kubeadm {
     /// The kubelet's health URL; `None`: not checked.
     healthz: Option<String>,
     pm: OnceCell<PackageManager>,
+    bundles: BundleSource,
 }
 
 impl Kubeadm {
@@ -788,7 +1138,62 @@ impl Kubeadm {
             host,
             healthz,
             pm: OnceCell::new(),
+            bundles: BundleSource::None,
         }
+    }
+
+    /// Where air-gapped assignments' bundles are read from (default: nowhere, they fail).
+    #[must_use]
+    pub fn with_bundles(mut self, bundles: BundleSource) -> Self {
+        self.bundles = bundles;
+        self
+    }
+
+    /// The bundle of an air-gapped assignment (`package-source`), read now.
+    async fn bundle(
+        &self,
+        a: &Assignment,
+        log: &mut StepLog,
+    ) -> Result<Option<LoadedBundle>, StepError> {
+        let b = match (&self.bundles, &a.package_source) {
+            (BundleSource::Fixed(b), _) => b.clone(),
+            (_, None) => return Ok(None),
+            (BundleSource::Kube(client), Some((ns, name))) => {
+                let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                    kube::Api::namespaced(client.clone(), ns);
+                let cm = match api.get(name).await {
+                    Ok(cm) => cm,
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        return Err(StepError::Failed(format!(
+                            "the package bundle ConfigMap {ns}/{name} (annotation {}) does not exist",
+                            cupcake_api::labels::PACKAGE_SOURCE
+                        )));
+                    }
+                    Err(error) => {
+                        return Err(StepError::Kube {
+                            what: format!("reading the package bundle ConfigMap {ns}/{name}"),
+                            error,
+                        });
+                    }
+                };
+                LoadedBundle::from_config_map(ns, name, &cm).map_err(StepError::Failed)?
+            }
+            (BundleSource::None, Some((ns, name))) => {
+                return Err(StepError::Failed(format!(
+                    "the assignment names the package bundle {ns}/{name} but this agent has no way to read it"
+                )));
+            }
+        };
+        log.line(&format!(
+            "air-gapped: packages from the package bundle {}{}",
+            b.source,
+            if b.keyring.is_some() {
+                " (with keyring.gpg)"
+            } else {
+                ""
+            }
+        ));
+        Ok(Some(b))
     }
 
     async fn package_manager(&self, log: &mut StepLog) -> Result<PackageManager, StepError> {
@@ -932,6 +1337,13 @@ impl Kubeadm {
             Action::Repository => self.repository(p, log).await,
             Action::FindContainerd => {
                 let (pkg, have) = self.containerd(pm, log).await?;
+                if let Some(v) = p.bundle_version(pkg) {
+                    let v = v.map_err(StepError::Failed)?;
+                    log.line(&format!(
+                        "{pkg} {have} installed; the package bundle has {v}"
+                    ));
+                    return Ok(());
+                }
                 let cand = self.candidate(pm, pkg, log).await?;
                 log.line(&format!(
                     "{pkg} {have} installed; the repositories offer {}",
@@ -942,15 +1354,21 @@ impl Kubeadm {
             Action::InstallAndHold(list) => self.install_and_hold(p, list, log).await,
             Action::UpgradeContainerd => {
                 let (pkg, have) = self.containerd(pm, log).await?;
-                let Some(cand) = self.candidate(pm, pkg, log).await? else {
-                    return Err(StepError::Failed(format!(
-                        "the repositories offer no {pkg} ({} lists no candidate)",
-                        pm.candidate_cmd(pkg)
-                    )));
+                let cand = if p.bundle.is_some() {
+                    let listed = self.listed(pm, pkg, log).await?;
+                    available(p, pkg, &listed).map_err(StepError::Failed)?
+                } else {
+                    let Some(cand) = self.candidate(pm, pkg, log).await? else {
+                        return Err(StepError::Failed(format!(
+                            "the repositories offer no {pkg} ({} lists no candidate)",
+                            pm.candidate_cmd(pkg)
+                        )));
+                    };
+                    cand
                 };
                 if compare_versions(&have, &cand) != Ordering::Less {
                     log.line(&format!(
-                        "{pkg} {have} is installed, the newest the repositories offer: nothing to change"
+                        "{pkg} {have} is installed, {cand} wanted: nothing to change"
                     ));
                     return Ok(());
                 }
@@ -1073,6 +1491,9 @@ impl Kubeadm {
     async fn repository(&self, p: &Plan<'_>, log: &mut StepLog) -> Result<(), StepError> {
         let pm = p.pm;
         let t = p.target;
+        // Air-gapped: everything the bundle must say is checked before anything changes.
+        check_bundle(p).map_err(|e| StepError::Failed(format!("{e}; nothing changed")))?;
+        let bundle_url = p.bundle_url().and_then(Result::ok);
         let mut found = None;
         for f in pm.repo_files() {
             let out = self.host.probe(&Cmd::read_file(f), log).await?;
@@ -1081,56 +1502,123 @@ impl Kubeadm {
                 break;
             }
         }
-        let Some((file, old)) = found else {
-            return Err(StepError::Failed(format!(
-                "no Kubernetes package repository on the host ({}): set up pkgs.k8s.io as kubeadm's installation guide says",
-                pm.repo_files().join(" or ")
-            )));
+        let (file, old, new) = match (found, p.bundle, bundle_url) {
+            (Some((file, old)), None, _) => {
+                let new = retarget_repo(&old, t)
+                    .map_err(|e| StepError::Failed(format!("{file}: {e}")))?;
+                (file, Some(old), new)
+            }
+            (None, None, _) | (_, Some(_), None) => {
+                return Err(StepError::Failed(format!(
+                    "no Kubernetes package repository on the host ({}): set up pkgs.k8s.io as kubeadm's installation guide says",
+                    pm.repo_files().join(" or ")
+                )));
+            }
+            (found, Some(b), Some(url)) => {
+                let (file, old) = match found {
+                    Some((f, o)) => (f, Some(o)),
+                    None => (pm.repo_files()[0], None),
+                };
+                let keyring = b.keyring.as_ref().map(|_| bundle_keyring_path(pm));
+                let new = bundle_repo(pm, file, old.as_deref(), url, keyring, &b.source);
+                (file, old, new)
+            }
         };
-        let new = retarget_repo(&old, t).map_err(|e| StepError::Failed(format!("{file}: {e}")))?;
-        let changed = new != old;
+        // The bundle's keyring, where the repository file says.
+        let mut keyring_put = None;
+        if let Some(key) = p.bundle.and_then(|b| b.keyring.as_deref()) {
+            let path = bundle_keyring_path(pm);
+            let want = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key));
+            let out = self.host.probe(&Cmd::new(["sha256sum", path]), log).await?;
+            let have = out
+                .success()
+                .then(|| out.stdout.split_whitespace().next().map(str::to_string))
+                .flatten();
+            if have.as_deref() == Some(want.as_str()) {
+                log.line(&format!("{path} already holds the bundle's keyring"));
+            } else {
+                if have.is_some() {
+                    self.host
+                        .run(
+                            &Cmd::new(["cp", "-p", path, &format!("{path}.cupcake-old")]),
+                            log,
+                        )
+                        .await?;
+                }
+                self.host.run(&Cmd::install_file(path, key), log).await?;
+                log.line(&format!("{path}: the bundle's keyring.gpg written"));
+                keyring_put = Some((path, have.is_some()));
+            }
+        }
+        let changed = old.as_deref() != Some(new.as_str());
+        let whereto = match bundle_url {
+            Some(u) => u.to_string(),
+            None => format!("/v{}.{}/", t.major, t.minor),
+        };
         if changed {
             self.host.run(&Cmd::write_file(file, &new), log).await?;
-            log.line(&format!("{file} now points at /v{}.{}/:", t.major, t.minor));
+            log.line(&format!("{file} now points at {whereto}:"));
             for l in new.lines() {
                 log.line(&format!("  {l}"));
             }
         } else {
-            log.line(&format!(
-                "{file} already points at /v{}.{}/",
-                t.major, t.minor
-            ));
+            log.line(&format!("{file} already points at {whereto}"));
         }
         let refreshed = self.host.run(&pm.refresh_cmd(), log).await;
         let mut missing = Vec::new();
         if refreshed.is_ok() {
-            for (pkg, _) in self.present(p, &p.kube_packages(), log).await? {
+            let mut pkgs: Vec<&str> = self
+                .present(p, &p.kube_packages(), log)
+                .await?
+                .into_iter()
+                .map(|(pkg, _)| pkg)
+                .collect();
+            if p.bundle.is_some() && p.has(Component::Containerd) {
+                pkgs.push(self.containerd(pm, log).await?.0);
+            }
+            for pkg in pkgs {
                 let listed = self.listed(pm, pkg, log).await?;
-                match pick(&listed, t) {
-                    Some(v) => log.line(&format!("{pkg} {t}: {v}")),
-                    None => missing.push(format!(
-                        "{pkg} {t} is not in the repository (`{}` lists {})",
-                        pm.list_cmd(pkg),
-                        if listed.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            listed.join(", ")
-                        }
-                    )),
+                match available(p, pkg, &listed) {
+                    Ok(v) => log.line(&format!("{pkg} {t}: {v}")),
+                    Err(e) => missing.push(e),
                 }
             }
         }
         if refreshed.is_ok() && missing.is_empty() {
+            if let Some((path, true)) = keyring_put {
+                self.host
+                    .run(&Cmd::new(["rm", "-f", &format!("{path}.cupcake-old")]), log)
+                    .await?;
+            }
             return Ok(());
         }
         // Put the repository back as it was: nothing changed on the host.
         let mut put_back = "unchanged".to_string();
         if changed {
-            self.host.run(&Cmd::write_file(file, &old), log).await?;
-            put_back = "put back as it was".to_string();
-            if let Err(e) = self.host.run(&pm.refresh_cmd(), log).await {
-                log.line(&format!("refreshing the package indexes again failed: {e}"));
+            match &old {
+                Some(old) => self.host.run(&Cmd::write_file(file, old), log).await?,
+                None => self.host.run(&Cmd::new(["rm", "-f", file]), log).await?,
+            };
+            put_back = if old.is_some() {
+                "put back as it was"
+            } else {
+                "removed again"
             }
+            .to_string();
+        }
+        if let Some((path, existed)) = keyring_put {
+            if existed {
+                self.host
+                    .run(&Cmd::new(["mv", &format!("{path}.cupcake-old"), path]), log)
+                    .await?;
+            } else {
+                self.host.run(&Cmd::new(["rm", "-f", path]), log).await?;
+            }
+        }
+        if (changed || keyring_put.is_some())
+            && let Err(e) = self.host.run(&pm.refresh_cmd(), log).await
+        {
+            log.line(&format!("refreshing the package indexes again failed: {e}"));
         }
         let why = match refreshed {
             Err(e) => e.to_string(),
@@ -1148,7 +1636,6 @@ impl Kubeadm {
         log: &mut StepLog,
     ) -> Result<(), StepError> {
         let pm = p.pm;
-        let t = p.target;
         let present = self.present(p, list, log).await?;
         if present.is_empty() {
             return Ok(());
@@ -1158,16 +1645,11 @@ impl Kubeadm {
         let mut done = true;
         for (pkg, have) in &present {
             let listed = self.listed(pm, pkg, log).await?;
-            let Some(want) = pick(&listed, t) else {
-                return Err(StepError::Failed(format!(
-                    "{pkg} {t} is not in the repository any more (`{}` lists {})",
-                    pm.list_cmd(pkg),
-                    listed.join(", ")
-                )));
-            };
+            let want = available(p, pkg, &listed)
+                .map_err(|e| StepError::Failed(format!("{e} (it was there in preflight)")))?;
             let held = pm.parse_holds(&holds, pkg);
-            done &= have == want && held;
-            wanted.push((pkg, want.clone()));
+            done &= *have == want && held;
+            wanted.push((pkg, want));
         }
         let names: Vec<&str> = wanted.iter().map(|(p, _)| *p).collect();
         let summary = wanted
@@ -1244,12 +1726,14 @@ impl Executor for Kubeadm {
         log: &mut StepLog,
     ) -> Result<(), StepError> {
         let pm = self.package_manager(log).await?;
+        let bundle = self.bundle(job.assignment, log).await?;
         let plan = Plan {
             pm,
             role: job.role,
             mode: job.assignment.mode,
             target: &job.assignment.target,
             components: &job.assignment.components,
+            bundle: bundle.as_ref(),
         };
         for action in script(step.kind, &plan) {
             log.line(&format!("# {}", action.doc(&plan, None).what));
@@ -1367,6 +1851,10 @@ mod tests {
         let dnf = "Installed Packages\nkubeadm.x86_64   1.33.4-150500.1.1   @kubernetes\nAvailable Packages\nkubeadm.x86_64   1.34.1-150500.1.1   kubernetes\nkubeadm.x86_64   1.34.2-150500.1.1   kubernetes\nkubeadm.x86_64   1.34.10-150500.1.1   kubernetes\n";
         let listed = PackageManager::Dnf.parse_list("kubeadm", dnf);
         assert_eq!(listed[0], "1.34.10-150500.1.1");
+        assert!(
+            !listed.contains(&"1.33.4-150500.1.1".to_string()),
+            "the installed one"
+        );
         assert_eq!(pick(&listed, &v("1.34.2")).unwrap(), "1.34.2-150500.1.1");
     }
 
