@@ -126,6 +126,8 @@ export CUPCAKE_REQUIRE_FAKE_GCS=1     # ... and so does a missing fake-gcs-serve
 say "Debian root for the kubeadm executor (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/debian-root.sh          # debootstrap minbase + stand-in kubeadm/kubelet/kubectl apt repos
 export CUPCAKE_REQUIRE_DEBIAN_ROOT=1  # a missing root fails agent/tests/kubeadm.rs instead of skipping it
+tests/harness/dnf-root.sh             # the same node as an RPM host: Debian's dnf, rpm, versionlock + stand-in rpm repos
+export CUPCAKE_REQUIRE_DNF_ROOT=1     # a missing root fails agent/tests/kubeadm_dnf.rs instead of skipping it
 
 say "mermaid (cached in $CUPCAKE_HARNESS_CACHE)"
 tests/harness/mermaid.sh              # Mermaid's parser (npm, under node 20 + jsdom) for the plan's Gantt chart
