@@ -240,3 +240,50 @@ async fn dnf_installs_the_bundles_exact_versions_from_its_rpm_mirror() {
         ["kubeadm@1.34.2 upgrade node"]
     );
 }
+
+/// `cupcake-agent steps --bundle` shows the air-gapped commands with the bundle's exact
+/// versions, and refuses a bundle the node could not install from.
+#[test]
+fn steps_with_a_bundle_show_its_repository_and_exact_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bundle.yaml");
+    std::fs::write(&f, apt_bundle("1.34.2-1.1")).unwrap();
+    let steps = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cupcake-agent"))
+            .args([
+                "steps", "--role", "worker", "--from", "1.33.4", "--to", "1.34.2",
+            ])
+            .arg("--bundle")
+            .arg(&f)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = steps(&[
+        "--bundle-keyring",
+        "--components",
+        "kubeadm,kubelet,kubectl,containerd",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "Air-gapped: packages from the package bundle file ",
+        "at the package bundle file ",
+        "'s repository file:///var/lib/cupcake/bundle/apt (its keyring.gpg written to /etc/apt/keyrings/cupcake-bundle.gpg",
+        "$ apt-cache madison kubeadm",
+        " kubeadm=1.34.2-1.1\n",
+        " kubelet=1.34.2-1.1 kubectl=1.34.2-1.1\n",
+        " containerd.io=1.7.28-1\n",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    assert!(!text.contains("-REV"), "{text}");
+    let out = steps(&["--package-manager", "dnf"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("has no repository.dnf, and this host installs with dnf"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
