@@ -17,7 +17,8 @@
 //!
 //! The controller decides; the agent only reports. It writes nothing but its own
 //! Node's `status`, `step` and `message` annotations (merge patches, see
-//! [`node`]) — plus, for the simulate executor, what kubeadm would change on the
+//! [`node`]) and its answers to the controller's requests (`backup-result`,
+//! `preflight-result`) — plus, for the simulate executor, what kubeadm would change on the
 //! API objects: the Node's `status.nodeInfo.kubeletVersion` and the image tags of
 //! its static pods in `kube-system`. Every annotation key and status string comes
 //! from [`cupcake_api::labels`] and [`cupcake_api::protocol`].
