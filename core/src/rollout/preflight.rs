@@ -155,9 +155,10 @@ pub fn requests(
     node_annotations: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Vec<Request> {
     let etcd = etcd_node(spec, stages);
+    let exists: BTreeSet<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
     planned_nodes(stages)
         .into_iter()
-        .filter(|n| cluster.nodes.iter().any(|x| &x.name == n))
+        .filter(|n| exists.contains(n.as_str()))
         .filter_map(|node| {
             let want_etcd = etcd.as_deref() == Some(node.as_str());
             let a = node_annotations.get(&node);
@@ -237,9 +238,15 @@ pub fn size(b: u64) -> String {
 /// Evaluate every check, or say which reports are still awaited.
 pub fn evaluate(f: &Facts<'_>) -> Outcome {
     let planned = planned_nodes(f.stages);
+    let by_name: BTreeMap<&str, &cupcake_api::snapshot::Node> = f
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
     let existing: Vec<&String> = planned
         .iter()
-        .filter(|n| f.cluster.nodes.iter().any(|x| &x.name == *n))
+        .filter(|n| by_name.contains_key(n.as_str()))
         .collect();
     let reports: BTreeMap<&str, Result<PreflightReport, String>> = existing
         .iter()
@@ -270,11 +277,14 @@ pub fn evaluate(f: &Facts<'_>) -> Outcome {
     });
 
     // nodes-ready
-    let absent: Vec<&String> = planned.iter().filter(|n| !existing.contains(n)).collect();
+    let absent: Vec<&String> = planned
+        .iter()
+        .filter(|n| !by_name.contains_key(n.as_str()))
+        .collect();
     let not_ready: Vec<&String> = existing
         .iter()
         .copied()
-        .filter(|n| f.cluster.nodes.iter().any(|x| &x.name == *n && !x.ready))
+        .filter(|n| by_name.get(n.as_str()).is_some_and(|x| !x.ready))
         .collect();
     checks.push(if absent.is_empty() && not_ready.is_empty() {
         check(
@@ -399,7 +409,7 @@ pub fn evaluate(f: &Facts<'_>) -> Outcome {
 
     if let Some(node) = etcd_node(f.spec, f.stages) {
         checks.push(match reports.get(node.as_str()) {
-            _ if !existing.contains(&&node) => {
+            _ if !by_name.contains_key(node.as_str()) => {
                 check(ETCD_HEALTHY, false, format!("node {node} does not exist"))
             }
             None => check(ETCD_HEALTHY, false, no_report(&node)),
