@@ -11,6 +11,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use cupcake_reconciler::pipeline;
+
+mod common;
+use common::expectations;
 use cupcake_reconciler::source::FleetTree;
 
 const VALID_CLUSTER: &str = "apiVersion: cupcake.ricardomolendijk.com/v1\nkind: ClusterVersion\nmetadata:\n  name: demo\nspec:\n  kubernetesVersion: 1.34.2\n";
@@ -23,35 +26,6 @@ fn corpus(dir: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/corpus")
         .join(dir)
-}
-
-/// `(file, expected text)` pairs of an EXPECTATIONS file; every corpus file has one
-/// line and every line a file.
-pub fn expectations(dir: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(dir.join("EXPECTATIONS")).unwrap();
-    let list: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (f, w) = l.split_once(": ").unwrap();
-            (f.to_string(), w.to_string())
-        })
-        .collect();
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "EXPECTATIONS")
-        .collect();
-    files.sort();
-    let mut named: Vec<String> = list.iter().map(|(f, _)| f.clone()).collect();
-    named.sort();
-    assert_eq!(
-        files,
-        named,
-        "{}: every corpus file needs exactly one EXPECTATIONS line",
-        dir.display()
-    );
-    list
 }
 
 /// Where a corpus file goes in the fleet, by its name's prefix.

@@ -12,38 +12,15 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+use common::expectations;
+
 /// Not a timing assertion: a guard so that a reader stuck in a loop fails the test
 /// instead of hanging CI.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/snapshot")
-}
-
-/// `(file, expected text)` pairs; every corpus file has exactly one line.
-fn expectations(dir: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(dir.join("EXPECTATIONS")).unwrap();
-    let list: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (f, w) = l.split_once(": ").unwrap();
-            (f.to_string(), w.to_string())
-        })
-        .collect();
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "EXPECTATIONS")
-        .collect();
-    files.sort();
-    let mut named: Vec<String> = list.iter().map(|(f, _)| f.clone()).collect();
-    named.sort();
-    assert_eq!(
-        files, named,
-        "every corpus file needs exactly one EXPECTATIONS line"
-    );
-    list
 }
 
 /// `cupcake plan` on the example fleet with `file` as the snapshot: exit code, stdout, stderr.
