@@ -7,7 +7,7 @@
 //!
 //! | step | when | kubeadm executor ([`crate::executor::kubeadm`]) | simulate executor |
 //! |---|---|---|---|
-//! | `preflight` | always | package manager; installed versions (no downgrade, kubeadm one minor at a time); repository file pointed at the target minor, `apt-get update`, exact versions from `apt-cache madison` (`dnf list --showduplicates`) — a missing one puts the file back and fails | reads the node |
+//! | `preflight` | always | package manager; installed versions (no downgrade, kubeadm one minor at a time); repository file pointed at the target minor, `apt-get update`, exact versions from `apt-cache madison` (`dnf list --showduplicates`) — a missing one puts the file back and fails; air-gapped: the bundle's repository and exact versions | reads the node |
 //! | `upgrade-kubeadm-package` | `kubeadm` in components | unhold, install `kubeadm=VERSION`, hold (skipped when installed and held) | waits |
 //! | `kubeadm-upgrade-apply` / `-node` | always | `kubeadm upgrade plan vX` + `kubeadm upgrade apply vX --yes` / `kubeadm upgrade node` (control plane: skipped when the static pods run vX) | retags the static pods of a control-plane node |
 //! | `upgrade-containerd` | `containerd` in components | install the repositories' newest containerd, restart containerd (skipped when installed) | waits |

@@ -24,6 +24,12 @@
 //! the target (`1.34.2-1.1` today on pkgs.k8s.io's deb repositories,
 //! `1.34.2-150500.1.1` on its rpm ones); when several revisions exist, the
 //! newest.
+//!
+//! Air-gapped (the assignment's `package-source` names a bundle ConfigMap, read
+//! through [`BundleSource`]): the repository file points at the bundle's
+//! repository instead (its `keyring.gpg` written to [`bundle_keyring_path`]),
+//! VERSION is the bundle's exact version, and the repository listing only checks
+//! that it is there ([`bundle_repo`], docs/host-steps.md "Air-gapped bundle").
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -1726,7 +1732,19 @@ impl Executor for Kubeadm {
         log: &mut StepLog,
     ) -> Result<(), StepError> {
         let pm = self.package_manager(log).await?;
-        let bundle = self.bundle(job.assignment, log).await?;
+        // The bundle is read by the steps that install (not by kubeadm, restart, verify).
+        let installs = matches!(
+            step.kind,
+            StepKind::Preflight
+                | StepKind::UpgradeKubeadmPackage
+                | StepKind::UpgradeContainerd
+                | StepKind::UpgradeKubeletKubectl { .. }
+        );
+        let bundle = if installs {
+            self.bundle(job.assignment, log).await?
+        } else {
+            None
+        };
         let plan = Plan {
             pm,
             role: job.role,
