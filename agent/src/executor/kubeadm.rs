@@ -573,7 +573,7 @@ pub struct LoadedBundle {
 }
 
 impl LoadedBundle {
-    /// A bundle ConfigMap: `bundle.yaml` parsed, `keyring.gpg` from binaryData (or data).
+    /// A bundle ConfigMap: `bundle.yaml` parsed, `keyring.gpg` from binaryData.
     pub fn from_config_map(
         ns: &str,
         name: &str,
@@ -587,17 +587,21 @@ impl LoadedBundle {
             .ok_or_else(|| format!("{source} has no data key {}", pkgbundle::DATA_KEY))?;
         let bundle = PackageBundle::from_yaml(text)
             .map_err(|e| format!("{source}, {}: {e}", pkgbundle::DATA_KEY))?;
+        if cm
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(pkgbundle::KEYRING_KEY))
+        {
+            return Err(format!(
+                "{source}: {} is under data; it belongs under binaryData (the binary OpenPGP keyring)",
+                pkgbundle::KEYRING_KEY
+            ));
+        }
         let keyring = cm
             .binary_data
             .as_ref()
             .and_then(|d| d.get(pkgbundle::KEYRING_KEY))
-            .map(|b| b.0.clone())
-            .or_else(|| {
-                cm.data
-                    .as_ref()
-                    .and_then(|d| d.get(pkgbundle::KEYRING_KEY))
-                    .map(|t| t.as_bytes().to_vec())
-            });
+            .map(|b| b.0.clone());
         Ok(Self {
             source,
             bundle,
@@ -1946,5 +1950,89 @@ mod tests {
             ),
             Some("1.7.28-1".into())
         );
+    }
+
+    #[test]
+    fn bundle_repository_files() {
+        let src = "ConfigMap ops/b";
+        let note = "# Written by cupcake-agent: packages from the air-gapped package bundle ConfigMap ops/b.\n";
+        let url = "file:///var/lib/cupcake/bundle/apt";
+        let list = "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /\n";
+        let sources = "Types: deb\nURIs: https://pkgs.k8s.io/core:/stable:/v1.33/deb/\nSuites: /\nSigned-By: /etc/apt/keyrings/k.gpg\n";
+        let repo = "[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.33/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=https://pkgs.k8s.io/core:/stable:/v1.33/rpm/repodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n";
+        let k = Some("/etc/apt/keyrings/cupcake-bundle.gpg");
+        let apt = PackageManager::Apt;
+        let dnf = PackageManager::Dnf;
+        let list_file = "/etc/apt/sources.list.d/kubernetes.list";
+        let cases: Vec<(PackageManager, &str, Option<&str>, Option<&str>, String)> = vec![
+            // The bundle's keyring, or the key the file already named, or none.
+            (apt, list_file, Some(list), k, format!("{note}deb [signed-by=/etc/apt/keyrings/cupcake-bundle.gpg] {url} ./\n")),
+            (apt, list_file, Some(list), None, format!("{note}deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {url} ./\n")),
+            (apt, list_file, None, None, format!("{note}deb {url} ./\n")),
+            (apt, "/etc/apt/sources.list.d/kubernetes.sources", Some(sources), None, format!("{note}Types: deb\nURIs: {url}\nSuites: ./\nSigned-By: /etc/apt/keyrings/k.gpg\n")),
+            // dnf: baseurl (and gpgkey with a keyring) replaced, the rest kept.
+            (dnf, "/etc/yum.repos.d/kubernetes.repo", Some(repo), Some("/etc/pki/rpm-gpg/cupcake-bundle.gpg"),
+             format!("{note}{}", repo
+                .replace("baseurl=https://pkgs.k8s.io/core:/stable:/v1.33/rpm/", &format!("baseurl={url}"))
+                .replace("gpgkey=https://pkgs.k8s.io/core:/stable:/v1.33/rpm/repodata/repomd.xml.key", "gpgkey=file:///etc/pki/rpm-gpg/cupcake-bundle.gpg"))),
+            (dnf, "/etc/yum.repos.d/kubernetes.repo", Some(repo), None,
+             format!("{note}{}", repo.replace("baseurl=https://pkgs.k8s.io/core:/stable:/v1.33/rpm/", &format!("baseurl={url}")))),
+            (dnf, "/etc/yum.repos.d/kubernetes.repo", None, None,
+             format!("{note}[kubernetes]\nname=Kubernetes (package bundle)\nbaseurl={url}\nenabled=1\ngpgcheck=1\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")),
+        ];
+        for (pm, file, old, key, want) in cases {
+            let got = bundle_repo(pm, file, old, url, key, src);
+            assert_eq!(got, want, "{pm} {file} {old:?} {key:?}");
+            // Written once: the same again from what it wrote.
+            assert_eq!(
+                bundle_repo(pm, file, Some(&got), url, key, src),
+                want,
+                "rerun: {pm} {file}"
+            );
+        }
+    }
+
+    #[test]
+    fn bundle_config_maps() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let yaml = "apiVersion: cupcake.ricardomolendijk.com/v1\nkind: PackageBundle\nrepository: {apt: \"file:///m\"}\nversions: {\"1.34.2\": {kubeadm: \"1.34.2-1.1\"}}\n";
+        let cm = |data: &[(&str, &str)], bin: Option<&[u8]>| ConfigMap {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            binary_data: bin.map(|b| {
+                [(
+                    "keyring.gpg".to_string(),
+                    k8s_openapi::ByteString(b.to_vec()),
+                )]
+                .into()
+            }),
+            ..ConfigMap::default()
+        };
+        let b =
+            LoadedBundle::from_config_map("ops", "b", &cm(&[("bundle.yaml", yaml)], Some(b"key")))
+                .unwrap();
+        assert_eq!(b.source, "ConfigMap ops/b");
+        assert_eq!(b.keyring.as_deref(), Some(&b"key"[..]));
+        let cases: Vec<(ConfigMap, &str)> = vec![
+            (cm(&[], None), "ConfigMap ops/b has no data key bundle.yaml"),
+            (
+                cm(&[("bundle.yaml", "kind: x\n")], None),
+                "ConfigMap ops/b, bundle.yaml: ",
+            ),
+            (
+                cm(
+                    &[("bundle.yaml", yaml), ("keyring.gpg", "-----BEGIN")],
+                    None,
+                ),
+                "keyring.gpg is under data; it belongs under binaryData",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = LoadedBundle::from_config_map("ops", "b", &c).unwrap_err();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+        }
     }
 }
