@@ -1964,7 +1964,15 @@ mod tests {
         let apt = PackageManager::Apt;
         let dnf = PackageManager::Dnf;
         let list_file = "/etc/apt/sources.list.d/kubernetes.list";
-        let cases: Vec<(PackageManager, &str, Option<&str>, Option<&str>, String)> = vec![
+        /// package manager, file, its content, keyring, what is written
+        type Case<'a> = (
+            PackageManager,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            String,
+        );
+        let cases: Vec<Case<'_>> = vec![
             // The bundle's keyring, or the key the file already named, or none.
             (apt, list_file, Some(list), k, format!("{note}deb [signed-by=/etc/apt/keyrings/cupcake-bundle.gpg] {url} ./\n")),
             (apt, list_file, Some(list), None, format!("{note}deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {url} ./\n")),
