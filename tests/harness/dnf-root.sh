@@ -107,6 +107,8 @@ mkdir -p "$R$B"/{SOURCES,SPECS} "$R/etc/cupcake-standins" "$R/var/log/cupcake-st
   "$R/var/lib/cupcake-standins/systemd" "$R/etc/kubernetes/manifests" "$R/var/lib/kubelet" \
   "$R/etc/yum.repos.d" "$R/usr/lib/cupcake-standins"
 
+# What tests never read (apt's package lists, docs, translations): smaller copies per test.
+rm -rf "$R"/var/lib/apt/lists/* "$R/usr/share/doc" "$R/usr/share/man" "$R/usr/share/locale"
 # An RPM node has no apt-get: the executor must find dnf.
 mv "$R/usr/bin/apt-get" "$R/usr/lib/cupcake-standins/apt-get"
 # Debian's dnf-plugins-core enables a `local` plugin RHEL does not have (it wants its own repo).
