@@ -314,6 +314,40 @@ where
     (reader, stream)
 }
 
+/// [`reflect`] of a type decoded slim already (`W`, e.g. `rollout::slim::WatchedNode`),
+/// turned into what the store keeps by `into`: no whole object is built per event.
+pub fn reflect_via<W, K>(
+    api: Api<W>,
+    into: fn(W) -> K,
+    same: fn(&K, &K) -> bool,
+    notify: Arc<Notify>,
+) -> (Store<K>, impl Future<Output = ()>)
+where
+    W: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    W::DynamicType: Default,
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let cached = reader.clone();
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |e| match e {
+            watcher::Event::Apply(w) => watcher::Event::Apply(into(w)),
+            watcher::Event::InitApply(w) => watcher::Event::InitApply(into(w)),
+            watcher::Event::Delete(w) => watcher::Event::Delete(into(w)),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        })
+        .inspect_ok(move |e| {
+            if changes(&cached, e, same) {
+                notify.notify_one();
+            }
+        });
+    let stream = reflector::reflector(writer, events).for_each(|_| futures::future::ready(()));
+    (reader, stream)
+}
+
 /// Whether a watch event changes the store.
 fn changes<K>(store: &Store<K>, e: &watcher::Event<K>, same: fn(&K, &K) -> bool) -> bool
 where

@@ -382,6 +382,21 @@ fn rows(
     snapshot::from_rows(nodes, &rows, pdbs, "t").map_err(|e| e.to_string())
 }
 
+/// Each node as the controller's watch decodes it (`WatchedNode`, from the node's
+/// JSON) is the slim copy of the whole object.
+fn watched_nodes_are_the_slim_nodes(nodes: &[Node]) {
+    for n in nodes {
+        let watched: rollout::slim::WatchedNode =
+            serde_json::from_value(serde_json::to_value(n).unwrap()).unwrap();
+        assert_eq!(
+            watched.into_node(),
+            slim(rollout::slim::node)(n.clone()),
+            "{:?}",
+            n.metadata.name
+        );
+    }
+}
+
 /// Each pod as the controller's watch decodes it (`WatchedPod`, from the pod's JSON)
 /// makes the row of the whole object.
 fn watched_rows_are_the_rows_of_the_objects(pods: &[Pod]) {
@@ -462,6 +477,7 @@ fn typed_objects_and_their_kubectl_list_make_the_same_snapshot() {
     let t = typed(&nodes, &pods, &pdbs).unwrap();
     assert_eq!(t, via_json(&nodes, &pods, &pdbs).unwrap());
     assert_eq!(t, rows(&nodes, &pods, &pdbs).unwrap(), "pods as rows");
+    watched_nodes_are_the_slim_nodes(&nodes);
     watched_rows_are_the_rows_of_the_objects(&pods);
     for page in [1, 2, 3, 500] {
         assert_eq!(
@@ -671,10 +687,12 @@ fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
         assert_eq!(paged(&nodes, &pods, &pdbs, page).unwrap(), from_file);
     }
     let mut beat = nodes[0].clone();
+    let nodes_whole = nodes.clone();
     let slim_nodes: Vec<Node> = nodes.into_iter().map(slim(rollout::slim::node)).collect();
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.into_iter().map(slim(rollout::slim::pdb)).collect();
     assert_eq!(rows(&slim_nodes, &pods, &slim_pdbs).unwrap(), from_file);
+    watched_nodes_are_the_slim_nodes(&nodes_whole);
     watched_rows_are_the_rows_of_the_objects(&pods);
     // A pod's status heartbeat (new conditions, a new resourceVersion) leaves its row
     // the same: the controller does not wake for it.

@@ -878,9 +878,9 @@ pub async fn run(ctx: Context) {
         |_, _| false, // few events, and most are our own writes
         notify.clone(),
     );
-    let (nodes, w2) = observe::reflect(
-        Api::<Node>::all(c.clone()),
-        slim::node,
+    let (nodes, w2) = observe::reflect_via(
+        Api::<slim::WatchedNode>::all(c.clone()),
+        slim::WatchedNode::into_node,
         slim::same,
         notify.clone(),
     );

@@ -97,3 +97,166 @@ pub fn same<K: kube::Resource + Clone + PartialEq>(old: &K, new: &K) -> bool {
     new.meta_mut().resource_version = old.meta().resource_version.clone();
     *old == new
 }
+
+/// A Node as the rollout controller's watch decodes it: straight into [`node`]'s slim
+/// copy, skipping managed fields, images, addresses and the other annotations while
+/// decoding (no whole `Node` is built and dropped per heartbeat). `tests/snapshot_objects.rs`
+/// checks that it is `node` of the whole object.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct WatchedNode {
+    #[serde(default)]
+    metadata: WireMeta,
+    #[serde(default)]
+    spec: Option<WireSpec>,
+    #[serde(default)]
+    status: Option<WireStatus>,
+    #[serde(skip)]
+    meta: ObjectMeta,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    annotations: Ours,
+    owner_references: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+    finalizers: Option<Vec<String>>,
+}
+
+/// Only CUPCAKE's annotations; the rest are skipped without being allocated.
+#[derive(Debug, Clone, Default)]
+struct Ours(std::collections::BTreeMap<String, String>);
+
+impl<'de> serde::Deserialize<'de> for Ours {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ours;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of annotations")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Ours, E> {
+                Ok(Ours::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ours, A::Error> {
+                let mut ours = std::collections::BTreeMap::new();
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if k.starts_with(OURS) {
+                        ours.insert(k.into_owned(), map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Ours(ours))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct WireSpec {
+    unschedulable: Option<bool>,
+    taints: Option<Vec<k8s_openapi::api::core::v1::Taint>>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireStatus {
+    conditions: Option<Vec<WireCondition>>,
+    node_info: Option<WireInfo>,
+}
+
+// Absent or null strings read as "", as k8s-openapi reads them.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+struct WireCondition {
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireInfo {
+    kubelet_version: Option<String>,
+}
+
+impl WatchedNode {
+    /// The slim Node: what [`node`] keeps of the whole object.
+    pub fn into_node(self) -> Node {
+        let m = self.metadata;
+        Node {
+            metadata: ObjectMeta {
+                name: m.name,
+                namespace: m.namespace,
+                uid: m.uid,
+                resource_version: m.resource_version,
+                generation: m.generation,
+                creation_timestamp: m.creation_timestamp,
+                deletion_timestamp: m.deletion_timestamp,
+                labels: m.labels,
+                annotations: Some(m.annotations.0).filter(|a| !a.is_empty()),
+                owner_references: m.owner_references,
+                finalizers: m.finalizers,
+                ..ObjectMeta::default()
+            },
+            spec: self.spec.map(|s| NodeSpec {
+                unschedulable: s.unschedulable,
+                taints: s.taints,
+                ..NodeSpec::default()
+            }),
+            status: self.status.map(|s| NodeStatus {
+                conditions: s.conditions.map(|cs| {
+                    cs.into_iter()
+                        .map(|c| (c.type_.unwrap_or_default(), c.status.unwrap_or_default()))
+                        .filter(|(t, s)| t == "Ready" || s == "True")
+                        .map(|(type_, status)| NodeCondition {
+                            type_,
+                            status,
+                            ..NodeCondition::default()
+                        })
+                        .collect()
+                }),
+                node_info: s.node_info.map(|i| NodeSystemInfo {
+                    kubelet_version: i.kubelet_version.unwrap_or_default(),
+                    ..NodeSystemInfo::default()
+                }),
+                ..NodeStatus::default()
+            }),
+        }
+    }
+}
+
+impl kube::Resource for WatchedNode {
+    type DynamicType = ();
+    type Scope = k8s_openapi::ClusterResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "Node".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "nodes".into()
+    }
+    /// Empty: the watcher does not read it (the store keeps [`WatchedNode::into_node`]).
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
