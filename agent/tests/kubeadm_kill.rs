@@ -173,3 +173,84 @@ fn apt_a_kill_9_in_the_middle_of_kubeadm_upgrade_apply_resumes_there() {
 fn dnf_a_kill_9_in_the_middle_of_kubeadm_upgrade_apply_resumes_there() {
     kill_mid_step_and_resume(Flavor::Dnf, "1.34.2-150500.1.1");
 }
+
+/// Every process whose root is `root` (apt-get, dpkg, the maintainer script under chroot).
+fn kill_all_in(root: &Path) {
+    let root = std::fs::canonicalize(root).unwrap();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == root) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// The worst moment: the agent, apt-get and dpkg die while dpkg configures the new
+/// kubeadm (dpkg is left "interrupted"; apt-get refuses to run until `dpkg
+/// --configure -a`). The restarted agent finishes dpkg's run, then resumes.
+#[test]
+fn apt_a_kill_9_while_dpkg_configures_kubeadm_resumes_and_finishes_dpkg() {
+    let Some(cached) = kubeadm_common::cached_root(Flavor::Apt) else {
+        return;
+    };
+    let node = Node::new(&cached, Flavor::Apt);
+    let block = node.root.join("etc/cupcake-standins/block-dpkg-configure");
+    std::fs::write(&block, "").unwrap();
+    let mut first = agent(&node).spawn().unwrap();
+    wait_for(
+        &node.root.join("var/log/cupcake-standins/dpkg-blocked"),
+        "dpkg configuring kubeadm blocked",
+        &mut first,
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    kill_all_in(&node.root);
+    std::fs::remove_file(&block).unwrap();
+    let audit = node.in_root(&["dpkg", "--audit"]);
+    assert!(
+        audit.contains("kubeadm"),
+        "dpkg not left interrupted: {audit:?}"
+    );
+    let op = node.state.join("operation-op-1");
+    assert!(
+        op.join("step-02-upgrade-kubeadm-package.inprogress")
+            .is_file()
+    );
+
+    let out = agent(&node).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "restarted agent: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("step 02-upgrade-kubeadm-package\n"),
+        "{stdout}"
+    );
+    let log = std::fs::read_to_string(op.join("logs/02-upgrade-kubeadm-package.log")).unwrap();
+    assert!(
+        log.contains("an earlier dpkg run was interrupted: finishing it first")
+            && log.contains("$ dpkg --configure -a"),
+        "{log}"
+    );
+    assert_eq!(node.in_root(&["dpkg", "--audit"]), "");
+    assert_eq!(
+        node.packages(),
+        (
+            "containerd.io 1.7.24-1\nkubeadm 1.34.2-1.1\nkubectl 1.34.2-1.1\nkubelet 1.34.2-1.1\n"
+                .to_string(),
+            "kubeadm\nkubectl\nkubelet\n".to_string()
+        )
+    );
+    assert_eq!(
+        kubeadm_calls(&node.take_calls()),
+        [
+            "kubeadm@1.34.2 upgrade plan v1.34.2",
+            "kubeadm@1.34.2 upgrade apply v1.34.2 --yes"
+        ]
+    );
+    assert!(op.join("completed").is_file());
+}

@@ -161,6 +161,18 @@ Priority: optional
 Description: stand-in $pkg $ver for the CUPCAKE kubeadm executor tests
  Records each call in /var/log/cupcake-standins/calls.log and prints its version.
 EOF
+  # While /etc/cupcake-standins/block-dpkg-configure exists, configuring the package waits
+  # (its PID in /var/log/cupcake-standins/dpkg-blocked): a test can kill the agent, apt-get
+  # and dpkg in the middle of an install, leaving dpkg "interrupted".
+  cat >"$dir/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+while [ -e /etc/cupcake-standins/block-dpkg-configure ]; do
+  echo $$ >/var/log/cupcake-standins/dpkg-blocked
+  sleep 0.1
+done
+exit 0
+EOF
+  chmod 0755 "$dir/DEBIAN/postinst"
   mkdir -p "$5"
   dpkg-deb --root-owner-group --build "$dir" "$5/${pkg}_${ver}_${ARCH}.deb" >/dev/null
 }

@@ -946,6 +946,9 @@ impl Action {
                 let pairs: Vec<(&str, &str)> =
                     list.iter().zip(&exact).map(|(k, v)| (*k, v.as_str())).collect();
                 let mut c = vec![];
+                if pm == PackageManager::Apt {
+                    c.extend([dpkg_audit_cmd(), dpkg_configure_cmd()]);
+                }
                 c.extend(list.iter().map(|k| pm.installed_cmd(k)));
                 c.push(pm.holds_cmd());
                 c.extend(list.iter().map(|k| pm.list_cmd(k)));
@@ -954,9 +957,14 @@ impl Action {
                 c.push(pm.hold_cmd(list));
                 doc(
                     format!(
-                        "install {} at VERSION ({v}) and hold {}: unhold, install, hold, then read the installed versions back",
+                        "install {} at VERSION ({v}) and hold {}: unhold, install, hold, then read the installed versions back{}",
                         list.join(" and "),
-                        if list.len() > 1 { "them" } else { "it" }
+                        if list.len() > 1 { "them" } else { "it" },
+                        if pm == PackageManager::Apt {
+                            " (first, `dpkg --configure -a` when `dpkg --audit` reports an interrupted dpkg run)"
+                        } else {
+                            ""
+                        }
                     ),
                     Some("every one is installed at VERSION and held".to_string()),
                     cmds(c),
@@ -1075,6 +1083,14 @@ fn static_pods_skip(t: &KubeVersion) -> String {
             .join(", "),
         t.with_v()
     )
+}
+
+fn dpkg_audit_cmd() -> Cmd {
+    Cmd::new(["dpkg", "--audit"])
+}
+
+fn dpkg_configure_cmd() -> Cmd {
+    Cmd::new(["dpkg", "--configure", "-a"])
 }
 
 pub fn kubeadm_plan_cmd(t: &KubeVersion) -> Cmd {
@@ -1363,6 +1379,7 @@ impl Kubeadm {
             }
             Action::InstallAndHold(list) => self.install_and_hold(p, list, log).await,
             Action::UpgradeContainerd => {
+                self.finish_interrupted(pm, log).await?;
                 let (pkg, have) = self.containerd(pm, log).await?;
                 let cand = if p.bundle.is_some() {
                     let listed = self.listed(pm, pkg, log).await?;
@@ -1646,6 +1663,7 @@ impl Kubeadm {
         log: &mut StepLog,
     ) -> Result<(), StepError> {
         let pm = p.pm;
+        self.finish_interrupted(pm, log).await?;
         let present = self.present(p, list, log).await?;
         if present.is_empty() {
             return Ok(());
@@ -1694,6 +1712,25 @@ impl Kubeadm {
         }
         log.line(&format!("{summary}: installed and held"));
         Ok(())
+    }
+
+    /// apt: a dpkg run that was killed (the agent or the node went down in the middle of
+    /// an install) leaves packages unpacked but not configured, and apt-get refuses to
+    /// run until `dpkg --configure -a`: finish it first (`dpkg --audit` says whether).
+    async fn finish_interrupted(
+        &self,
+        pm: PackageManager,
+        log: &mut StepLog,
+    ) -> Result<(), StepError> {
+        if pm != PackageManager::Apt {
+            return Ok(());
+        }
+        let out = self.host.probe(&dpkg_audit_cmd(), log).await?;
+        if out.stdout.trim().is_empty() {
+            return Ok(());
+        }
+        log.line("an earlier dpkg run was interrupted: finishing it first");
+        self.host.run(&dpkg_configure_cmd(), log).await.map(drop)
     }
 
     async fn containerd(
