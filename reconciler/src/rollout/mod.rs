@@ -519,8 +519,8 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
     }
     let Some(du) = pick(&dus) else {
         mine.preflight = None;
-        preflight::clear_stale(ctx, mine, &nodes, None).await?;
-        return Ok(None);
+        let cleared = preflight::clear_stale(ctx, mine, &nodes, None, usize::MAX).await?;
+        return Ok((!cleared).then_some(Duration::ZERO));
     };
     // Tell the others why they wait (once).
     for other in dus

@@ -212,15 +212,20 @@ const PREFLIGHT_ANNOTATIONS: [&str; 3] = [
     labels::PREFLIGHT_RESULT,
 ];
 
-/// Clear the preflight annotations on every node not part of the running attempt
-/// (`keep`: its operation id).
+/// Nodes cleared per round once no attempt needs the annotations: the rollout's own
+/// first effects should not wait for a thousand clean-up patches.
+const CLEAR_PER_ROUND: usize = CONCURRENCY;
+
+/// Clear the preflight annotations on the nodes not part of the running attempt
+/// (`keep`: its operation id), at most `limit` of them. Returns whether none is left.
 pub(super) async fn clear_stale(
     ctx: &Context,
     mine: &mut Mine,
     nodes: &[Arc<Node>],
     keep: Option<&str>,
-) -> Result<(), String> {
-    let patches: Vec<(String, serde_json::Value)> = nodes
+    limit: usize,
+) -> Result<bool, String> {
+    let mut patches: Vec<(String, serde_json::Value)> = nodes
         .iter()
         .filter(|n| {
             let a = n.annotations();
@@ -235,7 +240,10 @@ pub(super) async fn clear_stale(
             (n.name_any(), json!({"metadata": {"annotations": nulls}}))
         })
         .collect();
-    patch_nodes(ctx, mine, nodes, patches).await
+    let done = patches.len() <= limit;
+    patches.truncate(limit);
+    patch_nodes(ctx, mine, nodes, patches).await?;
+    Ok(done)
 }
 
 /// Write `st` if it differs from what `du` holds; returns the DirectUpdate as written.
@@ -318,9 +326,10 @@ pub(super) async fn step(
     };
     let Gate::Run { all } = gate else {
         mine.preflight = None;
-        clear_stale(ctx, mine, nodes, None).await?;
+        let cleared = clear_stale(ctx, mine, nodes, None, CLEAR_PER_ROUND).await?;
         return Ok(match gate {
-            Gate::Held => Step::Stop(None),
+            Gate::Held if cleared => Step::Stop(None),
+            Gate::Held => Step::Stop(Some(Duration::ZERO)),
             _ => Step::Proceed(None),
         });
     };
@@ -331,7 +340,7 @@ pub(super) async fn step(
     if paused {
         // Not started, so `next` must not start it (that would skip preflight later).
         mine.preflight = None;
-        clear_stale(ctx, mine, nodes, None).await?;
+        clear_stale(ctx, mine, nodes, None, usize::MAX).await?;
         let st = DirectUpdateStatus {
             phase: Some(Phase::Paused),
             message: Some(
@@ -350,7 +359,7 @@ pub(super) async fn step(
     if fresh {
         // Answers left from an earlier attempt of the same operation (a retry, a restarted
         // controller) must not count: clear them, then ask again from the next round on.
-        clear_stale(ctx, mine, nodes, None).await?;
+        clear_stale(ctx, mine, nodes, None, usize::MAX).await?;
         let api = if all {
             api_server(&ctx.clients.client).await
         } else {
@@ -422,7 +431,7 @@ pub(super) async fn step(
         return Ok(Step::Stop(None));
     }
 
-    clear_stale(ctx, mine, nodes, Some(&op)).await?;
+    clear_stale(ctx, mine, nodes, Some(&op), usize::MAX).await?;
     let asks = preflight::requests(&op, &du.spec, stages, cluster, node_ann);
     let patches = asks
         .iter()
