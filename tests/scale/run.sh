@@ -7,6 +7,7 @@
 #      ready (it watches every Node, Pod, PDB and DirectUpdate of the cluster);
 #   2. live plan + gate: `cupcake plan FLEET --cluster scale --live` (list the cluster, build
 #      the snapshot, plan, evaluate the policy pack), wall time and peak RSS of each of 5 runs;
+#      and `cupcake snapshot -f FILE` once (whole objects printed as a kubectl List);
 #   3. one agent idle: `cupcake-agent --node-name kwok-worker-1 --executor simulate` (watches
 #      only its own Node), RSS over 20 s;
 # The rollout at scale (makespan against its lower bound, reaction time, the controller's
@@ -187,6 +188,13 @@ for i in 1 2 3 4 5; do
 done
 fig "live plan + gate (5 runs, wall s / peak RSS MiB): $(for x in "${times[@]}"; do set -- $x; printf '%s/%s ' "$1" "$(mib "$2")"; done)"
 fig "  verdict $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["decision"]["verdict"], "-", len(r.get("plan", {}).get("stages", [])), "stages")' "$state/plan-1.json" 2>/dev/null || echo '?')"
+
+# `cupcake snapshot` (whole objects printed as kubectl's YAML List: the file a user keeps) once.
+/usr/bin/time -f '%e %M' -o "$state/snapshot-time" "$bin/cupcake" snapshot -f "$state/snapshot.yaml" \
+  2>"$state/logs/snapshot.err" || { cat "$state/logs/snapshot.err" >&2; exit 1; }
+set -- $(tail -1 "$state/snapshot-time")
+fig "cupcake snapshot (the kubectl List file, $(du -m "$state/snapshot.yaml" | cut -f1) MB): $1 s, peak RSS $(mib "$2") MiB"
+rm -f "$state/snapshot.yaml"
 
 # ---- 3. one agent idle ---------------------------------------------------------------------------
 "$bin/cupcake-agent" --node-name kwok-worker-1 --executor simulate --state-dir "$state/agent" \
