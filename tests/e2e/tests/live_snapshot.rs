@@ -277,6 +277,12 @@ async fn protobuf_pages_json_pages_and_the_kubectl_list_make_the_same_snapshot()
     assert_eq!(p("web-0").phase, "Running");
     assert_eq!(agreed.pdbs.len(), 3);
     assert!(agreed.pdbs.iter().all(|b| b.status.is_some()));
+
+    // The next test binary must not see this control-plane node and its odd versions.
+    let mut args = vec!["delete", "node", "--wait=true"];
+    args.extend(nodes.names.iter().map(String::as_str));
+    cupcake_e2e::ok(&cupcake_e2e::kubectl(&args), "deleting the test's nodes").unwrap();
+    nodes.names.clear();
 }
 
 /// Runs `f` when dropped (also on panic).
