@@ -440,7 +440,10 @@ pub fn reflect_pods(client: Client, notify: Arc<Notify>) -> (PodRows, impl Futur
                 true
             }
             // The watcher retries with backoff; the rows stay as they were.
-            Err(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "watching pods (retrying; the cached rows stay)");
+                false
+            }
         };
         if changed {
             notify.notify_one();
