@@ -7,6 +7,11 @@
 //! YAML in the block style kubectl prints goes through `yaml`, a reader of
 //! just that subset, and anything else (or any error) through `yaml_serde`,
 //! whose messages name the line and column.
+//!
+//! The same conversion rules (one `Builder` over `RawObject`s) read the live
+//! cluster's list pages, JSON or protobuf ([`Pages`], `proto`), typed objects
+//! ([`from_objects`]) and the rollout controller's caches, which keep each pod as a
+//! compact [`PodRow`] ([`from_rows`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
