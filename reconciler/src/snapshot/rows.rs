@@ -152,7 +152,7 @@ impl Interner {
 }
 
 /// A Pod as the rollout controller's watch decodes it: straight into its row
-/// (through the same [`RawObject`] the snapshot reader uses), never into a whole
+/// (through the same `RawObject` the snapshot reader uses), never into a whole
 /// `Pod`, so the initial list of 50,000 pods does not build and drop 50,000 objects
 /// (and fragment the heap with their hundreds of allocations each). A `Resource` for
 /// `kube`'s watcher; only the name and namespace are in its `metadata`.
