@@ -138,6 +138,10 @@ struct RawMeta<'a> {
     name: Option<Str<'a>>,
     #[serde(borrow)]
     namespace: Option<Str<'a>>,
+    /// Read for watches only (`rows::WatchedPod`): a watch resumes from the last
+    /// object's resourceVersion, and without one kube's watcher fails every event.
+    #[serde(rename = "resourceVersion", borrow)]
+    pub(crate) resource_version: Option<Str<'a>>,
     labels: BTreeMap<String, String>,
     #[serde(rename = "ownerReferences", borrow)]
     owner_references: Vec<RawOwner<'a>>,
@@ -820,6 +824,7 @@ mod typed {
         RawMeta {
             name: opt(&m.name),
             namespace: opt(&m.namespace),
+            resource_version: opt(&m.resource_version),
             labels: m.labels.clone().unwrap_or_default(),
             owner_references: m
                 .owner_references

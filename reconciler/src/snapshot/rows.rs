@@ -155,7 +155,7 @@ impl Interner {
 /// (through the same `RawObject` the snapshot reader uses), never into a whole
 /// `Pod`, so the initial list of 50,000 pods does not build and drop 50,000 objects
 /// (and fragment the heap with their hundreds of allocations each). A `Resource` for
-/// `kube`'s watcher; only the name and namespace are in its `metadata`.
+/// `kube`'s watcher; only the name, namespace and resourceVersion are in its `metadata`.
 #[derive(Debug, Clone)]
 pub struct WatchedPod {
     metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -169,6 +169,7 @@ impl<'de> serde::Deserialize<'de> for WatchedPod {
         let metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
             name: raw.metadata.name.as_deref().map(str::to_string),
             namespace: raw.metadata.namespace.as_deref().map(str::to_string),
+            resource_version: raw.metadata.resource_version.as_deref().map(str::to_string),
             ..Default::default()
         };
         let row = PodRow::of(raw, &mut Interner::none());
@@ -197,5 +198,26 @@ impl kube::Resource for WatchedPod {
     }
     fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+    use kube::Resource as _;
+
+    /// kube's watcher resumes from each event's resourceVersion: a WatchedPod without
+    /// one made every watch event an error, and the rows stayed stale until a relist
+    /// (a PDB check saw no pod on a node that had one).
+    #[test]
+    fn a_watched_pod_keeps_its_resource_version() {
+        let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"db-0","namespace":"apps","resourceVersion":"4711","labels":{"app":"db"}},"spec":{"nodeName":"w-1","containers":[{"name":"c","image":"db:1"}]},"status":{"phase":"Running"}}"#;
+        let p: WatchedPod = serde_json::from_str(json).unwrap();
+        assert_eq!(p.meta().resource_version.as_deref(), Some("4711"));
+        assert_eq!(p.meta().name.as_deref(), Some("db-0"));
+        assert_eq!(p.meta().namespace.as_deref(), Some("apps"));
+        assert_eq!(&*p.row.node, "w-1");
     }
 }
