@@ -18,18 +18,15 @@
 //!   controller stops with that reason instead of waiting.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use cupcake_api::labels;
 use cupcake_api::protocol::BackupResult;
 use k8s_openapi::api::core::v1::Node;
-use kube::ResourceExt as _;
-use kube::api::{Api, Patch};
-use serde_json::json;
+use kube::api::Api;
 use tracing::{info, warn};
 
 use crate::backup::{self, BackupSettings, EtcdTarget};
-use crate::node::{Written, patch_params};
+use crate::node::Written;
 
 /// The operation id of a backup request this node has not answered yet.
 pub fn wanted(annotations: &BTreeMap<String, String>) -> Option<String> {
@@ -135,42 +132,15 @@ pub async fn write(
     result: &BackupResult,
 ) -> Result<Written, kube::Error> {
     let value = serde_json::to_string(result).unwrap_or_default();
-    let mut conflicts = 0;
-    let mut failures = 0;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attempt = async {
-            let Some(meta) = api.get_metadata_opt(node).await? else {
-                return Ok(Written::Gone);
-            };
-            if meta
-                .annotations()
-                .get(labels::BACKUP_REQUEST)
-                .map(|s| s.trim())
-                != Some(operation_id)
-            {
-                return Ok(Written::NotOurs);
-            }
-            let body = json!({"metadata": {
-                "resourceVersion": meta.resource_version(),
-                "annotations": {labels::BACKUP_RESULT: value},
-            }});
-            api.patch(node, &patch_params(), &Patch::Merge(&body))
-                .await
-                .map(|_| Written::Yes)
-        };
-        match attempt.await {
-            Ok(w) => return Ok(w),
-            Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
-            Err(e) if failures < 4 => {
-                failures += 1;
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                tracing::debug!(node, "writing backup-result failed, retrying: {e}");
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    crate::node::write_answer(
+        api,
+        node,
+        labels::BACKUP_REQUEST,
+        labels::BACKUP_RESULT,
+        operation_id,
+        &value,
+    )
+    .await
 }
 
 #[cfg(test)]

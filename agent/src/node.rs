@@ -189,6 +189,50 @@ pub async fn write(
     }
 }
 
+/// Write `value` as the node's `answer` annotation while its `request` annotation still
+/// names `operation_id` (the backup and preflight exchanges). Conflicts are retried at
+/// once (10 times), other errors 4 times with a growing pause.
+pub async fn write_answer(
+    api: &Api<Node>,
+    node: &str,
+    request: &str,
+    answer: &str,
+    operation_id: &str,
+    value: &str,
+) -> Result<Written, kube::Error> {
+    let mut conflicts = 0;
+    let mut failures = 0;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            let Some(meta) = api.get_metadata_opt(node).await? else {
+                return Ok(Written::Gone);
+            };
+            if meta.annotations().get(request).map(|s| s.trim()) != Some(operation_id) {
+                return Ok(Written::NotOurs);
+            }
+            let body = json!({"metadata": {
+                "resourceVersion": meta.resource_version(),
+                "annotations": {answer: value},
+            }});
+            api.patch(node, &patch_params(), &Patch::Merge(&body))
+                .await
+                .map(|_| Written::Yes)
+        };
+        match attempt.await {
+            Ok(w) => return Ok(w),
+            Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
+            Err(e) if failures < 4 => {
+                failures += 1;
+                tracing::warn!(node, "writing {answer} failed, retrying: {e}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

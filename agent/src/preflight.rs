@@ -25,13 +25,11 @@ use cupcake_api::labels;
 use cupcake_api::protocol::{EtcdHealth, PreflightReport};
 use etcd_client::{AlarmAction, AlarmType};
 use k8s_openapi::api::core::v1::Node;
-use kube::ResourceExt as _;
-use kube::api::{Api, Patch};
-use serde_json::json;
-use tracing::{info, warn};
+use kube::api::Api;
+use tracing::info;
 
 use crate::backup::{self, EtcdTarget};
-use crate::node::{Written, patch_params};
+use crate::node::Written;
 
 /// How long the etcd health check may take.
 const ETCD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -202,42 +200,15 @@ pub async fn write(
     report: &PreflightReport,
 ) -> Result<Written, kube::Error> {
     let value = serde_json::to_string(report).unwrap_or_default();
-    let mut conflicts = 0;
-    let mut failures = 0;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attempt = async {
-            let Some(meta) = api.get_metadata_opt(node).await? else {
-                return Ok(Written::Gone);
-            };
-            if meta
-                .annotations()
-                .get(labels::PREFLIGHT_REQUEST)
-                .map(|s| s.trim())
-                != Some(operation_id)
-            {
-                return Ok(Written::NotOurs);
-            }
-            let body = json!({"metadata": {
-                "resourceVersion": meta.resource_version(),
-                "annotations": {labels::PREFLIGHT_RESULT: value},
-            }});
-            api.patch(node, &patch_params(), &Patch::Merge(&body))
-                .await
-                .map(|_| Written::Yes)
-        };
-        match attempt.await {
-            Ok(w) => return Ok(w),
-            Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
-            Err(e) if failures < 4 => {
-                failures += 1;
-                warn!(node, "writing preflight-result failed, retrying: {e}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    crate::node::write_answer(
+        api,
+        node,
+        labels::PREFLIGHT_REQUEST,
+        labels::PREFLIGHT_RESULT,
+        operation_id,
+        &value,
+    )
+    .await
 }
 
 /// Parse one `--report-disk-free` value: `BYTES` (every node) or `NODE=BYTES`.
