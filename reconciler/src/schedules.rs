@@ -36,6 +36,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -181,7 +182,8 @@ pub fn cluster_spec_of(s: &DirectUpdateSpec) -> ClusterVersionSpec {
 #[derive(Clone)]
 pub struct Context {
     pub client: Client,
-    pub server: String,
+    /// The cluster as the plan reads it (the rollout controller's caches once ready).
+    pub observer: crate::observe::Observer,
     /// Where the catalogue ConfigMap lives.
     pub namespace: String,
     pub policies: Arc<PolicyEnv>,
@@ -213,9 +215,7 @@ async fn gate_and_create(
     owner: OwnerReference,
     dry_run: bool,
 ) -> Result<Gated, String> {
-    let snap = observe::snapshot(&ctx.client, &ctx.server)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (snap, _) = ctx.observer.snapshot().await.map_err(|e| e.to_string())?;
     let source = cupcake_api::crd::SourceRef::default();
     let out = cupcake_core::pass(PassInput {
         cluster: Cluster {
@@ -640,12 +640,14 @@ pub async fn run(ctx: Context) {
     let notify = Arc::new(Notify::new());
     let (sus, w1) = observe::reflect(
         Api::<ScheduledUpdate>::all(ctx.client.clone()),
+        watcher::Config::default(),
         observe::whole,
         observe::never_same,
         notify.clone(),
     );
     let (uss, w2) = observe::reflect(
         Api::<UpdateSchedule>::all(ctx.client.clone()),
+        watcher::Config::default(),
         observe::whole,
         observe::never_same,
         notify.clone(),
@@ -653,6 +655,7 @@ pub async fn run(ctx: Context) {
     // Their names and phases are read; a running one changes at every step of its nodes.
     let (dus, w3) = observe::reflect(
         Api::<DirectUpdate>::all(ctx.client.clone()),
+        watcher::Config::default(),
         crate::rollout::slim::direct_update,
         observe::never_same,
         notify.clone(),

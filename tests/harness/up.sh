@@ -14,6 +14,8 @@
 #   --dir DIR            state directory (default: a new ${TMPDIR:-/tmp}/cupcake-harness-XXXXXX)
 #   --lease-seconds S    kwok node lease duration (default 40; 120 for N>100; 240 for N>500)
 #   --timeout SECONDS    deadline for each wait (default 120, plus N/5 for the nodes)
+#   --apiserver-arg ARG  one more kube-apiserver flag (repeatable), e.g.
+#                        --apiserver-arg=--feature-gates=WatchList=false
 #
 # Progress goes to stderr. Stdout gets `export` lines only (CUPCAKE_HARNESS_DIR,
 # CUPCAKE_HARNESS_BIN, KUBECONFIG), the last one being
@@ -29,6 +31,7 @@ log() { printf '[up.sh] %s\n' "$*" >&2; }
 die() { printf '[up.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 nodes=0 dir="" scheduler=0 control_planes="" kubelet_version="v1.34.2" lease="" timeout=120
+apiserver_args=()
 while (($#)); do
   case "$1" in
     --nodes) nodes="${2:?--nodes needs a number}"; shift 2 ;;
@@ -44,6 +47,8 @@ while (($#)); do
     --lease-seconds=*) lease="${1#*=}"; shift ;;
     --timeout) timeout="${2:?}"; shift 2 ;;
     --timeout=*) timeout="${1#*=}"; shift ;;
+    --apiserver-arg) apiserver_args+=("${2:?--apiserver-arg needs a flag}"); shift 2 ;;
+    --apiserver-arg=*) apiserver_args+=("${1#*=}"); shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -329,7 +334,8 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
   --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --kubelet-preferred-address-types=InternalIP \
-  --profiling=false
+  --profiling=false \
+  ${apiserver_args[@]+"${apiserver_args[@]}"}
 wait_until kube-apiserver "kube-apiserver /readyz" "$timeout" https_ok "https://127.0.0.1:$API_PORT/readyz"
 
 # ---- kube-controller-manager -------------------------------------------------------------------

@@ -383,9 +383,10 @@ async fn main(
     let server_url = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)?;
     let loop_client = client.clone();
+    let observer = observe::Observer::new(client.clone(), server_url.clone());
     let schedules = (!args.rollout_only).then(|| crate::schedules::Context {
         client: client.clone(),
-        server: server_url.clone(),
+        observer: observer.clone(),
         namespace: ns.clone(),
         policies: crate::gate::PolicyEnv::default_pack(),
     });
@@ -417,14 +418,14 @@ async fn main(
                 });
                 info!(identity = %id, repo = %crate::source::redact_url(&cfg.repo), branch = %cfg.branch, cluster = %cfg.cluster, "leading: starting the rollout controller, the schedule controllers and the GitOps loop");
                 tokio::join!(
-                    rollout::run(ctx),
+                    rollout::run(ctx, observer.clone()),
                     schedules,
-                    gitops::run(cfg, loop_client, server_url, wake, m, commit_status)
+                    gitops::run(cfg, loop_client, observer.clone(), wake, m, commit_status)
                 );
             }
             _ => {
                 info!(identity = %id, rollout_only = args.rollout_only, "leading: starting the rollout controller (and the schedule controllers unless --rollout-only)");
-                tokio::join!(rollout::run(ctx), schedules);
+                tokio::join!(rollout::run(ctx, observer.clone()), schedules);
             }
         }
     };

@@ -87,6 +87,7 @@ pub struct Config {
 pub struct Metrics {
     pub fetches: prometheus::IntCounterVec,
     pub fetch_seconds: prometheus::Histogram,
+    pub evaluation_seconds: prometheus::HistogramVec,
     pub source_up: prometheus::IntGauge,
     pub force_pushes: prometheus::IntCounter,
     pub passes: prometheus::IntCounterVec,
@@ -113,6 +114,16 @@ impl Metrics {
                     "Time one fetch of the fleet branch took",
                 )
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )?,
+            evaluation_seconds: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "cupcake_gitops_evaluation_duration_seconds",
+                    "Time one evaluation took: observe the cluster, plan, gate, render",
+                )
+                .buckets(vec![
+                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+                &["cluster_from"],
             )?,
             source_up: IntGauge::new(
                 "cupcake_git_source_up",
@@ -157,6 +168,7 @@ impl Metrics {
         };
         registry.register(Box::new(m.fetches.clone()))?;
         registry.register(Box::new(m.fetch_seconds.clone()))?;
+        registry.register(Box::new(m.evaluation_seconds.clone()))?;
         registry.register(Box::new(m.source_up.clone()))?;
         registry.register(Box::new(m.force_pushes.clone()))?;
         registry.register(Box::new(m.passes.clone()))?;
@@ -232,7 +244,7 @@ enum Wake {
 pub async fn run(
     cfg: Config,
     client: Client,
-    server: String,
+    observer: observe::Observer,
     webhook: Arc<Notify>,
     metrics: Metrics,
     commit_status: Option<CommitStatusFn>,
@@ -293,7 +305,7 @@ pub async fn run(
                 }
             }
             let assessment = turn(
-                &cfg, &client, &server, &mirror, &dus, &metrics, &mut mem, wake,
+                &cfg, &client, &observer, &mirror, &dus, &metrics, &mut mem, wake,
             )
             .await;
             report(
@@ -526,7 +538,7 @@ fn running_names(all: &[Arc<DirectUpdate>]) -> Vec<String> {
 async fn turn(
     cfg: &Config,
     client: &Client,
-    server: &str,
+    observer: &observe::Observer,
     mirror: &SharedMirror,
     dus: &Store<DirectUpdate>,
     metrics: &Metrics,
@@ -588,10 +600,12 @@ async fn turn(
             return assessment(State::Error(crate::cli::error_chain(&e)));
         }
     };
-    let snap = match observe::snapshot(client, server).await {
+    let started = Instant::now();
+    let (snap, source) = match observer.snapshot().await {
         Ok(s) => s,
         Err(e) => return assessment(State::Error(e.to_string())),
     };
+    let observed = started.elapsed();
     let evaluated = match pipeline::evaluate(&tree, &loaded, &snap, Utc::now()) {
         Ok(e) => e,
         Err(e) => {
@@ -599,6 +613,19 @@ async fn turn(
             return assessment(State::Error(crate::cli::error_chain(&e)));
         }
     };
+    let took = started.elapsed();
+    metrics
+        .evaluation_seconds
+        .with_label_values(&[source.as_str()])
+        .observe(took.as_secs_f64());
+    info!(
+        revision = %tip,
+        cluster_from = source.as_str(),
+        observe_ms = observed.as_millis() as u64,
+        plan_gate_ms = (took - observed).as_millis() as u64,
+        total_ms = took.as_millis() as u64,
+        "evaluated the desired state against the live cluster"
+    );
     let report = evaluated.report;
     let outcome = if report.up_to_date {
         "up_to_date"

@@ -30,7 +30,6 @@ use cupcake_api::snapshot::ClusterSnapshot;
 use cupcake_core::rollout::{self, Decision, RolloutInput};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -187,22 +186,14 @@ impl Context {
 
 struct Stores {
     dus: Store<DirectUpdate>,
-    nodes: Store<Node>,
-    pods: observe::PodRows,
-    pdbs: Store<PodDisruptionBudget>,
+    /// Nodes, Pods and PDBs: what the planner reads (the GitOps loop and the
+    /// schedule controllers plan from them too, through `observe::Observer`).
+    cluster: observe::Cached,
 }
 
 /// The cluster as the planner and the rollout decision read it, from the stores.
 fn cluster_snapshot(s: &Stores, nodes: &[Arc<Node>]) -> Result<ClusterSnapshot, String> {
-    let pods = s.pods.read();
-    let pdbs = s.pdbs.state();
-    crate::snapshot::from_rows(
-        nodes.iter().map(|n| &**n),
-        pods.values(),
-        pdbs.iter().map(|p| &**p),
-        "the live cluster",
-    )
-    .map_err(|e| e.to_string())
+    s.cluster.snapshot_with(nodes).map_err(|e| e.to_string())
 }
 
 fn node_annotations(nodes: &[Arc<Node>]) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -484,7 +475,7 @@ fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
 #[tracing::instrument(name = "rollout_round", skip_all)]
 async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Duration>, String> {
     let dus = freshest(s.dus.state(), &mut mine.dus);
-    let nodes = freshest(s.nodes.state(), &mut mine.nodes);
+    let nodes = freshest(s.cluster.nodes.state(), &mut mine.nodes);
     for phase in [
         "Pending",
         "InProgress",
@@ -869,41 +860,37 @@ async fn remove_finalizer(ctx: &Context, du: &DirectUpdate) -> Result<(), String
 }
 
 /// Run the rollout controller until the future is dropped (lease lost, shutdown).
-pub async fn run(ctx: Context) {
+/// Once its caches are ready it publishes them to `observer`, and the GitOps loop
+/// and the schedule controllers plan from them instead of listing the cluster.
+pub async fn run(ctx: Context, observer: observe::Observer) {
     let notify = Arc::new(Notify::new());
     let c = ctx.clients.client.clone();
+    let streaming = observe::streams_initial_events(&c).await;
+    info!(
+        streaming,
+        "rollout controller: starting the watches ({})",
+        if streaming {
+            "initial state streamed as watch events"
+        } else {
+            "initial state listed in pages"
+        }
+    );
+    let config = observe::watch_config(streaming);
     let (dus, w1) = observe::reflect(
         Api::<DirectUpdate>::all(c.clone()),
+        config.clone(),
         slim::direct_update,
         |_, _| false, // few events, and most are our own writes
         notify.clone(),
     );
-    let (nodes, w2) = observe::reflect_via(
-        Api::<slim::WatchedNode>::all(c.clone()),
-        slim::WatchedNode::into_node,
-        slim::same,
-        notify.clone(),
-    );
-    let (pods, w3) = observe::reflect_pods(c.clone(), notify.clone());
-    let (pdbs, w4) = observe::reflect(
-        Api::<PodDisruptionBudget>::all(c),
-        slim::pdb,
-        slim::same,
-        notify.clone(),
-    );
-    let stores = Stores {
-        dus,
-        nodes,
-        pods,
-        pdbs,
-    };
-    let watchers = futures::future::join4(w1, w2, w3, w4);
+    let (cluster, w2) = observe::Cached::start(c, config, notify.clone());
+    let stores = Stores { dus, cluster };
+    let watchers = futures::future::join(w1, w2);
     let control = async {
         let _ = stores.dus.wait_until_ready().await;
-        let _ = stores.nodes.wait_until_ready().await;
-        stores.pods.wait_until_ready().await;
-        let _ = stores.pdbs.wait_until_ready().await;
+        stores.cluster.wait_until_ready().await;
         info!("rollout controller: caches ready");
+        observer.publish(stores.cluster.clone());
         let mut backoff = Duration::from_millis(500);
         let mut mine = Mine::default();
         loop {

@@ -288,6 +288,15 @@ async fn webhook_push_upgrades_the_cluster_and_git_shows_it() {
     .await;
     assert!(s.contains(&format!("name: {name}")), "{s}");
     assert!(s.contains("verdict: allow"), "{s}");
+    // The bump was planned from the rollout controller's watch caches, not a new list.
+    assert!(
+        l.metric(
+            "cupcake_gitops_evaluation_duration_seconds_count",
+            "cluster_from=\"cache\""
+        ) >= 1.0,
+        "no evaluation from the caches:\n{}",
+        l.tail()
+    );
     assert!(
         !s.contains("tok-e2e-hook"),
         "the token leaked into the status file:\n{s}"

@@ -224,8 +224,25 @@ async fn protobuf_pages_json_pages_and_the_kubectl_list_make_the_same_snapshot()
     )
     .await;
 
-    // Read the three ways until they agree (a controller may still be writing a
-    // status between two reads); then, or after a minute, they must.
+    // The rollout controller's caches (which the GitOps loop and the schedule
+    // controllers plan from), started both ways: the initial state streamed as watch
+    // events (this 1.35 API server does that) and listed in pages.
+    assert!(observe::streams_initial_events(&client).await);
+    let mut caches = Vec::new();
+    for streaming in [true, false] {
+        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (cached, watch) =
+            observe::Cached::start(client.clone(), observe::watch_config(streaming), notify);
+        let task = tokio::spawn(watch);
+        tokio::time::timeout(Duration::from_secs(60), cached.wait_until_ready())
+            .await
+            .unwrap_or_else(|_| panic!("caches (streaming: {streaming}) not ready in 60 s"));
+        caches.push((streaming, cached, AbortOnDrop(task)));
+    }
+
+    // Read the five ways until they agree (a controller may still be writing a
+    // status between two reads, a watch event may be on its way); then, or after a
+    // minute, they must.
     let server = "harness";
     let mut tries = 0;
     let agreed = loop {
@@ -240,9 +257,20 @@ async fn protobuf_pages_json_pages_and_the_kubectl_list_make_the_same_snapshot()
         let proto = ours(proto, &prefix, &ns.name);
         let json = ours(json, &prefix, &ns.name);
         let file = ours(file, &prefix, &ns.name);
-        if (proto == file && json == file) || tries == 30 {
+        let cached: Vec<(bool, ClusterSnapshot)> = caches
+            .iter()
+            .map(|(streaming, c, _)| (*streaming, ours(c.snapshot().unwrap(), &prefix, &ns.name)))
+            .collect();
+        if (proto == file && json == file && cached.iter().all(|(_, c)| *c == file)) || tries == 30
+        {
             assert_eq!(proto, file, "protobuf pages vs cupcake snapshot's List");
             assert_eq!(json, file, "JSON pages vs cupcake snapshot's List");
+            for (streaming, c) in &cached {
+                assert_eq!(
+                    c, &file,
+                    "the watch caches (initial state streamed: {streaming}) vs cupcake snapshot's List"
+                );
+            }
             break file;
         }
         tries += 1;
@@ -283,6 +311,53 @@ async fn protobuf_pages_json_pages_and_the_kubectl_list_make_the_same_snapshot()
     args.extend(nodes.names.iter().map(String::as_str));
     cupcake_e2e::ok(&cupcake_e2e::kubectl(&args), "deleting the test's nodes").unwrap();
     nodes.names.clear();
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An API server with streaming lists turned off (as Kubernetes 1.33 ships): the
+/// probe says so, and the caches start from paged lists instead of waiting forever
+/// for a streamed start the server refuses (422).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_streaming_lists_the_caches_start_from_pages() {
+    let pc = cupcake_e2e::private::PrivateCluster::start_with(
+        "no-watchlist",
+        &["--apiserver-arg=--feature-gates=WatchList=false"],
+    );
+    let client = pc.client().await;
+    assert!(
+        !observe::streams_initial_events(&client).await,
+        "the probe took a server without WatchList for one with it"
+    );
+    let ns = TestNamespace::new(&client, "nowl").await.unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    let mut p = bound_pod(&ns.name, "lone", "", &[("app", "lone")], "web:1");
+    let spec = p.spec.as_mut().unwrap();
+    spec.node_name = None;
+    spec.node_selector = Some(BTreeMap::from([("nowhere".into(), "true".into())]));
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (cached, watch) =
+        observe::Cached::start(client.clone(), observe::watch_config(false), notify);
+    let _task = AbortOnDrop(tokio::spawn(watch));
+    tokio::time::timeout(Duration::from_secs(60), cached.wait_until_ready())
+        .await
+        .expect("paged caches not ready in 60 s");
+    // A pod alone makes no snapshot (no node); the rows hold it.
+    assert!(
+        cached
+            .pods
+            .read()
+            .keys()
+            .any(|(n, name)| &**n == ns.name.as_str() && &**name == "lone")
+    );
 }
 
 /// Runs `f` when dropped (also on panic).
