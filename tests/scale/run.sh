@@ -8,6 +8,9 @@
 #   2. live plan + gate: `cupcake plan FLEET --cluster scale --live` (list the cluster, build
 #      the snapshot, plan, evaluate the policy pack), wall time and peak RSS of each of 5 runs;
 #      and `cupcake snapshot -f FILE` once (whole objects printed as a kubectl List);
+#   2b. the controller's own live plan + gate: `cupcake run --repo` (the GitOps loop) on a local
+#      bare repo of the same fleet under a freeze (verdict defer, nothing rolls out), 5 pushes,
+#      each evaluation's time from its log (from the watch caches once ready); then its RSS idle;
 #   3. one agent idle: `cupcake-agent --node-name kwok-worker-1 --executor simulate` (watches
 #      only its own Node), RSS over 20 s;
 # The rollout at scale (makespan against its lower bound, reaction time, the controller's
@@ -195,6 +198,66 @@ fig "  verdict $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); pr
 set -- $(tail -1 "$state/snapshot-time")
 fig "cupcake snapshot (the kubectl List file, $(du -m "$state/snapshot.yaml" | cut -f1) MB): $1 s, peak RSS $(mib "$2") MiB"
 rm -f "$state/snapshot.yaml"
+
+# ---- 2b. the controller's own live plan + gate: the GitOps loop, from its watch caches ----------
+# The full controller (`cupcake run --repo`: rollout controller, schedule controllers, GitOps
+# loop) follows a local bare repository of the same fleet, with a freeze in force so that the
+# verdict is defer and nothing rolls out. Each of 5 pushes is a new revision the loop
+# evaluates against the live cluster; the controller logs each evaluation's time
+# (`evaluated the desired state`: observe_ms, plan_gate_ms, total_ms, cluster_from).
+kill "$ctl" 2>/dev/null || true
+wait "$ctl" 2>/dev/null || true
+repo="$state/fleet.git" work="$state/fleet-work"
+rm -rf "$repo" "$work"
+git init -q --bare -b main "$repo"
+cp -r "$fleet" "$work"
+cat >"$work/clusters/scale/schedule.yaml" <<Y
+apiVersion: cupcake.ricardomolendijk.com/v1
+kind: UpdateSchedule
+metadata: {name: scale}
+spec:
+  windows:
+    - {days: [Mon, Tue, Wed, Thu, Fri, Sat, Sun], startTime: "00:00", endTime: "23:59", timeZone: UTC}
+  exclusions:
+    - {start: "$(date -u -d '-1 day' +%Y-%m-%dT00:00:00Z)", end: "$(date -u -d '+30 days' +%Y-%m-%dT00:00:00Z)", scope: all, reason: scale measurement}
+Y
+git -C "$work" init -q -b main
+git -C "$work" -c user.name=scale -c user.email=scale@example.invalid add -A
+git -C "$work" -c user.name=scale -c user.email=scale@example.invalid commit -qm "scale fleet"
+git -C "$work" push -q "$repo" main
+"$bin/cupcake" run --listen 127.0.0.1:0 --lease-namespace default --identity scale-gitops \
+  --repo "$repo" --cluster scale --poll 1s >"$state/logs/controller-gitops.log" 2>&1 &
+full=$!
+pids+=($full)
+evaluations() { grep -c 'evaluated the desired state' "$state/logs/controller-gitops.log" 2>/dev/null || true; }
+wait_evaluations() { # N: until the log has N evaluations (2 minutes at most)
+  local t=$SECONDS
+  until (($(evaluations) >= $1)); do
+    kill -0 "$full" 2>/dev/null || { tail -20 "$state/logs/controller-gitops.log" >&2; exit 1; }
+    ((SECONDS - t < 120)) || { echo "no evaluation $1 in 2 minutes" >&2; tail -20 "$state/logs/controller-gitops.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+wait_evaluations 1
+until grep -q 'caches ready' "$state/logs/controller-gitops.log"; do sleep 0.5; done
+sleep 2
+for i in 1 2 3 4 5; do
+  echo "# revision $i" >>"$work/clusters/scale/cluster.yaml"
+  git -C "$work" -c user.name=scale -c user.email=scale@example.invalid commit -qam "revision $i"
+  git -C "$work" push -q "$repo" main
+  wait_evaluations $((i + 1))
+done
+fig "controller live plan + gate (GitOps loop, 5 revisions; total ms = observe + plan/gate, from): $(grep 'evaluated the desired state' "$state/logs/controller-gitops.log" | tail -5 | sed -E 's/.*cluster_from="?([a-z]+)"? observe_ms=([0-9]+) plan_gate_ms=([0-9]+) total_ms=([0-9]+).*/\4=\2+\3 (\1)/' | tr '\n' ' ')"
+fig "  first evaluation, before the caches were ready: $(grep 'evaluated the desired state' "$state/logs/controller-gitops.log" | head -1 | sed -E 's/.*cluster_from="?([a-z]+)"? observe_ms=([0-9]+) plan_gate_ms=([0-9]+) total_ms=([0-9]+).*/\4 ms (\1)/')"
+fig "  verdict: $(grep -o 'verdict: [a-z]*' <(git -C "$repo" show cupcake/status:status/scale.yaml 2>/dev/null) | head -1 || echo '?')"
+sleep 5
+fmax=0 fsum=0 fn=0
+for ((i = 0; i < 30; i++)); do
+  r=$(rss_kib "$full"); fsum=$((fsum + r)); fn=$((fn + 1)); ((r > fmax)) && fmax=$r
+  sleep 1
+done
+fig "full controller (GitOps loop + schedules + rollout) idle after that: RSS mean $(mib $((fsum / fn))) MiB, max $(mib "$fmax") MiB over 30 s (peak since start $(mib "$(hwm_kib "$full")") MiB)"
+kill "$full" 2>/dev/null || true
 
 # ---- 3. one agent idle ---------------------------------------------------------------------------
 "$bin/cupcake-agent" --node-name kwok-worker-1 --executor simulate --state-dir "$state/agent" \
