@@ -29,3 +29,16 @@ pub fn init(format: LogFormat, default_level: &str) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Give the memory freed since the last call back to the operating system now.
+/// `cupcake` allocates with mimalloc, which keeps freed pages for a few seconds in
+/// case they are wanted again: after an evaluation of 5,000 nodes and 50,000 pods
+/// (a snapshot, a plan, a policy input: tens of megabytes, freed at once) the
+/// controller stayed about 45 MiB above its idle size for 8–10 s of every poll.
+/// Called after each evaluation; a no-op for memory another allocator manages.
+#[allow(unsafe_code)]
+pub fn release_memory() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any
+    // time; it only frees pages mimalloc itself holds no live block in.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}

@@ -56,7 +56,7 @@ fn mk_pod(ns: &str, name: &str, node: &str, app: &str) -> Pod {
         namespace: ns.into(),
         name: name.into(),
         node: node.into(),
-        labels: BTreeMap::from([("app".into(), app.into())]),
+        labels: BTreeMap::from([("app".into(), app.into())]).into(),
         owner_kind: Some("ReplicaSet".into()),
         phase: "Running".into(),
     }

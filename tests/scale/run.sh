@@ -10,7 +10,8 @@
 #      and `cupcake snapshot -f FILE` once (whole objects printed as a kubectl List);
 #   2b. the controller's own live plan + gate: `cupcake run --repo` (the GitOps loop) on a local
 #      bare repo of the same fleet under a freeze (verdict defer, nothing rolls out), 5 pushes,
-#      each evaluation's time from its log (from the watch caches once ready); then its RSS idle;
+#      each evaluation's time from its log (from the watch caches once ready);
+#   2c. that full controller idle (default 60 s poll): RSS and CPU over --idle seconds;
 #   3. one agent idle: `cupcake-agent --node-name kwok-worker-1 --executor simulate` (watches
 #      only its own Node), RSS over 20 s;
 # The rollout at scale (makespan against its lower bound, reaction time, the controller's
@@ -250,13 +251,28 @@ done
 fig "controller live plan + gate (GitOps loop, 5 revisions; total ms = observe + plan/gate, from): $(grep 'evaluated the desired state' "$state/logs/controller-gitops.log" | tail -5 | sed -E 's/.*cluster_from="?([a-z]+)"? observe_ms=([0-9]+) plan_gate_ms=([0-9]+) total_ms=([0-9]+).*/\4=\2+\3 (\1)/' | tr '\n' ' ')"
 fig "  first evaluation, before the caches were ready: $(grep 'evaluated the desired state' "$state/logs/controller-gitops.log" | head -1 | sed -E 's/.*cluster_from="?([a-z]+)"? observe_ms=([0-9]+) plan_gate_ms=([0-9]+) total_ms=([0-9]+).*/\4 ms (\1)/')"
 fig "  verdict: $(grep -o 'verdict: [a-z]*' <(git -C "$repo" show cupcake/status:status/scale.yaml 2>/dev/null) | head -1 || echo '?')"
+kill "$full" 2>/dev/null || true
+wait "$full" 2>/dev/null || true
+
+# ---- 2c. the full controller idle (GitOps loop at its default 60 s poll) --------------------------
+"$bin/cupcake" run --listen 127.0.0.1:0 --lease-namespace default --identity scale-idle \
+  --repo "$repo" --cluster scale >"$state/logs/controller-idle.log" 2>&1 &
+full=$!
+pids+=($full)
+t=$SECONDS
+until grep -q 'evaluated the desired state' "$state/logs/controller-idle.log" 2>/dev/null; do
+  kill -0 "$full" 2>/dev/null || { tail -20 "$state/logs/controller-idle.log" >&2; exit 1; }
+  ((SECONDS - t < 600)) || { echo "no evaluation in 10 minutes" >&2; exit 1; }
+  sleep 0.5
+done
 sleep 5
-fmax=0 fsum=0 fn=0
-for ((i = 0; i < 30; i++)); do
+fcpu0=$(cpu_s "$full") fmax=0 fsum=0 fn=0
+for ((i = 0; i < idle; i++)); do
   r=$(rss_kib "$full"); fsum=$((fsum + r)); fn=$((fn + 1)); ((r > fmax)) && fmax=$r
   sleep 1
 done
-fig "full controller (GitOps loop + schedules + rollout) idle after that: RSS mean $(mib $((fsum / fn))) MiB, max $(mib "$fmax") MiB over 30 s (peak since start $(mib "$(hwm_kib "$full")") MiB)"
+fcpu1=$(cpu_s "$full")
+fig "full controller (GitOps loop every 60 s + schedules + rollout) idle: RSS mean $(mib $((fsum / fn))) MiB, max $(mib "$fmax") MiB over ${idle} s (peak since start $(mib "$(hwm_kib "$full")") MiB); CPU $(awk -v a="$fcpu0" -v b="$fcpu1" -v s="$idle" 'BEGIN { printf "%.1f%%", (b - a) / s * 100 }') of one core; $(grep -c 'evaluated the desired state' "$state/logs/controller-idle.log") evaluations"
 kill "$full" 2>/dev/null || true
 
 # ---- 3. one agent idle ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ pub fn mk_pod(ns: &str, name: &str, node: &str, app: &str) -> Pod {
         namespace: ns.into(),
         name: name.into(),
         node: node.into(),
-        labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+        labels: BTreeMap::from([("app".to_string(), app.to_string())]).into(),
         owner_kind: Some("ReplicaSet".into()),
         phase: "Running".into(),
     }

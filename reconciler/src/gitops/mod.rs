@@ -308,6 +308,8 @@ pub async fn run(
                 &cfg, &client, &observer, &mirror, &dus, &metrics, &mut mem, wake,
             )
             .await;
+            // The turn's snapshot, plan and policy input are freed: hand the pages back.
+            crate::telemetry::release_memory();
             report(
                 &cfg,
                 &mirror,

@@ -50,7 +50,7 @@ fn cluster() -> ClusterSnapshot {
             namespace: "apps".into(),
             name: "web-1".into(),
             node: "w-1".into(),
-            labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+            labels: BTreeMap::from([("app".to_string(), "web".to_string())]).into(),
             owner_kind: Some("ReplicaSet".into()),
             phase: "Running".into(),
         }],
