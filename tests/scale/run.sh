@@ -77,6 +77,30 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# wait_log PID LOG PATTERN WHAT: until LOG has PATTERN (10 minutes at most, while PID lives);
+# the seconds it took in $waited.
+wait_log() {
+  local p=$1 log=$2 pat=$3 what=$4 t=$SECONDS
+  until grep -q "$pat" "$log" 2>/dev/null; do
+    kill -0 "$p" 2>/dev/null || { tail -20 "$log" >&2; exit 1; }
+    ((SECONDS - t < 600)) || { echo "$what: not in 10 minutes" >&2; exit 1; }
+    sleep 0.5
+  done
+  waited=$((SECONDS - t))
+}
+# idle_figures PID: its RSS (mean, max, peak since start) and CPU over --idle seconds, as text.
+idle_figures() {
+  local p=$1 c0 c1 r sum=0 n=0 max=0 i
+  c0=$(cpu_s "$p")
+  for ((i = 0; i < idle; i++)); do
+    r=$(rss_kib "$p"); sum=$((sum + r)); n=$((n + 1)); ((r > max)) && max=$r
+    sleep 1
+  done
+  c1=$(cpu_s "$p")
+  printf 'RSS mean %s MiB, max %s MiB over %s s (peak since start %s MiB); CPU %s of one core' \
+    "$(mib $((sum / n)))" "$(mib "$max")" "$idle" "$(mib "$(hwm_kib "$p")")" \
+    "$(awk -v a="$c0" -v b="$c1" -v s="$idle" 'BEGIN { printf "%.1f%%", (b - a) / s * 100 }')"
+}
 
 # ---- the cluster ---------------------------------------------------------------------------------
 if [ -n "$reuse" ]; then
@@ -150,21 +174,10 @@ fig "cluster: $nodes kwok nodes (3 control plane), $pods pods in $pdbs apps with
   >"$state/logs/controller.log" 2>&1 &
 ctl=$!
 pids+=($ctl)
-t=$SECONDS
-until grep -q 'caches ready' "$state/logs/controller.log" 2>/dev/null; do
-  kill -0 "$ctl" 2>/dev/null || { tail -20 "$state/logs/controller.log" >&2; exit 1; }
-  ((SECONDS - t < 600)) || { echo "the controller's caches were not ready in 10 minutes" >&2; exit 1; }
-  sleep 0.5
-done
-ready_s=$((SECONDS - t))
+wait_log "$ctl" "$state/logs/controller.log" 'caches ready' "the controller's caches"
+ready_s=$waited
 sleep 5   # the initial lists settle
-cpu0=$(cpu_s "$ctl") max=0 sum=0 n=0
-for ((i = 0; i < idle; i++)); do
-  r=$(rss_kib "$ctl"); sum=$((sum + r)); n=$((n + 1)); ((r > max)) && max=$r
-  sleep 1
-done
-cpu1=$(cpu_s "$ctl")
-fig "controller idle: caches ready after ${ready_s} s; RSS mean $(mib $((sum / n))) MiB, max $(mib "$max") MiB over ${idle} s (peak since start $(mib "$(hwm_kib "$ctl")") MiB); CPU $(awk -v a="$cpu0" -v b="$cpu1" -v s="$idle" 'BEGIN { printf "%.1f%%", (b - a) / s * 100 }') of one core"
+fig "controller idle: caches ready after ${ready_s} s; $(idle_figures "$ctl")"
 
 # ---- 2. live plan + gate -------------------------------------------------------------------------
 fleet="$state/fleet"
@@ -259,20 +272,9 @@ wait "$full" 2>/dev/null || true
   --repo "$repo" --cluster scale >"$state/logs/controller-idle.log" 2>&1 &
 full=$!
 pids+=($full)
-t=$SECONDS
-until grep -q 'evaluated the desired state' "$state/logs/controller-idle.log" 2>/dev/null; do
-  kill -0 "$full" 2>/dev/null || { tail -20 "$state/logs/controller-idle.log" >&2; exit 1; }
-  ((SECONDS - t < 600)) || { echo "no evaluation in 10 minutes" >&2; exit 1; }
-  sleep 0.5
-done
+wait_log "$full" "$state/logs/controller-idle.log" 'evaluated the desired state' "the full controller's first evaluation"
 sleep 5
-fcpu0=$(cpu_s "$full") fmax=0 fsum=0 fn=0
-for ((i = 0; i < idle; i++)); do
-  r=$(rss_kib "$full"); fsum=$((fsum + r)); fn=$((fn + 1)); ((r > fmax)) && fmax=$r
-  sleep 1
-done
-fcpu1=$(cpu_s "$full")
-fig "full controller (GitOps loop every 60 s + schedules + rollout) idle: RSS mean $(mib $((fsum / fn))) MiB, max $(mib "$fmax") MiB over ${idle} s (peak since start $(mib "$(hwm_kib "$full")") MiB); CPU $(awk -v a="$fcpu0" -v b="$fcpu1" -v s="$idle" 'BEGIN { printf "%.1f%%", (b - a) / s * 100 }') of one core; $(grep -c 'evaluated the desired state' "$state/logs/controller-idle.log") evaluations"
+fig "full controller (GitOps loop every 60 s + schedules + rollout) idle: $(idle_figures "$full"); $(grep -c 'evaluated the desired state' "$state/logs/controller-idle.log") evaluations"
 kill "$full" 2>/dev/null || true
 
 # ---- 3. one agent idle ---------------------------------------------------------------------------
