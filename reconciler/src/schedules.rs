@@ -186,7 +186,16 @@ pub struct Context {
     pub observer: crate::observe::Observer,
     /// Where the catalogue ConfigMap lives.
     pub namespace: String,
-    pub policies: Arc<PolicyEnv>,
+    /// The default policy pack, compiled when the first desired state is gated (a
+    /// cluster without schedules never pays for it: about 4 MiB of heap and the code
+    /// pages the compiler touches).
+    pub policies: Arc<std::sync::OnceLock<Arc<PolicyEnv>>>,
+}
+
+impl Context {
+    fn policies(&self) -> &PolicyEnv {
+        self.policies.get_or_init(PolicyEnv::default_pack)
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -226,7 +235,7 @@ async fn gate_and_create(
         },
         catalog,
         snapshot: &snap,
-        policies: &ctx.policies,
+        policies: ctx.policies(),
         config: &serde_json::json!({}),
         source: &source,
         now: Utc::now(),

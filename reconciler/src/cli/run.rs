@@ -388,7 +388,7 @@ async fn main(
         client: client.clone(),
         observer: observer.clone(),
         namespace: ns.clone(),
-        policies: crate::gate::PolicyEnv::default_pack(),
+        policies: Arc::default(),
     });
     let lease = LeaderElection::new(client, &ns, "cupcake", &id)
         .with_lease_duration(args.lease_duration)
