@@ -33,7 +33,13 @@ use kube::api::{Api, DeleteParams, PostParams};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // cargo sets CARGO_MANIFEST_DIR for the test binary it runs: read it at run time
+    // first. This library compiled in another checkout that shares the target dir
+    // (`~/.cache/cupcake-target`) can be reused as fresh, with that checkout's path
+    // baked in, and the tests then read that checkout's files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("../..")
         .canonicalize()
         .expect("repo root")
