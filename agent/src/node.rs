@@ -156,6 +156,46 @@ pub async fn write(
     guard: &Guard,
     report: &Report,
 ) -> Result<Written, kube::Error> {
+    guarded_patch(
+        api,
+        name,
+        |a| guard.holds(a),
+        report.annotations(),
+        "report",
+    )
+    .await
+}
+
+/// Write `value` as the node's `answer` annotation while its `request` annotation still
+/// names `operation_id` (the backup and preflight exchanges).
+pub async fn write_answer(
+    api: &Api<Node>,
+    node: &str,
+    request: &str,
+    answer: &str,
+    operation_id: &str,
+    value: &str,
+) -> Result<Written, kube::Error> {
+    guarded_patch(
+        api,
+        node,
+        |a| a.get(request).map(|s| s.trim()) == Some(operation_id),
+        json!({ answer: value }),
+        answer,
+    )
+    .await
+}
+
+/// Merge `annotations` into node `name` with its resourceVersion as a precondition,
+/// while `holds` says its current annotations still allow it. Conflicts are retried
+/// at once (10 times), other errors 4 times with a growing pause.
+async fn guarded_patch(
+    api: &Api<Node>,
+    name: &str,
+    holds: impl Fn(&BTreeMap<String, String>) -> bool,
+    annotations: serde_json::Value,
+    what: &str,
+) -> Result<Written, kube::Error> {
     let mut conflicts = 0;
     let mut failures = 0;
     let mut delay = Duration::from_millis(200);
@@ -164,12 +204,12 @@ pub async fn write(
             let Some(meta) = api.get_metadata_opt(name).await? else {
                 return Ok(Written::Gone);
             };
-            if !guard.holds(meta.annotations()) {
+            if !holds(meta.annotations()) {
                 return Ok(Written::NotOurs);
             }
             let body = json!({"metadata": {
                 "resourceVersion": meta.resource_version(),
-                "annotations": report.annotations(),
+                "annotations": &annotations,
             }});
             api.patch(name, &patch_params(), &Patch::Merge(&body))
                 .await
@@ -180,51 +220,10 @@ pub async fn write(
             Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
             Err(e) if failures < 4 => {
                 failures += 1;
-                tracing::debug!(node = name, "report failed, retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Write `value` as the node's `answer` annotation while its `request` annotation still
-/// names `operation_id` (the backup and preflight exchanges). Conflicts are retried at
-/// once (10 times), other errors 4 times with a growing pause.
-pub async fn write_answer(
-    api: &Api<Node>,
-    node: &str,
-    request: &str,
-    answer: &str,
-    operation_id: &str,
-    value: &str,
-) -> Result<Written, kube::Error> {
-    let mut conflicts = 0;
-    let mut failures = 0;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attempt = async {
-            let Some(meta) = api.get_metadata_opt(node).await? else {
-                return Ok(Written::Gone);
-            };
-            if meta.annotations().get(request).map(|s| s.trim()) != Some(operation_id) {
-                return Ok(Written::NotOurs);
-            }
-            let body = json!({"metadata": {
-                "resourceVersion": meta.resource_version(),
-                "annotations": {answer: value},
-            }});
-            api.patch(node, &patch_params(), &Patch::Merge(&body))
-                .await
-                .map(|_| Written::Yes)
-        };
-        match attempt.await {
-            Ok(w) => return Ok(w),
-            Err(kube::Error::Api(s)) if s.is_conflict() && conflicts < 10 => conflicts += 1,
-            Err(e) if failures < 4 => {
-                failures += 1;
-                tracing::warn!(node, "writing {answer} failed, retrying: {e}");
+                tracing::warn!(
+                    node = name,
+                    "writing the {what} failed, retrying in {delay:?}: {e}"
+                );
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }

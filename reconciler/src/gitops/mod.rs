@@ -210,6 +210,8 @@ impl Metrics {
 /// process rebuilds all of it from Git and the cluster.
 #[derive(Debug, Default)]
 struct Memory {
+    /// The last turn observed the cluster and evaluated (its garbage is worth giving back).
+    evaluated: bool,
     /// Tip of the branch at the last successful fetch.
     tip: Option<Oid>,
     /// Consecutive failed fetches.
@@ -308,8 +310,11 @@ pub async fn run(
                 &cfg, &client, &observer, &mirror, &dus, &metrics, &mut mem, wake,
             )
             .await;
-            // The turn's snapshot, plan and policy input are freed: hand the pages back.
-            crate::telemetry::release_memory();
+            // The evaluation's snapshot, plan and policy input are freed: hand the pages
+            // back (not after the turns that only report a DirectUpdate's progress).
+            if std::mem::take(&mut mem.evaluated) {
+                crate::telemetry::release_memory();
+            }
             report(
                 &cfg,
                 &mirror,
@@ -616,6 +621,7 @@ async fn turn(
         }
     };
     let took = started.elapsed();
+    mem.evaluated = true;
     metrics
         .evaluation_seconds
         .with_label_values(&[source.as_str()])
