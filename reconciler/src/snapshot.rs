@@ -25,10 +25,12 @@ use cupcake_api::snapshot::{
 };
 use serde::Deserialize;
 
+mod list;
 mod proto;
 mod rows;
 mod yaml;
 
+pub use list::ListWriter;
 pub use rows::{Interner, PodRow, WatchedPod};
 
 /// A snapshot that could not be read.

@@ -942,3 +942,58 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// A snapshot that cannot be taken (no API server answers) exits 1 naming the
+/// server, and leaves the file it would have replaced as it was, with no half-written
+/// list beside it.
+#[test]
+fn a_failed_snapshot_leaves_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("snap.yaml");
+    std::fs::write(&file, "the old snapshot\n").unwrap();
+    for format in ["yaml", "json"] {
+        let out = cupcake(&[
+            "snapshot",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "-o",
+            format,
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            stderr.contains("listing nodes") && stderr.contains(&format!("127.0.0.1:{port}")),
+            "{format}: the error names what failed and where: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "the old snapshot\n"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "{format}: nothing left beside the file: {names:?}"
+        );
+    }
+}

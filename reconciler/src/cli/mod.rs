@@ -46,6 +46,28 @@ pub enum SnapshotFormat {
     Json,
 }
 
+/// `cupcake snapshot`: the live cluster as a kubectl `List` on `out`, page by page.
+fn write_snapshot<W: std::io::Write>(
+    kube: &crate::observe::KubeArgs,
+    out: W,
+    yaml: bool,
+) -> anyhow::Result<usize> {
+    let mut list = crate::snapshot::ListWriter::new(out, yaml)?;
+    let n = block_on(async {
+        let (client, server) = crate::observe::connect(kube).await?;
+        crate::observe::write_snapshot(&client, &server, &mut list).await
+    })??;
+    list.finish()?;
+    Ok(n)
+}
+
+/// Where `cupcake snapshot -f FILE` writes before renaming the file into place.
+fn partial_path(p: &std::path::Path) -> PathBuf {
+    let mut name = p.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    p.with_file_name(name)
+}
+
 /// An RFC 3339 instant for flags like `--now`.
 pub(crate) fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -83,7 +105,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Write the live cluster's nodes, pods and PDBs as a snapshot for `cupcake plan --snapshot`.
     ///
-    /// The output is the same `v1 List` that `kubectl get nodes,pods,pdb -A -o yaml` prints.
+    /// The output is the same `v1 List` that `kubectl get nodes,pods,pdb -A -o yaml` prints,
+    /// written a list page (500 objects) at a time. With `-f FILE` it goes to
+    /// `FILE.partial-<pid>`, renamed over FILE once complete: a failed snapshot leaves the
+    /// old file.
     Snapshot {
         #[command(flatten)]
         kube: KubeArgs,
@@ -177,24 +202,28 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             output_file,
             output,
         } => {
-            let json = block_on(async {
-                let (client, server) = crate::observe::connect(&kube).await?;
-                crate::observe::snapshot_json(&client, &server).await
-            })??;
-            let text = match output {
-                SnapshotFormat::Json => json + "\n",
-                SnapshotFormat::Yaml => {
-                    let v: serde_json::Value = serde_json::from_str(&json)?;
-                    yaml_serde::to_string(&v)?
-                }
-            };
+            let yaml = output == SnapshotFormat::Yaml;
             match output_file {
                 Some(p) => {
-                    std::fs::write(&p, text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    // Into a file beside it, renamed over it once complete: a failed
+                    // snapshot leaves the old file (or none), never half a list.
+                    let part = partial_path(&p);
+                    let written = std::fs::File::create(&part)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", part.display()))
+                        .and_then(|f| write_snapshot(&kube, std::io::BufWriter::new(f), yaml))
+                        .and_then(|_| {
+                            std::fs::rename(&part, &p)
+                                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+                        });
+                    if let Err(e) = written {
+                        let _ = std::fs::remove_file(&part);
+                        return Err(e);
+                    }
                     eprintln!("wrote {}", p.display());
                 }
-                None => print!("{text}"),
+                None => {
+                    write_snapshot(&kube, std::io::stdout().lock(), yaml)?;
+                }
             }
             Ok(0)
         }
