@@ -3,7 +3,7 @@
 //! reads (or straight into its snapshot, by the same rules); and watch objects
 //! into the caches the controllers decide from ([`reflect`]).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
@@ -615,8 +615,10 @@ where
     }
 }
 
-/// Pod rows by namespace and name.
-pub type Rows = BTreeMap<(Arc<str>, Box<str>), PodRow>;
+/// Pod rows by namespace and name (a hash map: a B-tree filled in key order, as a
+/// list comes, left its nodes half empty, 12.7 MB for 50,000 rows against 9; the
+/// snapshot sorts the rows anyway, into etcd's order).
+pub type Rows = HashMap<(Arc<str>, Arc<str>), PodRow>;
 
 /// The rollout controller's pods, one [`PodRow`] each (not whole `Pod`s: a cache of
 /// 50,000 pods holds a few shared strings per pod), kept current by [`reflect_pods`].
@@ -657,7 +659,7 @@ pub fn reflect_pods(
     let key = |r: &PodRow| {
         (
             r.namespace.clone().unwrap_or_else(|| Arc::from("")),
-            r.name.clone().unwrap_or_default(),
+            r.name.clone().unwrap_or_else(|| Arc::from("")),
         )
     };
     let mut names = Interner::default();
@@ -670,7 +672,9 @@ pub fn reflect_pods(
         let write = || rows.write().unwrap_or_else(PoisonError::into_inner);
         let changed = match e {
             Ok(watcher::Event::Init) => {
-                relist = Some(BTreeMap::new());
+                // Sized for the rows there are: growing doubles the table, twice held.
+                let now = rows.read().unwrap_or_else(PoisonError::into_inner).len();
+                relist = Some(HashMap::with_capacity(now));
                 true
             }
             Ok(watcher::Event::InitApply(p)) => {

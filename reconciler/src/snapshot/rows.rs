@@ -12,8 +12,9 @@ use super::{MirrorAnnotation, RawObject, component_of};
 /// object into the same snapshot pod (`tests/snapshot_objects.rs` checks it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodRow {
-    /// `metadata.name` (the snapshot refuses a pod without one).
-    pub name: Option<Box<str>>,
+    /// `metadata.name` (the snapshot refuses a pod without one); shared with the
+    /// key the rollout controller's cache files the row under.
+    pub name: Option<Arc<str>>,
     /// `metadata.namespace` (the snapshot refuses a pod without one).
     pub namespace: Option<Arc<str>>,
     /// `spec.nodeName`, empty when unscheduled.
@@ -48,7 +49,7 @@ impl PodRow {
                 mirror.then_some("Node")
             })
             .map(|k| names.str(k));
-        let name = m.name.as_deref().map(Box::<str>::from);
+        let name = m.name.as_deref().map(Arc::<str>::from);
         let image = (m.namespace.as_deref() == Some("kube-system"))
             .then(|| component_of(name.as_deref().unwrap_or(""), &m.labels))
             .flatten()
