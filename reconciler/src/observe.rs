@@ -557,6 +557,7 @@ where
     let events = watcher(api, config)
         .modify(slim)
         .default_backoff()
+        .inspect_err(watch_error::<K>)
         .inspect_ok(move |e| {
             if changes(&cached, e, same) {
                 notify.notify_one();
@@ -585,6 +586,7 @@ where
     let cached = reader.clone();
     let events = watcher(api, config)
         .default_backoff()
+        .inspect_err(watch_error::<K>)
         .map_ok(move |e| match e {
             watcher::Event::Apply(w) => watcher::Event::Apply(into(w)),
             watcher::Event::InitApply(w) => watcher::Event::InitApply(into(w)),
@@ -599,6 +601,17 @@ where
         });
     let stream = reflector::reflector(writer, events).for_each(|_| futures::future::ready(()));
     (reader, stream)
+}
+
+/// A watch that failed: the watcher starts it again after a backoff (a relist when
+/// the API server no longer has its revision), and the cache keeps what it has until
+/// then. Said, because a watch that keeps failing is a controller deciding from an
+/// old cluster.
+fn watch_error<K: Resource>(e: &watcher::Error)
+where
+    K::DynamicType: Default,
+{
+    tracing::warn!(kind = %K::kind(&Default::default()), error = %e, "watch failed (retrying; the cache keeps what it has)");
 }
 
 /// Whether a watch event changes the store.

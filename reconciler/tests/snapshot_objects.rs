@@ -388,6 +388,16 @@ fn watched_nodes_are_the_slim_nodes(nodes: &[Node]) {
     for n in nodes {
         let watched: rollout::slim::WatchedNode =
             serde_json::from_value(serde_json::to_value(n).unwrap()).unwrap();
+        // The watcher reads the resourceVersion of every change after the initial
+        // state; without it, it drops the change and lists every node again.
+        use kube::Resource;
+        assert_eq!(
+            watched.meta().resource_version,
+            n.metadata.resource_version,
+            "{:?}",
+            n.metadata.name
+        );
+        assert_eq!(watched.meta().name, n.metadata.name);
         assert_eq!(
             watched.into_node(),
             slim(rollout::slim::node)(n.clone()),

@@ -103,15 +103,41 @@ pub fn same<K: kube::Resource + Clone + PartialEq>(old: &K, new: &K) -> bool {
 /// decoding (no whole `Node` is built and dropped per heartbeat). `tests/snapshot_objects.rs`
 /// checks that it is `node` of the whole object.
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(from = "WireNode")]
 pub struct WatchedNode {
+    metadata: WireMeta,
+    spec: Option<WireSpec>,
+    status: Option<WireStatus>,
+    /// What the watcher reads of the object: its name and resourceVersion (without
+    /// the resourceVersion it takes every change after the initial state for a
+    /// broken watch and starts again from a whole new list).
+    meta: ObjectMeta,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct WireNode {
     #[serde(default)]
     metadata: WireMeta,
     #[serde(default)]
     spec: Option<WireSpec>,
     #[serde(default)]
     status: Option<WireStatus>,
-    #[serde(skip)]
-    meta: ObjectMeta,
+}
+
+impl From<WireNode> for WatchedNode {
+    fn from(w: WireNode) -> Self {
+        let meta = ObjectMeta {
+            name: w.metadata.name.clone(),
+            resource_version: w.metadata.resource_version.clone(),
+            ..ObjectMeta::default()
+        };
+        WatchedNode {
+            metadata: w.metadata,
+            spec: w.spec,
+            status: w.status,
+            meta,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -252,7 +278,7 @@ impl kube::Resource for WatchedNode {
     fn plural(_: &()) -> std::borrow::Cow<'_, str> {
         "nodes".into()
     }
-    /// Empty: the watcher does not read it (the store keeps [`WatchedNode::into_node`]).
+    /// The name and resourceVersion (the store keeps [`WatchedNode::into_node`]).
     fn meta(&self) -> &ObjectMeta {
         &self.meta
     }
