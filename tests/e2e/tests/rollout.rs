@@ -260,6 +260,13 @@ async fn seed_style_rollout_of_3_control_plane_and_20_workers_succeeds() {
         !String::from_utf8_lossy(&ev.stdout).trim().is_empty(),
         "no events recorded"
     );
+    // Every node changed many times over the rollout, and each change came through the
+    // caches' watches as a change, never as a broken watch and a relist of every node.
+    let log = ctl.output();
+    assert!(
+        !log.contains("watch failed"),
+        "a watch failed during the rollout:\n{log}"
+    );
     drop(ctl);
     drop(ag);
 }
