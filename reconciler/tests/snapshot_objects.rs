@@ -345,7 +345,7 @@ fn objects() -> (Vec<Node>, Vec<Pod>, Vec<PodDisruptionBudget>) {
     (nodes, pods, pdbs)
 }
 
-/// What `cupcake snapshot` prints (observe::snapshot_json's shape), read back.
+/// What `cupcake snapshot` prints (observe::write_snapshot's shape), read back.
 fn via_json(
     nodes: &[Node],
     pods: &[Pod],

@@ -252,8 +252,18 @@ async fn protobuf_pages_json_pages_and_the_kubectl_list_make_the_same_snapshot()
         let json = observe::snapshot_as(&client, server, ListEncoding::Json)
             .await
             .unwrap();
-        let text = observe::snapshot_json(&client, server).await.unwrap();
-        let file = snapshot::parse(&text, "cupcake snapshot").unwrap();
+        // `cupcake snapshot`'s file, both formats (written a page at a time).
+        let mut written = Vec::new();
+        for yaml in [true, false] {
+            let mut list = snapshot::ListWriter::new(Vec::new(), yaml).unwrap();
+            observe::write_snapshot(&client, server, &mut list)
+                .await
+                .unwrap();
+            let text = String::from_utf8(list.finish().unwrap()).unwrap();
+            written.push(snapshot::parse(&text, "cupcake snapshot").unwrap());
+        }
+        let file_json = ours(written.pop().unwrap(), &prefix, &ns.name);
+        let file = written.pop().unwrap();
         let proto = ours(proto, &prefix, &ns.name);
         let json = ours(json, &prefix, &ns.name);
         let file = ours(file, &prefix, &ns.name);
@@ -261,8 +271,13 @@ async fn protobuf_pages_json_pages_and_the_kubectl_list_make_the_same_snapshot()
             .iter()
             .map(|(streaming, c, _)| (*streaming, ours(c.snapshot().unwrap(), &prefix, &ns.name)))
             .collect();
-        if (proto == file && json == file && cached.iter().all(|(_, c)| *c == file)) || tries == 30
+        if (proto == file
+            && json == file
+            && file_json == file
+            && cached.iter().all(|(_, c)| *c == file))
+            || tries == 30
         {
+            assert_eq!(file_json, file, "cupcake snapshot's List: JSON vs YAML");
             assert_eq!(proto, file, "protobuf pages vs cupcake snapshot's List");
             assert_eq!(json, file, "JSON pages vs cupcake snapshot's List");
             for (streaming, c) in &cached {
