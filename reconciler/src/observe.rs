@@ -439,36 +439,40 @@ pub async fn write_snapshot<W: std::io::Write>(
     out: &mut crate::snapshot::ListWriter<W>,
 ) -> Result<usize, ObserveError> {
     let mut n = 0;
-    // k8s-openapi writes apiVersion and kind for every object, as kubectl does.
-    let mut write = |items: Vec<serde_json::Value>| -> Result<(), ObserveError> {
-        for v in &items {
-            out.item(v).map_err(ObserveError::Write)?;
-        }
-        n += items.len();
-        Ok(())
-    };
-    fn values<K: Serialize>(items: Vec<K>) -> Result<Vec<serde_json::Value>, ObserveError> {
-        items
-            .iter()
-            .map(|o| serde_json::to_value(o).map_err(ObserveError::Encode))
-            .collect()
-    }
     list_pages(Api::<Node>::all(client.clone()), "nodes", server, |p| {
-        write(values(p)?)
+        n += write_page(out, &p)?;
+        Ok(())
     })
     .await?;
     list_pages(Api::<Pod>::all(client.clone()), "pods", server, |p| {
-        write(values(p)?)
+        n += write_page(out, &p)?;
+        Ok(())
     })
     .await?;
     list_pages(
         Api::<PodDisruptionBudget>::all(client.clone()),
         "poddisruptionbudgets",
         server,
-        |p| write(values(p)?),
+        |p| {
+            n += write_page(out, &p)?;
+            Ok(())
+        },
     )
     .await?;
     Ok(n)
+}
+
+/// One list page's objects onto `out`, as JSON values (keys in order, as kubectl
+/// prints them; k8s-openapi writes apiVersion and kind for every object).
+fn write_page<K: Serialize, W: std::io::Write>(
+    out: &mut crate::snapshot::ListWriter<W>,
+    items: &[K],
+) -> Result<usize, ObserveError> {
+    for o in items {
+        let v = serde_json::to_value(o).map_err(ObserveError::Encode)?;
+        out.item(&v).map_err(ObserveError::Write)?;
+    }
+    Ok(items.len())
 }
 
 /// How the rollout controller's watches get their first state: streamed as watch
