@@ -39,6 +39,8 @@ pub struct NodeView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// The resourceVersion the annotations were read at.
+    pub resource_version: Option<String>,
 }
 
 impl NodeView {
@@ -47,6 +49,39 @@ impl NodeView {
             name: obj.meta().name.clone().unwrap_or_default(),
             labels: obj.meta().labels.clone().unwrap_or_default(),
             annotations: obj.meta().annotations.clone().unwrap_or_default(),
+            resource_version: obj.meta().resource_version.clone(),
+        }
+    }
+}
+
+/// The node's annotations as the agent last read or wrote them, with their
+/// resourceVersion. A report checks its guard against this copy and sends that
+/// resourceVersion, so it needs no read of its own; if anyone wrote the node since,
+/// the API server refuses the patch (409) and the report reads the node and checks
+/// again — the same guarantee as reading first, one round trip less on the way
+/// from an assignment to its first step and from the last step to `completed`.
+#[derive(Debug, Default)]
+pub struct Latest(std::sync::Mutex<Option<(String, BTreeMap<String, String>)>>);
+
+impl Latest {
+    /// The copy a reconcile was called with (read from the API server just before).
+    pub fn of(view: &NodeView) -> Self {
+        let known = view
+            .resource_version
+            .clone()
+            .map(|rv| (rv, view.annotations.clone()));
+        Self(std::sync::Mutex::new(known))
+    }
+
+    /// The copy, once: a conflict or a failed write leaves none, and the next
+    /// attempt reads the node.
+    fn take(&self) -> Option<(String, BTreeMap<String, String>)> {
+        self.0.lock().map(|mut k| k.take()).unwrap_or(None)
+    }
+
+    fn set(&self, meta: &kube::api::ObjectMeta) {
+        if let (Ok(mut k), Some(rv)) = (self.0.lock(), meta.resource_version.clone()) {
+            *k = Some((rv, meta.annotations.clone().unwrap_or_default()));
         }
     }
 }
@@ -147,14 +182,15 @@ pub enum Written {
     Gone,
 }
 
-/// Write `report` on node `name` if `guard` still holds. Conflicts are retried
-/// at once, other errors a few times with backoff (kube's client already retries
-/// 429/503/504).
+/// Write `report` on node `name` if `guard` still holds, checked against `latest`
+/// (then updated from the API server's answer). Conflicts are retried at once,
+/// other errors a few times with backoff (kube's client already retries 429/503/504).
 pub async fn write(
     api: &Api<Node>,
     name: &str,
     guard: &Guard,
     report: &Report,
+    latest: &Latest,
 ) -> Result<Written, kube::Error> {
     guarded_patch(
         api,
@@ -162,6 +198,7 @@ pub async fn write(
         |a| guard.holds(a),
         report.annotations(),
         "report",
+        Some(latest),
     )
     .await
 }
@@ -182,38 +219,53 @@ pub async fn write_answer(
         |a| a.get(request).map(|s| s.trim()) == Some(operation_id),
         json!({ answer: value }),
         answer,
+        None,
     )
     .await
 }
 
 /// Merge `annotations` into node `name` with its resourceVersion as a precondition,
-/// while `holds` says its current annotations still allow it. Conflicts are retried
-/// at once (10 times), other errors 4 times with a growing pause.
+/// while `holds` says its current annotations still allow it: checked against
+/// `latest` when it has a copy that allows it, else against the node read now.
+/// Conflicts are retried at once (10 times), other errors 4 times with a growing pause.
 async fn guarded_patch(
     api: &Api<Node>,
     name: &str,
     holds: impl Fn(&BTreeMap<String, String>) -> bool,
     annotations: serde_json::Value,
     what: &str,
+    latest: Option<&Latest>,
 ) -> Result<Written, kube::Error> {
     let mut conflicts = 0;
     let mut failures = 0;
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
-            let Some(meta) = api.get_metadata_opt(name).await? else {
-                return Ok(Written::Gone);
+            let known = latest.and_then(Latest::take).filter(|(_, a)| holds(a));
+            let (rv, current) = match known {
+                Some(k) => k,
+                None => {
+                    let Some(meta) = api.get_metadata_opt(name).await? else {
+                        return Ok(Written::Gone);
+                    };
+                    let rv = meta.resource_version().unwrap_or_default();
+                    (rv, meta.metadata.annotations.unwrap_or_default())
+                }
             };
-            if !holds(meta.annotations()) {
+            if !holds(&current) {
                 return Ok(Written::NotOurs);
             }
             let body = json!({"metadata": {
-                "resourceVersion": meta.resource_version(),
+                "resourceVersion": rv,
                 "annotations": &annotations,
             }});
-            api.patch(name, &patch_params(), &Patch::Merge(&body))
-                .await
-                .map(|_| Written::Yes)
+            let written = api
+                .patch_metadata(name, &patch_params(), &Patch::Merge(&body))
+                .await?;
+            if let Some(l) = latest {
+                l.set(&written.metadata);
+            }
+            Ok(Written::Yes)
         };
         match attempt.await {
             Ok(w) => return Ok(w),

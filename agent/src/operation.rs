@@ -46,7 +46,7 @@ use tracing::{info, warn};
 use crate::assignment::{Assignment, Observed, Role, observe};
 use crate::checkpoint::{Checkpoint, Metadata, Opened};
 use crate::executor::{Executor, Job, StepError, StepLog};
-use crate::node::{self, Guard, NodeView, Report, Written};
+use crate::node::{self, Guard, Latest, NodeView, Report, Written};
 use crate::steps::{Step, plan};
 
 /// Lines the runner writes to each step's log (tests count them).
@@ -130,6 +130,7 @@ pub async fn reconcile<E: Executor>(agent: &NodeAgent<E>, view: &NodeView) -> Ou
         agent,
         api: Api::all(agent.client.clone()),
         guard: Guard::of(&view.annotations),
+        latest: Latest::of(view),
     };
     let a = match assignment {
         Ok(a) => a,
@@ -153,6 +154,8 @@ struct Run<'a, E> {
     agent: &'a NodeAgent<E>,
     api: Api<Node>,
     guard: Guard,
+    /// The node as last read or written: each report's guard is checked against it.
+    latest: Latest,
 }
 
 impl<E: Executor> Run<'_, E> {
@@ -216,7 +219,7 @@ impl<E: Executor> Run<'_, E> {
             }
         }
         // Start steps only while the assignment is ours.
-        match node::write(&self.api, node, &self.guard, &Report::Started).await {
+        match node::write(&self.api, node, &self.guard, &Report::Started, &self.latest).await {
             Ok(Written::Yes) => {}
             Ok(Written::NotOurs | Written::Gone) => {
                 info!(
@@ -268,7 +271,7 @@ impl<E: Executor> Run<'_, E> {
     /// (the run goes on, silently).
     async fn progress(&self, report: Report) -> bool {
         let node = self.agent.node.as_str();
-        match node::write(&self.api, node, &self.guard, &report).await {
+        match node::write(&self.api, node, &self.guard, &report, &self.latest).await {
             Ok(Written::Yes) => true,
             Ok(Written::NotOurs | Written::Gone) => {
                 info!(
@@ -295,7 +298,7 @@ impl<E: Executor> Run<'_, E> {
             Report::Failed { .. } => Outcome::Failed,
             _ => Outcome::Completed,
         };
-        match node::write(&self.api, node, &self.guard, &report).await {
+        match node::write(&self.api, node, &self.guard, &report, &self.latest).await {
             Ok(Written::Yes) => outcome,
             Ok(Written::NotOurs | Written::Gone) => {
                 info!(

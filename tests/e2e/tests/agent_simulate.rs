@@ -650,3 +650,70 @@ async fn simulate_all_nodes_runs_assigned_nodes_at_once() {
         "checkpoint dirs {dirs:?}, want only {want:?}"
     );
 }
+
+/// A report is checked against the agent's last copy of its node and sent with that
+/// copy's resourceVersion (no read first). When the assignment was replaced after the
+/// copy was taken, the API server refuses the write; the agent reads the node again
+/// and writes nothing onto the other assignment. With a current copy the write lands
+/// and the copy follows it, so the next report needs no read either.
+#[tokio::test]
+async fn a_report_from_a_stale_copy_never_lands_on_a_replaced_assignment() {
+    use cupcake_agent::node::{self, Guard, Latest, NodeView, Report, Written};
+    let client = client().await;
+    let name = unique("stale");
+    let mut nodes = TestNodes::default();
+    nodes
+        .create(&client, vec![kwok_node(&name, false, FROM, &[])])
+        .await
+        .unwrap();
+    let api = Api::<Node>::all(client.clone());
+    assign(&client, &name, "op-first", "in-place").await;
+    let view = NodeView::of(&node(&client, &name).await);
+    let guard = Guard::of(&view.annotations);
+
+    // Current copy: written, and the copy now carries the write.
+    let latest = Latest::of(&view);
+    let w = node::write(&api, &name, &guard, &Report::Started, &latest)
+        .await
+        .unwrap();
+    assert_eq!(w, Written::Yes);
+    let w = node::write(&api, &name, &guard, &Report::Step("01-a".into()), &latest)
+        .await
+        .unwrap();
+    assert_eq!(w, Written::Yes, "the copy after the first write is current");
+    let n = node(&client, &name).await;
+    assert_eq!(
+        annotation(&n, labels::STATUS).as_deref(),
+        Some("in-progress")
+    );
+    assert_eq!(annotation(&n, labels::STEP).as_deref(), Some("01-a"));
+
+    // Stale copy: the controller replaced the assignment after it was taken.
+    let stale = Latest::of(&NodeView::of(&n));
+    assign(&client, &name, "op-second", "in-place").await;
+    let w = node::write(&api, &name, &guard, &Report::Step("02-b".into()), &stale)
+        .await
+        .unwrap();
+    assert_eq!(w, Written::NotOurs);
+    let w = node::write(
+        &api,
+        &name,
+        &guard,
+        &Report::Completed { last_step: None },
+        &stale,
+    )
+    .await
+    .unwrap();
+    assert_eq!(w, Written::NotOurs);
+    let n = node(&client, &name).await;
+    assert_eq!(
+        annotation(&n, labels::OPERATION_ID).as_deref(),
+        Some("op-second")
+    );
+    assert_eq!(annotation(&n, labels::STATUS).as_deref(), Some("pending"));
+    assert_eq!(
+        annotation(&n, labels::STEP),
+        None,
+        "nothing of the old run on the new assignment"
+    );
+}
