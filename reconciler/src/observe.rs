@@ -266,7 +266,7 @@ const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 #[derive(Clone, Debug)]
 pub struct Cached {
     /// Slim Nodes (`rollout::slim`).
-    pub nodes: Store<Node>,
+    pub nodes: Store<crate::rollout::slim::CachedNode>,
     pub pods: PodRows,
     /// Slim PDBs.
     pub pdbs: Store<PodDisruptionBudget>,
@@ -285,7 +285,7 @@ impl Cached {
         let (nodes, w1) = reflect_via(
             Api::<slim::WatchedNode>::all(client.clone()),
             config.clone(),
-            slim::WatchedNode::into_node,
+            slim::WatchedNode::into_cached,
             slim::same,
             notify.clone(),
         );
@@ -319,12 +319,13 @@ impl Cached {
     /// its own newer writes in their place) and of the cached pods and PDBs.
     pub fn snapshot_with(
         &self,
-        nodes: &[Arc<Node>],
+        nodes: &[Arc<crate::rollout::slim::CachedNode>],
     ) -> Result<cupcake_api::snapshot::ClusterSnapshot, ObserveError> {
         // In the order a list gives them (etcd's: by `name`, by `namespace/name`),
         // not the caches' hash order, so that a plan from the caches is the plan
         // `cupcake plan --live` makes from a list.
-        let mut nodes: Vec<&Node> = nodes.iter().map(|n| &**n).collect();
+        let mut nodes: Vec<&crate::rollout::slim::CachedNode> =
+            nodes.iter().map(|n| &**n).collect();
         nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         let pods = self.pods.read();
         let mut rows: Vec<&PodRow> = pods.values().collect();

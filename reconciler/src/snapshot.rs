@@ -25,6 +25,8 @@ use cupcake_api::snapshot::{
 };
 use serde::Deserialize;
 
+use crate::rollout::slim::CachedNode;
+
 mod list;
 mod proto;
 mod rows;
@@ -697,7 +699,7 @@ pub fn from_objects<'a>(
 /// controller's caches hold them: the same as [`from_objects`] of the pods the rows
 /// were made of.
 pub fn from_rows<'a>(
-    nodes: impl IntoIterator<Item = &'a k8s::Node>,
+    nodes: impl IntoIterator<Item = &'a CachedNode>,
     pods: impl IntoIterator<Item = &'a PodRow>,
     pdbs: impl IntoIterator<Item = &'a k8s::PodDisruptionBudget>,
     origin: &str,
@@ -706,7 +708,7 @@ pub fn from_rows<'a>(
     let nodes = nodes.into_iter();
     b.nodes.reserve(nodes.size_hint().0);
     for n in nodes {
-        b.object(typed::node(n), None)?;
+        b.object(typed::cached_node(n), None)?;
     }
     // Sized once: grown by doubling, 50,000 pods' vector was 9 MB of copies.
     let pods = pods.into_iter();
@@ -855,6 +857,43 @@ mod typed {
             intstr::IntOrString::Int(i) => IntOrString::Int(i64::from(*i)),
             intstr::IntOrString::String(s) => IntOrString::String(s.clone()),
         })
+    }
+
+    /// The same as [`node`] of the whole Node the cached one was made of.
+    pub(super) fn cached_node(n: &CachedNode) -> RawObject<'_> {
+        RawObject {
+            api_version: Some(s("v1")),
+            kind: Some(s("Node")),
+            metadata: metadata(&n.metadata),
+            spec: RawSpec {
+                unschedulable: n.unschedulable,
+                taints: n
+                    .taints
+                    .iter()
+                    .flatten()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect(),
+                ..RawSpec::default()
+            },
+            status: RawStatus {
+                node_info: n.kubelet_version.as_deref().map(|v| RawNodeInfo {
+                    kubelet_version: Some(s(v)),
+                }),
+                conditions: n
+                    .conditions
+                    .iter()
+                    .map(|(t, st)| RawCondition {
+                        type_: s(t),
+                        status: s(st),
+                    })
+                    .collect(),
+                ..RawStatus::default()
+            },
+        }
     }
 
     pub(super) fn node(n: &k8s::Node) -> RawObject<'_> {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use cupcake_api::snapshot::ClusterSnapshot;
+use cupcake_reconciler::rollout::slim::CachedNode;
 use cupcake_reconciler::snapshot::PodRow;
 use cupcake_reconciler::{rollout, snapshot};
 use k8s_openapi::api::core::v1::{
@@ -370,7 +371,7 @@ fn typed(
 /// As the rollout controller makes it: pods as rows (one interner for all, as its
 /// cache has), Nodes and PDBs typed.
 fn rows(
-    nodes: &[Node],
+    nodes: &[CachedNode],
     pods: &[Pod],
     pdbs: &[PodDisruptionBudget],
 ) -> Result<ClusterSnapshot, String> {
@@ -380,6 +381,11 @@ fn rows(
         .map(|p| PodRow::from_pod(p, &mut names))
         .collect();
     snapshot::from_rows(nodes, &rows, pdbs, "t").map_err(|e| e.to_string())
+}
+
+/// The nodes as the controller's cache keeps them.
+fn cached(nodes: &[Node]) -> Vec<CachedNode> {
+    nodes.iter().cloned().map(rollout::slim::node).collect()
 }
 
 /// Each node as the controller's watch decodes it (`WatchedNode`, from the node's
@@ -399,8 +405,8 @@ fn watched_nodes_are_the_slim_nodes(nodes: &[Node]) {
         );
         assert_eq!(watched.meta().name, n.metadata.name);
         assert_eq!(
-            watched.into_node(),
-            slim(rollout::slim::node)(n.clone()),
+            watched.into_cached(),
+            rollout::slim::node(n.clone()),
             "{:?}",
             n.metadata.name
         );
@@ -486,7 +492,11 @@ fn typed_objects_and_their_kubectl_list_make_the_same_snapshot() {
     let (nodes, pods, pdbs) = objects();
     let t = typed(&nodes, &pods, &pdbs).unwrap();
     assert_eq!(t, via_json(&nodes, &pods, &pdbs).unwrap());
-    assert_eq!(t, rows(&nodes, &pods, &pdbs).unwrap(), "pods as rows");
+    assert_eq!(
+        t,
+        rows(&cached(&nodes), &pods, &pdbs).unwrap(),
+        "pods as rows"
+    );
     watched_nodes_are_the_slim_nodes(&nodes);
     watched_rows_are_the_rows_of_the_objects(&pods);
     for page in [1, 2, 3, 500] {
@@ -571,7 +581,11 @@ fn typed_objects_and_their_kubectl_list_fail_the_same_way() {
         break_it(&mut n, &mut p, &mut b);
         let t = typed(&n, &p, &b).expect_err(what);
         assert_eq!(t, via_json(&n, &p, &b).expect_err(what), "{what}");
-        assert_eq!(t, rows(&n, &p, &b).expect_err(what), "{what}: rows");
+        assert_eq!(
+            t,
+            rows(&cached(&n), &p, &b).expect_err(what),
+            "{what}: rows"
+        );
         for page in [1, 4, 500] {
             assert_eq!(
                 t,
@@ -592,11 +606,7 @@ fn slim<K>(f: fn(&mut K)) -> impl Fn(K) -> K {
 #[test]
 fn the_controllers_slim_copies_make_the_same_snapshot() {
     let (nodes, pods, pdbs) = objects();
-    let slim_nodes: Vec<Node> = nodes
-        .iter()
-        .cloned()
-        .map(slim(rollout::slim::node))
-        .collect();
+    let slim_nodes: Vec<CachedNode> = nodes.iter().cloned().map(rollout::slim::node).collect();
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.iter().cloned().map(slim(rollout::slim::pdb)).collect();
     assert_eq!(
@@ -618,10 +628,8 @@ fn the_controllers_slim_copies_make_the_same_snapshot() {
     );
     assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
     // Conditions: Ready, and those that are True (preflight reads pressure), no others.
-    let types = |n: &Node| -> Vec<String> {
-        let cs = n.status.as_ref().unwrap().conditions.as_ref().unwrap();
-        cs.iter().map(|c| c.type_.clone()).collect()
-    };
+    let types =
+        |n: &CachedNode| -> Vec<String> { n.conditions.iter().map(|c| c.0.clone()).collect() };
     assert_eq!(types(n), ["Ready"]);
     let mut pressed = nodes[0].clone();
     pressed
@@ -633,7 +641,7 @@ fn the_controllers_slim_copies_make_the_same_snapshot() {
         .unwrap()[0]
         .status = "True".into();
     assert_eq!(
-        types(&slim(rollout::slim::node)(pressed)),
+        types(&rollout::slim::node(pressed)),
         ["MemoryPressure", "Ready"]
     );
     // A pod's row keeps an image only for a control-plane component, and the pods of
@@ -698,7 +706,7 @@ fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
     }
     let mut beat = nodes[0].clone();
     let nodes_whole = nodes.clone();
-    let slim_nodes: Vec<Node> = nodes.into_iter().map(slim(rollout::slim::node)).collect();
+    let slim_nodes: Vec<CachedNode> = nodes.into_iter().map(rollout::slim::node).collect();
     let slim_pdbs: Vec<PodDisruptionBudget> =
         pdbs.into_iter().map(slim(rollout::slim::pdb)).collect();
     assert_eq!(rows(&slim_nodes, &pods, &slim_pdbs).unwrap(), from_file);
@@ -725,9 +733,9 @@ fn a_real_kubectl_snapshot_reads_the_same_typed_and_slimmed() {
     for c in beat.status.as_mut().unwrap().conditions.as_mut().unwrap() {
         c.last_heartbeat_time = None;
     }
-    let beat = slim(rollout::slim::node)(beat);
+    let beat = rollout::slim::node(beat);
     assert!(rollout::slim::same(&slim_nodes[0], &beat));
     let mut cordoned = beat.clone();
-    cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+    cordoned.unschedulable = Some(true);
     assert!(!rollout::slim::same(&slim_nodes[0], &cordoned));
 }

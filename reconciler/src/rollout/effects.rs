@@ -14,6 +14,7 @@ use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::slim::CachedNode;
 use super::{FIELD_MANAGER, Metrics};
 use cupcake_api::common::DrainSpec;
 
@@ -59,7 +60,7 @@ pub async fn perform(
     du: &DirectUpdate,
     drain: &DrainSpec,
     effect: &Effect,
-    cached: Option<&Node>,
+    cached: Option<&CachedNode>,
     metrics: &Metrics,
 ) -> Result<Option<Node>, EffectError> {
     match effect {
@@ -98,18 +99,21 @@ pub async fn perform(
             // resourceVersion it was checked against, so it applies only to the node
             // as it was checked (an agent that wrote meanwhile makes it a conflict,
             // and the node is read and checked again).
-            let mut seen = cached.cloned();
+            let mut seen = cached.map(|n| n.metadata.clone());
             let mut attempts = 0;
             loop {
                 attempts += 1;
                 let n = match seen.take() {
                     Some(n) => n,
-                    None => api
-                        .get(node)
-                        .await
-                        .map_err(err(format!("reading node {node}")))?,
+                    None => {
+                        api.get_metadata(node)
+                            .await
+                            .map_err(err(format!("reading node {node}")))?
+                            .metadata
+                    }
                 };
-                let a = n.annotations();
+                let none = BTreeMap::new();
+                let a = n.annotations.as_ref().unwrap_or(&none);
                 if a.get(labels::OPERATION_ID) == Some(operation_id)
                     && a.get(labels::TARGET_VERSION) == Some(&target.to_string())
                     && a.get(labels::STATUS).map(String::as_str)
@@ -119,7 +123,7 @@ pub async fn perform(
                 }
                 // New, changed, or a retry of a failed one (the agent resumes at its first step not done).
                 let patch = json!({"metadata": {
-                    "resourceVersion": n.resource_version(),
+                    "resourceVersion": n.resource_version,
                     "annotations": {
                         labels::OPERATION_ID: operation_id,
                         labels::TARGET_VERSION: target.to_string(),

@@ -29,11 +29,12 @@ use cupcake_api::protocol::NodePhase;
 use cupcake_api::snapshot::ClusterSnapshot;
 use cupcake_core::rollout::{self, Decision, RolloutInput};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
+use slim::CachedNode;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -192,11 +193,11 @@ struct Stores {
 }
 
 /// The cluster as the planner and the rollout decision read it, from the stores.
-fn cluster_snapshot(s: &Stores, nodes: &[Arc<Node>]) -> Result<ClusterSnapshot, String> {
+fn cluster_snapshot(s: &Stores, nodes: &[Arc<CachedNode>]) -> Result<ClusterSnapshot, String> {
     s.cluster.snapshot_with(nodes).map_err(|e| e.to_string())
 }
 
-fn node_annotations(nodes: &[Arc<Node>]) -> BTreeMap<String, BTreeMap<String, String>> {
+fn node_annotations(nodes: &[Arc<CachedNode>]) -> BTreeMap<String, BTreeMap<String, String>> {
     nodes
         .iter()
         .map(|n| {
@@ -371,7 +372,7 @@ fn remember<K: Resource>(written: &mut Written<K>, old: &K, new: Arc<K>) {
 #[derive(Default)]
 struct Mine {
     dus: Written<DirectUpdate>,
-    nodes: Written<Node>,
+    nodes: Written<CachedNode>,
     /// When the running DirectUpdate's status was last written.
     status_written: Option<Instant>,
     /// A DirectUpdate (name, resourceVersion) whose decided status is in `dus` but
@@ -636,12 +637,13 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
     for e in before {
         by_node.entry(effect_node(e)).or_default().push(e);
     }
-    let by_name: BTreeMap<String, &Node> = nodes.iter().map(|n| (n.name_any(), &**n)).collect();
-    let results: Vec<Result<Vec<Node>, String>> = futures::stream::iter(by_node)
+    let by_name: BTreeMap<String, &CachedNode> =
+        nodes.iter().map(|n| (n.name_any(), &**n)).collect();
+    let results: Vec<Result<Vec<CachedNode>, String>> = futures::stream::iter(by_node)
         .map(|(name, group)| {
             let (clients, du, drain, metrics) = (&ctx.clients, &du, &drain, &ctx.metrics);
             // The node as this group last saw it: the cache's copy, then each patch's answer.
-            let mut latest: Option<Node> = by_name.get(name).map(|n| (*n).clone());
+            let mut latest: Option<CachedNode> = by_name.get(name).map(|n| (*n).clone());
             async move {
                 let mut written = Vec::new();
                 for e in group {
@@ -650,6 +652,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
                             .await
                             .map_err(|e| e.to_string())?
                     {
+                        let n = slim::node(n);
                         latest = Some(n.clone());
                         written.push(n);
                     }
@@ -673,7 +676,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
                         _ => by_name.get(&name).map(|n| Arc::new((*n).clone())),
                     };
                     if let Some(old) = old {
-                        remember(&mut mine.nodes, &old, slimmed(n, slim::node));
+                        remember(&mut mine.nodes, &old, Arc::new(n));
                         written_here.insert(name);
                     }
                 }
@@ -1070,25 +1073,25 @@ mod freshest_tests {
     use super::*;
     use kube::api::ObjectMeta;
 
-    fn node(rv: &str, step: &str) -> Arc<Node> {
-        Arc::new(Node {
+    fn node(rv: &str, step: &str) -> Arc<CachedNode> {
+        Arc::new(CachedNode {
             metadata: ObjectMeta {
                 name: Some("w-1".into()),
                 resource_version: Some(rv.into()),
                 annotations: Some([(cupcake_api::labels::STEP.into(), step.into())].into()),
                 ..ObjectMeta::default()
             },
-            ..Node::default()
+            ..CachedNode::default()
         })
     }
 
-    fn step(n: &[Arc<Node>]) -> &str {
+    fn step(n: &[Arc<CachedNode>]) -> &str {
         n[0].annotations()[cupcake_api::labels::STEP].as_str()
     }
 
     #[test]
     fn our_writes_count_until_the_watch_brings_them_or_something_newer() {
-        let mut mine: Written<Node> = BTreeMap::new();
+        let mut mine: Written<CachedNode> = BTreeMap::new();
         let v1 = node("1", "cordoned");
         // Two writes in a row: 1 -> 2 -> 3, the store still at 1.
         remember(&mut mine, &v1, node("2", "assigned"));

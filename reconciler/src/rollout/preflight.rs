@@ -32,6 +32,7 @@ use kube::{Client, ResourceExt as _};
 use serde_json::json;
 use tracing::info;
 
+use super::slim::CachedNode;
 use super::{Context, Mine, publish, remember, slim, slimmed, write_status};
 
 /// How many nodes are patched at once (requests, clean-up).
@@ -141,18 +142,14 @@ async fn read_bundle(
 }
 
 /// Per node, its pressure conditions that are True.
-fn pressure(nodes: &[Arc<Node>]) -> BTreeMap<String, Vec<String>> {
+fn pressure(nodes: &[Arc<CachedNode>]) -> BTreeMap<String, Vec<String>> {
     nodes
         .iter()
         .filter_map(|n| {
-            let c: Vec<String> = n
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
+            let c: Vec<String> = PRESSURE_CONDITIONS
                 .iter()
-                .filter(|c| c.status == "True" && PRESSURE_CONDITIONS.contains(&c.type_.as_str()))
-                .map(|c| c.type_.clone())
+                .filter(|t| n.condition_true(t))
+                .map(|t| t.to_string())
                 .collect();
             (!c.is_empty()).then(|| (n.name_any(), c))
         })
@@ -163,7 +160,7 @@ fn pressure(nodes: &[Arc<Node>]) -> BTreeMap<String, Vec<String>> {
 async fn patch_nodes(
     ctx: &Context,
     mine: &mut Mine,
-    nodes: &[Arc<Node>],
+    nodes: &[Arc<CachedNode>],
     patches: Vec<(String, serde_json::Value)>,
 ) -> Result<(), String> {
     if patches.is_empty() {
@@ -187,13 +184,14 @@ async fn patch_nodes(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let by_name: BTreeMap<String, &Arc<Node>> = nodes.iter().map(|n| (n.name_any(), n)).collect();
+    let by_name: BTreeMap<String, &Arc<CachedNode>> =
+        nodes.iter().map(|n| (n.name_any(), n)).collect();
     let mut first_error = None;
     for (name, r) in results {
         match r {
             Ok(new) => {
                 if let Some(old) = by_name.get(&name) {
-                    remember(&mut mine.nodes, old, slimmed(new, slim::node));
+                    remember(&mut mine.nodes, old, Arc::new(slim::node(new)));
                 }
             }
             // A node deleted meanwhile needs nothing.
@@ -221,7 +219,7 @@ const CLEAR_PER_ROUND: usize = CONCURRENCY;
 pub(super) async fn clear_stale(
     ctx: &Context,
     mine: &mut Mine,
-    nodes: &[Arc<Node>],
+    nodes: &[Arc<CachedNode>],
     keep: Option<&str>,
     limit: usize,
 ) -> Result<bool, String> {
@@ -314,7 +312,7 @@ pub(super) async fn step(
     stages: &[Stage],
     cluster: &ClusterSnapshot,
     node_ann: &BTreeMap<String, BTreeMap<String, String>>,
-    nodes: &[Arc<Node>],
+    nodes: &[Arc<CachedNode>],
     deleting: bool,
 ) -> Result<Step, String> {
     let empty = BTreeMap::new();
