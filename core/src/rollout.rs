@@ -15,7 +15,8 @@
 //!   batch; a batch's nodes go together, the next batch starts when the batch is done;
 //! - control-plane nodes strictly one at a time, whatever the stages say;
 //! - a node starts draining only if no PDB covering its pods is already being drained
-//!   beyond its budget on another node;
+//!   beyond its budget on another node, and is assigned to its agent only once nothing
+//!   evictable is left on it (at once, if the drain that starts it finds nothing);
 //! - no control-plane node without a verified etcd backup when `spec.backup.etcd`;
 //! - a failed node stops the operation (no new node starts; nodes in flight finish);
 //! - paused: nodes in flight finish, no new node starts; phase Paused when idle;
@@ -85,6 +86,13 @@ pub enum Effect {
         target: KubeVersion,
         components: Vec<Component>,
         mode: UpgradeMode,
+        /// Only if the node's [`Effect::Drain`] just before it, in the same decision,
+        /// found nothing left to evict on the node (its pod list, read after the
+        /// cordon, has only DaemonSet, mirror and finished pods). A node starting with
+        /// nothing to drain is then assigned at once instead of one decision later; if
+        /// the drain found pods, nothing is written and the next decision assigns the
+        /// node once they are gone. The node's status says `Draining` until then.
+        only_if_drained: bool,
     },
     /// Clear the assignment annotations and, unless an admin had cordoned it, uncordon.
     Release { node: String, uncordon: bool },
@@ -612,6 +620,14 @@ pub fn next(input: RolloutInput<'_>) -> Decision {
                     admin_cordoned,
                 });
                 effects.push(Effect::Drain { node: name.clone() });
+                effects.push(Effect::Assign {
+                    node: name.clone(),
+                    operation_id: op.clone(),
+                    target: stage.version.clone(),
+                    components: input.spec.components.clone(),
+                    mode: mode_for(input.stages, name, &stage.version, &st),
+                    only_if_drained: true,
+                });
                 st.nodes.insert(
                     name.clone(),
                     NodeStatus {
@@ -944,6 +960,7 @@ fn advance(
                         target: c.v.clone(),
                         components: c.components.to_vec(),
                         mode: c.mode,
+                        only_if_drained: false,
                     });
                     set(
                         ns,
@@ -1021,6 +1038,7 @@ fn advance(
                             target: c.v.clone(),
                             components: c.components.to_vec(),
                             mode: c.mode,
+                            only_if_drained: false,
                         });
                         return;
                     }

@@ -11,7 +11,7 @@ use cupcake_api::common::GoDuration;
 use cupcake_api::crd::{BackupRef, DirectUpdateSpec, DirectUpdateStatus, NodeStatus, Phase};
 use cupcake_api::labels;
 use cupcake_api::plan::{Stage, StageKind};
-use cupcake_api::protocol::{AgentStatus, BackupResult, NodePhase};
+use cupcake_api::protocol::{AgentStatus, BackupResult, NodePhase, UpgradeMode};
 use cupcake_api::snapshot::{
     ClusterSnapshot, ControlPlaneComponents, LabelSelector, Node, Pdb, PdbStatus, Pod, Role,
 };
@@ -162,8 +162,20 @@ impl World {
                 node,
                 operation_id,
                 target,
+                only_if_drained,
                 ..
             } => {
+                // As the controller does: a conditional assignment only when the drain
+                // just before it left nothing evictable on the node.
+                if *only_if_drained
+                    && self
+                        .cluster
+                        .pods
+                        .iter()
+                        .any(|p| &p.node == node && p.evictable())
+                {
+                    return;
+                }
                 let a = self.ann.get_mut(node).unwrap();
                 if a.get(labels::OPERATION_ID) != Some(operation_id)
                     || a.get(labels::TARGET_VERSION) != Some(&target.to_string())
@@ -452,6 +464,19 @@ fn multi_hop_runs_control_plane_hop_by_hop() {
     assert_eq!(st.upgrade_path.unwrap().current_step, 2);
 }
 
+/// What starting `node` decides after its cordon and drain: its assignment, written
+/// only if the drain finds nothing left to evict.
+fn assign_if_drained(node: &str, mode: UpgradeMode) -> Effect {
+    Effect::Assign {
+        node: node.into(),
+        operation_id: "op-1".into(),
+        target: "1.34.2".parse().unwrap(),
+        components: spec("1.34.2").components,
+        mode,
+        only_if_drained: true,
+    }
+}
+
 #[test]
 fn first_decision_table() {
     struct Case {
@@ -488,6 +513,7 @@ fn first_decision_table() {
                 Effect::Drain {
                     node: "cp-1".into(),
                 },
+                assign_if_drained("cp-1", UpgradeMode::Apply),
             ],
             want_phase: Phase::InProgress,
         },
@@ -509,6 +535,7 @@ fn first_decision_table() {
                     admin_cordoned: true,
                 },
                 Effect::Drain { node: "w-4".into() },
+                assign_if_drained("w-4", UpgradeMode::Node),
             ],
             want_phase: Phase::InProgress,
         },
@@ -532,6 +559,7 @@ fn first_decision_table() {
                 Effect::Drain {
                     node: "cp-1".into(),
                 },
+                assign_if_drained("cp-1", UpgradeMode::Apply),
             ],
             want_phase: Phase::InProgress,
         },
@@ -553,12 +581,14 @@ fn first_decision_table() {
                     admin_cordoned: false,
                 },
                 Effect::Drain { node: "w-1".into() },
+                assign_if_drained("w-1", UpgradeMode::Node),
                 // w-2 shares PDB web (budget 1) with w-1: waits. w-3 (PDB db) starts.
                 Effect::Cordon {
                     node: "w-3".into(),
                     admin_cordoned: false,
                 },
                 Effect::Drain { node: "w-3".into() },
+                assign_if_drained("w-3", UpgradeMode::Node),
             ],
             want_phase: Phase::InProgress,
         },
@@ -612,6 +642,7 @@ fn first_decision_table() {
                 Effect::Drain {
                     node: "cp-2".into(),
                 },
+                assign_if_drained("cp-2", UpgradeMode::Node),
             ],
             want_phase: Phase::InProgress,
         },
@@ -713,6 +744,12 @@ fn a_blocked_drain_requires_attention_naming_the_pdb() {
     for e in &d.effects {
         w.apply(e);
     }
+    assert_eq!(
+        w.ann["w-1"].get(labels::OPERATION_ID),
+        None,
+        "a PDB kept the drain from emptying the node: not assigned"
+    );
+    assert_eq!(d.status.nodes["w-1"].phase, NodePhase::Draining);
     st = Some(d.status);
     // Within drain.timeout (10m default): still in progress, draining again.
     let d = decide(&w, &sp, st.as_ref(), t0() + CDuration::minutes(5));

@@ -52,16 +52,58 @@ async fn patch_node(
         .map_err(err(format!("patching node {node}")))
 }
 
-/// Perform one effect; returns the node as the API server has it after a node patch
-/// (the watch may deliver it after the next decision). `cached` is the controller's
-/// copy of the effect's node, if it has one.
+/// What an effect did that the next one of the same node may need.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// The node as the API server has it after a node patch (the watch may deliver it
+    /// after the next decision).
+    pub node: Option<Node>,
+    /// A drain: how many of the node's pods keep it from being empty (evicted now,
+    /// or refused and waited for); DaemonSet, mirror and finished pods do not count.
+    pub pods_left: Option<usize>,
+}
+
+impl From<Option<Node>> for Done {
+    fn from(node: Option<Node>) -> Self {
+        Done {
+            node,
+            pods_left: None,
+        }
+    }
+}
+
+/// Perform one effect. `cached` is the controller's copy of the effect's node, if it
+/// has one; `pods_left` what this decision's drain of the node left (an assignment
+/// `only_if_drained` is written only when it left nothing).
 pub async fn perform(
     c: &Clients,
     du: &DirectUpdate,
     drain: &DrainSpec,
     effect: &Effect,
     cached: Option<&CachedNode>,
+    pods_left: Option<usize>,
     metrics: &Metrics,
+) -> Result<Done, EffectError> {
+    match effect {
+        Effect::Drain { node } => Ok(Done {
+            node: None,
+            pods_left: Some(drain_node(c, node, drain, metrics).await?),
+        }),
+        // Pods to wait for, or no drain before it: the next decision assigns the node.
+        Effect::Assign {
+            only_if_drained: true,
+            ..
+        } if pods_left != Some(0) => Ok(Done::default()),
+        _ => write(c, du, effect, cached).await.map(Done::from),
+    }
+}
+
+/// The effects that write an object (every one but the drain).
+async fn write(
+    c: &Clients,
+    du: &DirectUpdate,
+    effect: &Effect,
+    cached: Option<&CachedNode>,
 ) -> Result<Option<Node>, EffectError> {
     match effect {
         Effect::Cordon {
@@ -76,13 +118,14 @@ pub async fn perform(
             }),
         )
         .await,
-        Effect::Drain { node } => drain_node(c, node, drain, metrics).await.map(|()| None),
+        Effect::Drain { .. } => Ok(None), // `perform` drains
         Effect::Assign {
             node,
             operation_id,
             target,
             components,
             mode,
+            ..
         } => {
             let comps = components
                 .iter()
@@ -194,8 +237,9 @@ pub async fn perform(
     }
 }
 
-/// Whether a drain may evict this pod, or why not.
-pub fn eviction_refusal(p: &Pod, drain: &DrainSpec) -> Option<&'static str> {
+/// Why a drain leaves this pod where it is for good (DaemonSet, mirror and finished
+/// pods: an empty node may still have them), if it does.
+fn stays(p: &Pod) -> Option<&'static str> {
     let refs = p.metadata.owner_references.as_deref().unwrap_or_default();
     let controller = refs.iter().find(|r| r.controller == Some(true));
     if controller.is_some_and(|r| r.kind == "DaemonSet") {
@@ -210,6 +254,16 @@ pub fn eviction_refusal(p: &Pod, drain: &DrainSpec) -> Option<&'static str> {
     ) {
         return Some("finished pod (skipped)");
     }
+    None
+}
+
+/// Whether a drain may evict this pod, or why not.
+pub fn eviction_refusal(p: &Pod, drain: &DrainSpec) -> Option<&'static str> {
+    if let Some(why) = stays(p) {
+        return Some(why);
+    }
+    let refs = p.metadata.owner_references.as_deref().unwrap_or_default();
+    let controller = refs.iter().find(|r| r.controller == Some(true));
     if p.metadata.deletion_timestamp.is_some() {
         return Some("terminating");
     }
@@ -227,18 +281,25 @@ pub fn eviction_refusal(p: &Pod, drain: &DrainSpec) -> Option<&'static str> {
     None
 }
 
-/// One drain pass: ask the eviction API for every evictable pod on the node.
+/// One drain pass: ask the eviction API for every evictable pod on the node. Returns
+/// how many pods keep the node from being empty: evicted now (they still terminate),
+/// refused by a PDB, or not evictable (terminating, emptyDir, no controller).
 async fn drain_node(
     c: &Clients,
     node: &str,
     drain: &DrainSpec,
     metrics: &Metrics,
-) -> Result<(), EffectError> {
+) -> Result<usize, EffectError> {
     let pods = Api::<Pod>::all(c.client.clone())
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
         .await
         .map_err(err(format!("listing pods on {node}")))?;
+    let mut left = 0;
     for p in pods.items {
+        if stays(&p).is_some() {
+            continue;
+        }
+        left += 1;
         if eviction_refusal(&p, drain).is_some() {
             continue;
         }
@@ -255,9 +316,9 @@ async fn drain_node(
             Ok(_) => metrics.evictions.inc(),
             // 429: a PodDisruptionBudget refuses now; the next pass tries again.
             Err(kube::Error::Api(s)) if s.code == 429 => metrics.evictions_blocked.inc(),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => left -= 1, // gone already
             Err(e) => return Err(err(format!("evicting {ns}/{}", p.name_any()))(e)),
         }
     }
-    Ok(())
+    Ok(left)
 }

@@ -646,12 +646,23 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
             let mut latest: Option<CachedNode> = by_name.get(name).map(|n| (*n).clone());
             async move {
                 let mut written = Vec::new();
+                // What this round's drain of the node left: a node starting with nothing
+                // to drain is assigned right after its drain (`only_if_drained`).
+                let mut pods_left = None;
                 for e in group {
-                    if let Some(n) =
-                        effects::perform(clients, du, drain, e, latest.as_ref(), metrics)
-                            .await
-                            .map_err(|e| e.to_string())?
-                    {
+                    let done = effects::perform(
+                        clients,
+                        du,
+                        drain,
+                        e,
+                        latest.as_ref(),
+                        pods_left,
+                        metrics,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    pods_left = done.pods_left.or(pods_left);
+                    if let Some(n) = done.node {
                         let n = slim::node(n);
                         latest = Some(n.clone());
                         written.push(n);
@@ -797,7 +808,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
         }
     }
     for e in after {
-        effects::perform(&ctx.clients, &du, &drain, e, None, &ctx.metrics)
+        effects::perform(&ctx.clients, &du, &drain, e, None, None, &ctx.metrics)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -833,6 +844,7 @@ async fn cancel(
                 node: node.clone(),
                 uncordon: true,
             },
+            None,
             None,
             &ctx.metrics,
         )

@@ -394,8 +394,15 @@ async fn a_pdb_allowing_no_disruption_requires_attention_naming_it() {
         &[&ctl],
     )
     .await;
-    let msg = du.status.unwrap().message.unwrap();
+    let st = du.status.unwrap();
+    let msg = st.message.clone().unwrap();
     assert!(msg.contains("apps/db") && msg.contains("w-1"), "{msg}");
+    // The drain that started w-1 found a pod it could not move: w-1 was never handed to
+    // its agent (a node is assigned right after its drain only when that finds nothing).
+    assert_eq!(st.nodes["w-1"].phase, NodePhase::Draining);
+    let w1 = Api::<Node>::all(client.clone()).get("w-1").await.unwrap();
+    assert_eq!(w1.annotations().get(labels::OPERATION_ID), None);
+    assert_eq!(w1.annotations().get(labels::STATUS), None);
     let ev = pc.kubectl(&[
         "get",
         "events",
