@@ -859,6 +859,15 @@ mod typed {
         })
     }
 
+    fn taints<'a>(ts: impl Iterator<Item = &'a k8s_openapi::api::core::v1::Taint>) -> Vec<Taint> {
+        ts.map(|t| Taint {
+            key: t.key.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+        })
+        .collect()
+    }
+
     /// The same as [`node`] of the whole Node the cached one was made of.
     pub(super) fn cached_node(n: &CachedNode) -> RawObject<'_> {
         RawObject {
@@ -867,16 +876,7 @@ mod typed {
             metadata: metadata(&n.metadata),
             spec: RawSpec {
                 unschedulable: n.unschedulable,
-                taints: n
-                    .taints
-                    .iter()
-                    .flatten()
-                    .map(|t| Taint {
-                        key: t.key.clone(),
-                        value: t.value.clone(),
-                        effect: t.effect.clone(),
-                    })
-                    .collect(),
+                taints: taints(n.taints.iter().flatten()),
                 ..RawSpec::default()
             },
             status: RawStatus {
@@ -905,16 +905,7 @@ mod typed {
             metadata: metadata(&n.metadata),
             spec: RawSpec {
                 unschedulable: spec.and_then(|s| s.unschedulable),
-                taints: spec
-                    .and_then(|s| s.taints.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .map(|t| Taint {
-                        key: t.key.clone(),
-                        value: t.value.clone(),
-                        effect: t.effect.clone(),
-                    })
-                    .collect(),
+                taints: taints(spec.and_then(|s| s.taints.as_ref()).into_iter().flatten()),
                 ..RawSpec::default()
             },
             status: RawStatus {

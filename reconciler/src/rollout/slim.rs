@@ -92,29 +92,36 @@ pub fn node(n: Node) -> CachedNode {
     }
 }
 
-impl kube::Resource for CachedNode {
-    type DynamicType = ();
-    type Scope = k8s_openapi::ClusterResourceScope;
+/// `kube::Resource` for a type that stands for a Node, with its metadata in `$meta`.
+macro_rules! node_resource {
+    ($t:ty, $meta:ident) => {
+        impl kube::Resource for $t {
+            type DynamicType = ();
+            type Scope = k8s_openapi::ClusterResourceScope;
 
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "Node".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "nodes".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                "Node".into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                "".into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                "v1".into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                "nodes".into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.$meta
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.$meta
+            }
+        }
+    };
 }
+
+node_resource!(CachedNode, metadata);
 
 /// Without managed fields and annotations (the decision reads spec and status).
 pub fn pdb(p: &mut PodDisruptionBudget) {
@@ -293,27 +300,6 @@ impl WatchedNode {
     }
 }
 
-impl kube::Resource for WatchedNode {
-    type DynamicType = ();
-    type Scope = k8s_openapi::ClusterResourceScope;
-
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "Node".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "nodes".into()
-    }
-    /// The name and resourceVersion (the store keeps [`WatchedNode::into_cached`]).
-    fn meta(&self) -> &ObjectMeta {
-        &self.meta
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.meta
-    }
-}
+// What the watcher reads: the name and resourceVersion (the store keeps
+// [`WatchedNode::into_cached`]).
+node_resource!(WatchedNode, meta);
