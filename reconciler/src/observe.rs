@@ -439,26 +439,34 @@ pub async fn write_snapshot<W: std::io::Write>(
     server: &str,
     out: &mut crate::snapshot::ListWriter<W>,
 ) -> Result<usize, ObserveError> {
-    let mut n = 0;
-    list_pages(Api::<Node>::all(client.clone()), "nodes", server, |p| {
-        n += write_page(out, &p)?;
-        Ok(())
-    })
-    .await?;
-    list_pages(Api::<Pod>::all(client.clone()), "pods", server, |p| {
-        n += write_page(out, &p)?;
-        Ok(())
-    })
-    .await?;
-    list_pages(
+    let nodes = write_list(Api::<Node>::all(client.clone()), "nodes", server, out).await?;
+    let pods = write_list(Api::<Pod>::all(client.clone()), "pods", server, out).await?;
+    let pdbs = write_list(
         Api::<PodDisruptionBudget>::all(client.clone()),
         "poddisruptionbudgets",
         server,
-        |p| {
-            n += write_page(out, &p)?;
-            Ok(())
-        },
+        out,
     )
+    .await?;
+    Ok(nodes + pods + pdbs)
+}
+
+/// Every object of `api` onto `out`, page by page; returns how many.
+async fn write_list<K, W>(
+    api: Api<K>,
+    what: &'static str,
+    server: &str,
+    out: &mut crate::snapshot::ListWriter<W>,
+) -> Result<usize, ObserveError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    W: std::io::Write,
+{
+    let mut n = 0;
+    list_pages(api, what, server, |page| {
+        n += write_page(out, &page)?;
+        Ok(())
+    })
     .await?;
     Ok(n)
 }

@@ -81,15 +81,21 @@ pub fn node(n: Node) -> CachedNode {
         metadata: metadata(n.metadata, |k| k.starts_with(OURS)),
         unschedulable: spec.unschedulable,
         taints: spec.taints,
-        conditions: status
-            .conditions
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.type_ == "Ready" || c.status == "True")
-            .map(|c| (c.type_, c.status))
-            .collect(),
+        conditions: kept_conditions(
+            status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| (c.type_, c.status)),
+        ),
         kubelet_version: status.node_info.map(|i| i.kubelet_version),
     }
+}
+
+/// The conditions a [`CachedNode`] keeps, as (type, status): Ready, and those that are
+/// True (preflight's pressure checks).
+fn kept_conditions(cs: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    cs.filter(|(t, s)| t == "Ready" || s == "True").collect()
 }
 
 /// `kube::Resource` for a type that stands for a Node, with its metadata in `$meta`.
@@ -286,13 +292,13 @@ impl WatchedNode {
             },
             unschedulable: spec.unschedulable,
             taints: spec.taints,
-            conditions: status
-                .conditions
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| (c.type_.unwrap_or_default(), c.status.unwrap_or_default()))
-                .filter(|(t, s)| t == "Ready" || s == "True")
-                .collect(),
+            conditions: kept_conditions(
+                status
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| (c.type_.unwrap_or_default(), c.status.unwrap_or_default())),
+            ),
             kubelet_version: status
                 .node_info
                 .map(|i| i.kubelet_version.unwrap_or_default()),
