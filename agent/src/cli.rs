@@ -78,7 +78,7 @@ pub struct Cli {
     /// Kubeadm executor: the kubelet's health URL checked by the verify step ("" to skip).
     #[arg(long, value_name = "URL", default_value = kubeadm::DEFAULT_KUBELET_HEALTHZ)]
     pub kubelet_healthz_url: String,
-    /// Simulate executor: how long each step takes.
+    /// Simulate executor: how long each step takes, its API changes included.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub step_duration: GoDuration,
     /// Simulate executor, for tests: fail the first step whose name contains NAME.
@@ -148,7 +148,7 @@ pub struct SimulateArgs {
     /// Root of the per-node checkpoint directories.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// How long each step takes.
+    /// How long each step takes, its API changes included.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub step_duration: GoDuration,
     /// For tests: fail the first step whose name contains NAME (or whose id is NAME).

@@ -75,6 +75,15 @@ impl Latest {
 
     /// The copy, once: a conflict or a failed write leaves none, and the next
     /// attempt reads the node.
+    /// The resourceVersion of the copy, if one is known (none while a write is under way
+    /// or after one failed).
+    pub fn resource_version(&self) -> Option<String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|k| k.as_ref().map(|(rv, _)| rv.clone()))
+    }
+
     fn take(&self) -> Option<(String, BTreeMap<String, String>)> {
         self.0.lock().map(|mut k| k.take()).unwrap_or(None)
     }
@@ -95,8 +104,8 @@ pub async fn read(api: &Api<Node>, name: &str) -> Result<Option<NodeView>, kube:
 /// What a report says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    /// `status=in-progress`, no message.
-    Started,
+    /// `status=in-progress`, no message, and `step=<the step about to run>` when known.
+    Started { step: Option<String> },
     /// `step=<id>`: the step now running.
     Step(String),
     /// `status=completed`, `step=<last step>`, no message.
@@ -116,9 +125,12 @@ impl Report {
             a.insert(k.to_string(), v);
         };
         match self {
-            Self::Started => {
+            Self::Started { step } => {
                 set(labels::STATUS, json!(AgentStatus::InProgress.as_str()));
                 set(labels::MESSAGE, Value::Null);
+                if let Some(s) = step {
+                    set(labels::STEP, json!(s));
+                }
             }
             Self::Step(id) => set(labels::STEP, json!(id)),
             Self::Completed { last_step } => {
@@ -291,8 +303,15 @@ mod tests {
     #[test]
     fn reports_set_exactly_their_annotations() {
         assert_eq!(
-            Report::Started.annotations(),
+            Report::Started { step: None }.annotations(),
             json!({labels::STATUS: "in-progress", labels::MESSAGE: null})
+        );
+        assert_eq!(
+            Report::Started {
+                step: Some("01-preflight".into())
+            }
+            .annotations(),
+            json!({labels::STATUS: "in-progress", labels::MESSAGE: null, labels::STEP: "01-preflight"})
         );
         assert_eq!(
             Report::Step("02-upgrade-kubeadm-package".into()).annotations(),

@@ -1,8 +1,9 @@
 //! One node's operation, from its assignment to its report: the step runner.
 //!
 //! [`reconcile`] is called with what the node looks like *now* (read from the
-//! apiserver, not a cache) and is told nothing about why it runs, so every
-//! call decides afresh:
+//! API server, or the watch event that woke it when that is no older than anything
+//! the worker read or wrote: see [`crate::watch`]) and is told nothing about why it
+//! runs, so every call decides afresh:
 //!
 //! | node `status` | checkpoint of the assignment | what happens |
 //! |---|---|---|
@@ -21,8 +22,9 @@
 //! following the runbook. Deleting the `failed` file by hand is then not needed
 //! (it is harmless). The retry resumes: steps done before the failure never run again.
 //!
-//! A step starts only after `in-progress` was written under the assignment's
-//! guard (see [`crate::node`]); after that the run goes to its end even if the
+//! A step starts only after `in-progress` (with the step about to run) was written
+//! under the assignment's guard, conditional on the copy of the node it was decided
+//! from (see [`crate::node`]); after that the run goes to its end even if the
 //! assignment is cleared meanwhile (a half-upgraded host is worse than a
 //! finished one), reporting only while the assignment is still there. On
 //! shutdown the runner stops *between* steps; the checkpoint resumes it.
@@ -118,8 +120,19 @@ pub enum Outcome {
     RetryLater,
 }
 
-/// Act on the node as it is now. See the module docs for the table.
-pub async fn reconcile<E: Executor>(agent: &NodeAgent<E>, view: &NodeView) -> Outcome {
+/// Act on the node as it is now. See the module docs for the table. Also returns the
+/// resourceVersion of the newest copy of the node it read or wrote (`None` when a last
+/// write's answer is not known): a watch event older than that is stale.
+pub async fn reconcile<E: Executor>(
+    agent: &NodeAgent<E>,
+    view: &NodeView,
+) -> (Outcome, Option<String>) {
+    let latest = Latest::of(view);
+    let outcome = act(agent, view, &latest).await;
+    (outcome, latest.resource_version())
+}
+
+async fn act<E: Executor>(agent: &NodeAgent<E>, view: &NodeView, latest: &Latest) -> Outcome {
     let Observed::Assigned { status, assignment } = observe(&view.annotations) else {
         return Outcome::Idle;
     };
@@ -130,7 +143,7 @@ pub async fn reconcile<E: Executor>(agent: &NodeAgent<E>, view: &NodeView) -> Ou
         agent,
         api: Api::all(agent.client.clone()),
         guard: Guard::of(&view.annotations),
-        latest: Latest::of(view),
+        latest,
     };
     let a = match assignment {
         Ok(a) => a,
@@ -155,7 +168,7 @@ struct Run<'a, E> {
     api: Api<Node>,
     guard: Guard,
     /// The node as last read or written: each report's guard is checked against it.
-    latest: Latest,
+    latest: &'a Latest,
 }
 
 impl<E: Executor> Run<'_, E> {
@@ -219,7 +232,12 @@ impl<E: Executor> Run<'_, E> {
             }
         }
         // Start steps only while the assignment is ours.
-        match node::write(&self.api, node, &self.guard, &Report::Started, &self.latest).await {
+        // `in-progress` with the step about to run: its report too, in the same write.
+        let first = current(&cp);
+        let started = Report::Started {
+            step: first.clone(),
+        };
+        match node::write(&self.api, node, &self.guard, &started, self.latest).await {
             Ok(Written::Yes) => {}
             Ok(Written::NotOurs | Written::Gone) => {
                 info!(
@@ -244,6 +262,7 @@ impl<E: Executor> Run<'_, E> {
         let mut reporting = NodeProgress {
             run: self,
             reporting: true,
+            reported: first,
         };
         let end = drive(
             self.agent.executor.as_ref(),
@@ -271,7 +290,7 @@ impl<E: Executor> Run<'_, E> {
     /// (the run goes on, silently).
     async fn progress(&self, report: Report) -> bool {
         let node = self.agent.node.as_str();
-        match node::write(&self.api, node, &self.guard, &report, &self.latest).await {
+        match node::write(&self.api, node, &self.guard, &report, self.latest).await {
             Ok(Written::Yes) => true,
             Ok(Written::NotOurs | Written::Gone) => {
                 info!(
@@ -298,7 +317,7 @@ impl<E: Executor> Run<'_, E> {
             Report::Failed { .. } => Outcome::Failed,
             _ => Outcome::Completed,
         };
-        match node::write(&self.api, node, &self.guard, &report, &self.latest).await {
+        match node::write(&self.api, node, &self.guard, &report, self.latest).await {
             Ok(Written::Yes) => outcome,
             Ok(Written::NotOurs | Written::Gone) => {
                 info!(
@@ -327,10 +346,15 @@ pub trait Progress: Send {
 struct NodeProgress<'a, 'b, E> {
     run: &'a Run<'b, E>,
     reporting: bool,
+    /// The step `in-progress` was reported with (not reported twice).
+    reported: Option<String>,
 }
 
 impl<E: Executor> Progress for NodeProgress<'_, '_, E> {
     async fn step(&mut self, id: String) {
+        if self.reported.take().as_ref() == Some(&id) {
+            return;
+        }
         if self.reporting {
             self.reporting = self.run.progress(Report::Step(id)).await;
         }

@@ -7,22 +7,28 @@
 //! - `simulate --all-nodes` watches every node (optionally a label selector) and
 //!   plays each one's agent, with checkpoints under `<state-dir>/<node>/`.
 //!
-//! The watch is only a trigger: an event whose annotations say `pending` or
-//! `in-progress`, or carry a backup or preflight request not answered yet, wakes
-//! that node's worker, which reads the node again and
-//! [`reconcile`](crate::operation::reconcile)s. One worker per node runs one
+//! An event whose annotations say `pending` or `in-progress`, or carry a backup or
+//! preflight request not answered yet, wakes that node's worker, which
+//! [`reconcile`](crate::operation::reconcile)s from the newest copy of the node the
+//! watch brought — unless that copy is older (by resourceVersion, comparable since
+//! Kubernetes 1.35) than one the worker itself read or wrote, or the versions cannot be
+//! compared: then it reads the node first. So it never acts on a copy from before its
+//! own last report (say, the `pending` its `in-progress` replaced), and a node's start
+//! costs no read. Every write is conditional on the copy's resourceVersion anyway. One worker per node runs one
 //! operation at a time, so a node never has two; wake-ups during a run are
 //! coalesced into one re-check after it. Different nodes run concurrently.
 //!
 //! Only metadata is watched (`PartialObjectMeta<Node>`): node status
 //! heartbeats make full Node objects large and frequent.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cupcake_api::protocol::compare_resource_versions;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PartialObjectMeta};
@@ -114,13 +120,17 @@ pub async fn run<E: Executor>(
         // Only `pending`/`in-progress` can need the agent; anything else (heartbeats,
         // our own final report, the controller clearing the assignment) is no news.
         // A backup or preflight request not answered yet needs the agent too.
-        if !observe(obj.annotations()).wants_agent()
-            && backup_stage::wanted(obj.annotations()).is_none()
-            && preflight::wanted(obj.annotations()).is_none()
-        {
+        let wanted = observe(obj.annotations()).wants_agent()
+            || backup_stage::wanted(obj.annotations()).is_some()
+            || preflight::wanted(obj.annotations()).is_some();
+        let name = obj.name_any();
+        // Every event of a node with a worker is its newest copy, news or not.
+        if let Some(w) = workers.get(&name) {
+            w.saw(&obj);
+        }
+        if !wanted {
             continue;
         }
-        let name = obj.name_any();
         if let Some(w) = workers.get(&name) {
             w.wake.notify_one(); // coalesced with any wake-up it has not seen yet
             continue;
@@ -143,6 +153,7 @@ pub async fn run<E: Executor>(
             shutdown: shutdown.clone(),
         };
         let w = Worker::spawn(agent, settings.clone());
+        w.saw(&obj);
         w.wake.notify_one();
         workers.insert(name, w);
     }
@@ -166,25 +177,72 @@ fn describe(scope: &Scope) -> String {
     }
 }
 
-/// One node's worker task and its wake-up.
+/// The newest copy of a node the watch brought.
+type Seen = Arc<Mutex<Option<NodeView>>>;
+
+/// One node's worker task, its wake-up and the node's newest copy from the watch.
 #[derive(Debug)]
 struct Worker {
     wake: Arc<Notify>,
+    seen: Seen,
     handle: JoinHandle<()>,
 }
 
 impl Worker {
     fn spawn<E: Executor>(agent: NodeAgent<E>, settings: Arc<Settings>) -> Self {
         let wake = Arc::new(Notify::new());
-        let handle = tokio::spawn(work(agent, wake.clone(), settings));
-        Self { wake, handle }
+        let seen = Seen::default();
+        let handle = tokio::spawn(work(agent, wake.clone(), seen.clone(), settings));
+        Self { wake, seen, handle }
+    }
+
+    fn saw(&self, obj: &PartialObjectMeta<Node>) {
+        if let Ok(mut s) = self.seen.lock() {
+            *s = Some(NodeView::of(obj));
+        }
     }
 }
 
-async fn work<E: Executor>(agent: NodeAgent<E>, wake: Arc<Notify>, settings: Arc<Settings>) {
+/// What a worker knows of the node's versions: a watch copy older than this is stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Floor {
+    /// Nothing read or written yet: any copy from the watch will do.
+    Any,
+    /// The resourceVersion of the newest copy it read or wrote.
+    At(String),
+    /// It wrote, and the answer is not known: read the node.
+    Unknown,
+}
+
+impl Floor {
+    /// The copy to act on: the watch's, if it is no older than the floor.
+    fn pick(&self, seen: Option<NodeView>) -> Option<NodeView> {
+        let seen = seen?;
+        let fresh = match self {
+            Floor::Any => true,
+            Floor::At(rv) => seen.resource_version.as_deref().is_some_and(|s| {
+                compare_resource_versions(s, rv).is_some_and(|o| o != Ordering::Less)
+            }),
+            Floor::Unknown => false,
+        };
+        fresh.then_some(seen)
+    }
+
+    fn of(rv: Option<String>) -> Self {
+        rv.map_or(Floor::Unknown, Floor::At)
+    }
+}
+
+async fn work<E: Executor>(
+    agent: NodeAgent<E>,
+    wake: Arc<Notify>,
+    seen: Seen,
+    settings: Arc<Settings>,
+) {
     let api = Api::<Node>::all(agent.client.clone());
     let mut stop = agent.shutdown.clone();
     let mut retry: Option<Duration> = None;
+    let mut floor = Floor::Any;
     loop {
         let later = async {
             match retry {
@@ -204,27 +262,38 @@ async fn work<E: Executor>(agent: NodeAgent<E>, wake: Arc<Notify>, settings: Arc
         if *stop.borrow() {
             return;
         }
-        let view: NodeView = match node::read(&api, &agent.node).await {
-            Ok(Some(v)) => v,
-            Ok(None) => {
-                retry = None;
-                continue;
-            }
-            Err(e) => {
-                warn!(node = %agent.node, "reading the node: {e}");
+        // A retry after a failed write reads the node: what went wrong may be our copy.
+        let watched = retry
+            .is_none()
+            .then(|| seen.lock().ok().and_then(|s| s.clone()));
+        let view: NodeView = match floor.pick(watched.flatten()) {
+            Some(v) => v,
+            None => match node::read(&api, &agent.node).await {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    retry = None;
+                    continue;
+                }
+                Err(e) => {
+                    warn!(node = %agent.node, "reading the node: {e}");
+                    retry = Some(RETRY);
+                    continue;
+                }
+            },
+        };
+        floor = Floor::of(view.resource_version.clone());
+        // Preflight first: it comes before anything else of an operation. Answers are
+        // written without keeping their answer: the next wake-up reads the node.
+        if let Some(want) = preflight::wanted(&view.annotations) {
+            floor = Floor::Unknown;
+            if let Err(e) = preflight::answer(&api, &agent.node, &settings.preflight, &want).await {
+                warn!(node = %agent.node, "writing the preflight report: {e}");
                 retry = Some(RETRY);
                 continue;
             }
-        };
-        // Preflight first: it comes before anything else of an operation.
-        if let Some(want) = preflight::wanted(&view.annotations)
-            && let Err(e) = preflight::answer(&api, &agent.node, &settings.preflight, &want).await
-        {
-            warn!(node = %agent.node, "writing the preflight report: {e}");
-            retry = Some(RETRY);
-            continue;
         }
         if let Some(op) = backup_stage::wanted(&view.annotations) {
+            floor = Floor::Unknown;
             let store = view
                 .annotations
                 .get(cupcake_api::labels::BACKUP_STORE)
@@ -237,10 +306,46 @@ async fn work<E: Executor>(agent: NodeAgent<E>, wake: Arc<Notify>, settings: Arc
                 continue;
             }
         }
-        retry = match reconcile(&agent, &view).await {
+        let (outcome, newest) = reconcile(&agent, &view).await;
+        if floor != Floor::Unknown {
+            floor = Floor::of(newest);
+        }
+        retry = match outcome {
             Outcome::RetryLater => Some(RETRY),
             Outcome::Abandoned => return,
             Outcome::Idle | Outcome::Completed | Outcome::Failed => None,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rv: &str) -> NodeView {
+        NodeView {
+            name: "w-1".into(),
+            resource_version: Some(rv.into()),
+            ..NodeView::default()
+        }
+    }
+
+    #[test]
+    fn a_watch_copy_older_than_what_the_worker_read_or_wrote_is_not_acted_on() {
+        let at_10 = Floor::At("10".into());
+        let cases: &[(&Floor, Option<&str>, bool)] = &[
+            (&Floor::Any, Some("3"), true), // nothing read or written yet
+            (&Floor::Any, None, false),     // no copy: read
+            (&at_10, Some("11"), true),     // after our last write
+            (&at_10, Some("10"), true),     // our last write itself
+            (&at_10, Some("9"), false),     // from before it (the `pending` it replaced)
+            (&at_10, Some("0x"), false),    // cannot compare: read
+            (&Floor::Unknown, Some("99"), false),
+        ];
+        for (floor, seen, acts) in cases {
+            let got = floor.pick(seen.map(at));
+            assert_eq!(got.is_some(), *acts, "{floor:?} with {seen:?}");
+        }
+        assert_eq!(Floor::of(None), Floor::Unknown);
     }
 }

@@ -325,8 +325,41 @@ pub struct EtcdHealth {
     pub error: Option<String>,
 }
 
+/// Which of two `resourceVersion`s of the same kind of object is newer (Kubernetes
+/// KEP-5504, stable in 1.35: they are positive integers without leading zeros, of any
+/// length, increasing with every write). `None` when either is not such a number: the
+/// caller must not guess, and reads the object instead.
+pub fn compare_resource_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let valid =
+        |v: &str| !v.is_empty() && !v.starts_with('0') && v.bytes().all(|c| c.is_ascii_digit());
+    (valid(a) && valid(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn resource_versions_compare_as_numbers_of_any_length() {
+        use std::cmp::Ordering::*;
+        let cases: &[(&str, &str, Option<std::cmp::Ordering>)] = &[
+            ("10", "9", Some(Greater)),
+            ("9", "10", Some(Less)),
+            ("123", "123", Some(Equal)),
+            (
+                "18446744073709551616",
+                "18446744073709551615",
+                Some(Greater),
+            ), // beyond u64
+            ("0", "1", None),    // zero is never a live version
+            ("012", "12", None), // leading zero
+            ("", "1", None),
+            ("12a", "1", None),
+            ("-1", "1", None),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(compare_resource_versions(a, b), *want, "{a} vs {b}");
+        }
+    }
     use super::*;
 
     #[test]

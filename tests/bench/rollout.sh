@@ -119,6 +119,31 @@ if os.path.exists(mf):
     secs = m.get("cupcake_reconcile_duration_seconds_sum", 0)
     print(f"controller rounds     {rounds:.0f} ({rounds / makespan:.1f}/s, mean {secs / rounds * 1000 if rounds else float('nan'):.1f} ms, {secs / makespan * 100:.0f}% of the time in a round)")
 print(f"controller CPU        {cpu:.1f} s")
+# Where the machine's time went during the run, and the API server's requests by who/what.
+lb, la = os.path.join(d, "load.before"), os.path.join(d, "load.after")
+if os.path.exists(lb) and os.path.exists(la):
+    def rd(f):
+        cpu_, req = {}, {}
+        for line in open(f):
+            p = line.split()
+            if p[0] == "cpu":
+                cpu_["machine"] = [float(x) for x in p[1:]]
+            elif p[0] == "req" and len(p) == 3:
+                lab = dict(re.findall(r'(\w+)="([^"]*)"', p[1]))
+                k = (lab.get("verb", ""), lab.get("resource", "") + ("/" + lab["subresource"] if lab.get("subresource") else ""))
+                req[k] = req.get(k, 0) + float(p[2])
+            elif len(p) == 2:
+                cpu_[p[0]] = float(p[1]) / os.sysconf("SC_CLK_TCK")
+        return cpu_, req
+    (cb, rb), (ca, ra) = rd(lb), rd(la)
+    if "machine" in ca and "machine" in cb:
+        # /proc/stat: user nice system idle iowait irq softirq steal ...
+        dm = [x - y for x, y in zip(ca.pop("machine"), cb.pop("machine"))]
+        tot = sum(dm[:8]) or 1
+        print(f"machine               busy {100 * (tot - dm[3] - dm[4]) / tot:.0f}%, idle {100 * dm[3] / tot:.0f}%, stolen by the host {100 * dm[7] / tot:.1f}% ({os.cpu_count()} CPUs)")
+    print("CPU during the run    " + ", ".join(f"{k} {ca[k] - cb.get(k, 0):.1f} s" for k in sorted(ca, key=lambda k: cb.get(k, 0) - ca[k])))
+    dr = sorted(((ra[k] - rb.get(k, 0), k) for k in ra), reverse=True)
+    print("API requests          " + ", ".join(f"{v} {r} {n:.0f}" for n, (v, r) in dr[:12] if n > 0))
 print(f"controller peak RSS   {peak_kib / 1024:.1f} MiB")
 PY
 }
@@ -170,6 +195,18 @@ pids+=($!)
 ctl=$!
 pids+=($ctl)
 sleep 2
+# CPU of every process of the run and the API server's requests, before and after: where
+# the machine's time went (the API server is shared by the controller, the agents and kwok).
+load() {
+  for f in "$state"/h/pids/*.pid; do
+    printf '%s %s\n' "$(basename "$f" .pid)" "$(awk '{print $14 + $15}' "/proc/$(cat "$f")/stat" 2>/dev/null || echo 0)"
+  done
+  printf 'controller %s\n' "$(awk '{print $14 + $15}' "/proc/$ctl/stat" 2>/dev/null || echo 0)"
+  printf 'agents %s\n' "$(awk '{print $14 + $15}' "/proc/${pids[1]}/stat" 2>/dev/null || echo 0)"
+  kubectl get --raw /metrics 2>/dev/null | awk '/^apiserver_request_total\{/ {print "req", $1, $2}'
+  head -1 /proc/stat
+}
+load >"$state/load.before"
 t0=$(date +%s.%N)
 kubectl apply -f - >/dev/null <<Y
 apiVersion: cupcake.ricardomolendijk.com/v1
@@ -186,6 +223,7 @@ while :; do
   sleep 1
 done
 t1=$(date +%s.%N)
+load >"$state/load.after"
 cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$ctl/stat")
 # The controller's own metrics (rounds and their durations); it listens on a free port.
 port=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$ctl," 'index($0, p) {n = split($4, a, ":"); print a[n]; exit}')

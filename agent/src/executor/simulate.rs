@@ -1,6 +1,7 @@
-//! The simulate executor: for kwok clusters, demos and tests. Each step waits
-//! `--step-duration`, then does to the API objects what the real step would do
-//! to them:
+//! The simulate executor: for kwok clusters, demos and tests. Each step lasts
+//! `--step-duration` in all: it does to the API objects what the real step would
+//! do to them, then waits out the rest of the duration (a step whose API calls
+//! take longer than that lasts as long as they do):
 //!
 //! - `kubeadm-upgrade-*` on a control-plane node: the image tag of its static
 //!   pods `kube-apiserver-<node>`, `kube-controller-manager-<node>` and
@@ -14,7 +15,8 @@
 //!
 //! `--fail-step NAME [--fail-nodes N,...]` makes the first step whose name
 //! contains NAME (or whose id is NAME, e.g. `04-upgrade-kubelet-kubectl`) fail
-//! on those nodes (every node without `--fail-nodes`), after its wait.
+//! on those nodes (every node without `--fail-nodes`), after its wait and without
+//! changing anything.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -207,16 +209,19 @@ impl Executor for Simulate {
             step.kind.name(),
             GoDuration(self.step_duration)
         ));
-        tokio::time::sleep(self.step_duration).await;
+        // The step's changes count toward its duration, as a real step's API calls do:
+        // a benchmark's lower bound is steps x duration, whatever the API server's latency.
+        let end = tokio::time::Instant::now() + self.step_duration;
         if let Some(f) = &self.fail
             && f.hits(job.node, step)
         {
+            tokio::time::sleep_until(end).await;
             return Err(StepError::Failed(format!(
                 "simulated failure (--fail-step {})",
                 f.pattern
             )));
         }
-        match step.kind {
+        let done = match step.kind {
             StepKind::Preflight => self.preflight(job, log).await,
             StepKind::KubeadmUpgrade(_) if job.role == Role::ControlPlane => {
                 self.retag_static_pods(job, log).await
@@ -227,7 +232,9 @@ impl Executor for Simulate {
                 log.line("nothing to change on a simulated node");
                 Ok(())
             }
-        }
+        };
+        tokio::time::sleep_until(end).await;
+        done
     }
 }
 

@@ -25,14 +25,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use cupcake_api::crd::{DirectUpdate, DirectUpdateStatus, Phase};
 use cupcake_api::plan::{Severity, Stage};
-use cupcake_api::protocol::NodePhase;
+use cupcake_api::protocol::{NodePhase, compare_resource_versions};
 use cupcake_api::snapshot::ClusterSnapshot;
 use cupcake_core::rollout::{self, Decision, RolloutInput};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use slim::CachedNode;
 use tokio::sync::Notify;
@@ -368,6 +368,22 @@ fn remember<K: Resource>(written: &mut Written<K>, old: &K, new: Arc<K>) {
     written.insert(name, (replaced, new));
 }
 
+/// The newer of our last copy of a node and the watch's, by resourceVersion (comparable
+/// since Kubernetes 1.35); ours when they cannot be compared. A write conditional on the
+/// copy's resourceVersion is refused anyway if it was not the latest, and read again.
+fn newest(ours: Option<CachedNode>, watched: Option<Arc<CachedNode>>) -> Option<CachedNode> {
+    let rv = |n: &CachedNode| n.metadata.resource_version.clone().unwrap_or_default();
+    match (ours, watched) {
+        (Some(o), Some(w))
+            if compare_resource_versions(&rv(&w), &rv(&o)) == Some(std::cmp::Ordering::Greater) =>
+        {
+            Some((*w).clone())
+        }
+        (None, Some(w)) => Some((*w).clone()),
+        (ours, _) => ours,
+    }
+}
+
 /// Our latest writes to DirectUpdates and Nodes.
 #[derive(Default)]
 struct Mine {
@@ -424,6 +440,58 @@ fn freshest<K: Resource + Clone>(dus: Vec<Arc<K>>, written: &mut Written<K>) -> 
         .collect()
 }
 
+/// Where a decision's Events are recorded: each node's on its Node (`None`: the
+/// DirectUpdate). On the DirectUpdate, the routine node Events of one reason are one
+/// Event per round ("NodeUpgraded: 50 nodes: w-1 is at 1.34.2; …"): a batch of fifty
+/// starting or finishing together was a hundred Event writes, at the moment the API
+/// server is busiest with the batch itself. Warnings (a node failed) stay one each.
+fn event_targets(events: &[rollout::Event]) -> Vec<(Option<String>, rollout::Event)> {
+    let mut out = Vec::new();
+    let mut routine: BTreeMap<&'static str, Vec<&rollout::Event>> = BTreeMap::new();
+    for e in events {
+        match &e.node {
+            Some(n) => {
+                out.push((Some(n.clone()), e.clone()));
+                if e.warning {
+                    out.push((None, e.clone()));
+                } else {
+                    routine.entry(e.reason).or_default().push(e);
+                }
+            }
+            None => out.push((None, e.clone())),
+        }
+    }
+    for (reason, es) in routine {
+        let message = match es.as_slice() {
+            [one] => one.message.clone(),
+            many => {
+                let mut m = format!("{} nodes: ", many.len());
+                for (i, e) in many.iter().enumerate() {
+                    if m.len() + e.message.len() > 900 {
+                        m.push_str(&format!("… and {} more", many.len() - i));
+                        break;
+                    }
+                    m.push_str(&e.message);
+                    if i + 1 < many.len() {
+                        m.push_str("; ");
+                    }
+                }
+                m
+            }
+        };
+        out.push((
+            None,
+            rollout::Event {
+                reason,
+                message,
+                warning: false,
+                node: None,
+            },
+        ));
+    }
+    out
+}
+
 /// Record the decision's Events on the DirectUpdate (and the Node they concern), in the
 /// background: Events are best effort and must not hold up the next round.
 fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
@@ -445,22 +513,21 @@ fn publish(ctx: &Context, du: &DirectUpdate, d: &Decision) {
             action: "Rollout".into(),
             secondary: None,
         };
-        let mut sends = Vec::new();
-        for e in &events {
-            sends.push((mk(e), du_ref.clone()));
-            if let Some(n) = &e.node {
-                let node_ref = ObjectReference {
+        let sends = event_targets(&events).into_iter().map(|(node, e)| {
+            let target = match node {
+                None => du_ref.clone(),
+                Some(n) => ObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some("Node".into()),
                     name: Some(n.clone()),
-                    uid: Some(n.clone()),
+                    uid: Some(n),
                     ..ObjectReference::default()
-                };
-                sends.push((mk(e), node_ref));
-            }
-        }
+                },
+            };
+            (mk(&e), target)
+        });
         futures::stream::iter(sends)
-            .for_each_concurrent(8, |(ev, r)| {
+            .for_each_concurrent(2, |(ev, r)| {
                 let recorder = recorder.clone();
                 async move {
                     if let Err(err) = recorder.publish(&ev, &r).await {
@@ -642,6 +709,7 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
     let results: Vec<Result<Vec<CachedNode>, String>> = futures::stream::iter(by_node)
         .map(|(name, group)| {
             let (clients, du, drain, metrics) = (&ctx.clients, &du, &drain, &ctx.metrics);
+            let store = &s.cluster.nodes;
             // The node as this group last saw it: the cache's copy, then each patch's answer.
             let mut latest: Option<CachedNode> = by_name.get(name).map(|n| (*n).clone());
             async move {
@@ -650,6 +718,13 @@ async fn round(ctx: &Context, s: &Stores, mine: &mut Mine) -> Result<Option<Dura
                 // to drain is assigned right after its drain (`only_if_drained`).
                 let mut pods_left = None;
                 for e in group {
+                    if matches!(e, rollout::Effect::Assign { .. }) {
+                        // The assignment is checked against, and conditional on, this copy.
+                        // Since the cordon, the node controller has most likely added its
+                        // `unschedulable` taint: a copy from before that makes the write a
+                        // conflict (and costs two more round trips on every node's start).
+                        latest = newest(latest, store.get(&ObjectRef::new(name)));
+                    }
                     let done = effects::perform(
                         clients,
                         du,
@@ -1121,5 +1196,127 @@ mod freshest_tests {
             "agent wrote"
         );
         assert!(mine.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod newest_tests {
+    use super::*;
+
+    fn at(rv: &str) -> CachedNode {
+        let mut n = CachedNode::default();
+        n.metadata.resource_version = Some(rv.to_string());
+        n
+    }
+
+    #[test]
+    fn an_assignment_is_checked_against_the_newer_copy_of_the_node() {
+        let rv = |n: Option<CachedNode>| n.and_then(|n| n.metadata.resource_version);
+        let cases: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            // (our copy, the watch's, the one the write is conditional on)
+            (Some("10"), Some("12"), Some("12")), // the node controller's taint since our cordon
+            (Some("12"), Some("10"), Some("12")), // the watch has not brought our cordon yet
+            (Some("12"), Some("12"), Some("12")),
+            (None, Some("7"), Some("7")),
+            (Some("7"), None, Some("7")),
+            (None, None, None),
+            (Some("12"), Some("x"), Some("12")), // not a number: ours
+            (Some("x"), Some("12"), Some("x")),
+        ];
+        for (ours, watched, want) in cases {
+            let got = newest(ours.map(at), watched.map(|w| Arc::new(at(w))));
+            assert_eq!(
+                rv(got).as_deref(),
+                *want,
+                "ours {ours:?}, watched {watched:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    fn ev(reason: &'static str, node: Option<&str>, warning: bool) -> rollout::Event {
+        rollout::Event {
+            reason,
+            message: node.map_or_else(|| "the operation".into(), |n| format!("{n} is at 1.34.2")),
+            warning,
+            node: node.map(str::to_string),
+        }
+    }
+
+    /// (target, reason, message) of an Event recorded.
+    type Recorded = (String, &'static str, String);
+
+    fn targets(events: &[rollout::Event]) -> Vec<Recorded> {
+        event_targets(events)
+            .into_iter()
+            .map(|(n, e)| (n.unwrap_or_else(|| "du".into()), e.reason, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn node_events_go_to_each_node_and_once_per_reason_to_the_directupdate() {
+        let t = |a: &str, r: &'static str, m: &str| (a.to_string(), r, m.to_string());
+        let cases: Vec<(Vec<rollout::Event>, Vec<Recorded>)> = vec![
+            // One node: the same Event on both.
+            (
+                vec![ev("NodeUpgraded", Some("w-1"), false)],
+                vec![
+                    t("w-1", "NodeUpgraded", "w-1 is at 1.34.2"),
+                    t("du", "NodeUpgraded", "w-1 is at 1.34.2"),
+                ],
+            ),
+            // Two nodes of one reason, an operation Event, a failure: the failure is its
+            // own Event on the DirectUpdate, the routine ones one summary.
+            (
+                vec![
+                    ev("NodeUpgraded", Some("w-1"), false),
+                    ev("Started", None, false),
+                    ev("NodeFailed", Some("w-3"), true),
+                    ev("NodeUpgraded", Some("w-2"), false),
+                ],
+                vec![
+                    t("w-1", "NodeUpgraded", "w-1 is at 1.34.2"),
+                    t("du", "Started", "the operation"),
+                    t("w-3", "NodeFailed", "w-3 is at 1.34.2"),
+                    t("du", "NodeFailed", "w-3 is at 1.34.2"),
+                    t("w-2", "NodeUpgraded", "w-2 is at 1.34.2"),
+                    t(
+                        "du",
+                        "NodeUpgraded",
+                        "2 nodes: w-1 is at 1.34.2; w-2 is at 1.34.2",
+                    ),
+                ],
+            ),
+            (vec![], vec![]),
+        ];
+        for (events, want) in cases {
+            assert_eq!(targets(&events), want);
+        }
+    }
+
+    #[test]
+    fn a_summary_of_many_nodes_stays_short_and_says_how_many_it_left_out() {
+        let names: Vec<String> = (1..=200).map(|i| format!("worker-{i:03}")).collect();
+        let events: Vec<_> = names
+            .iter()
+            .map(|n| ev("NodeStarted", Some(n), false))
+            .collect();
+        let got = targets(&events);
+        assert_eq!(got.len(), 201);
+        let (_, _, summary) = got.last().unwrap();
+        assert!(
+            summary.starts_with("200 nodes: worker-001 is at 1.34.2; "),
+            "{summary}"
+        );
+        assert!(summary.len() <= 1000, "{}", summary.len());
+        let shown = summary.matches(" is at ").count();
+        assert!(
+            summary.ends_with(&format!("… and {} more", 200 - shown)),
+            "{summary}"
+        );
     }
 }

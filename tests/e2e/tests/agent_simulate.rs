@@ -673,9 +673,15 @@ async fn a_report_from_a_stale_copy_never_lands_on_a_replaced_assignment() {
 
     // Current copy: written, and the copy now carries the write.
     let latest = Latest::of(&view);
-    let w = node::write(&api, &name, &guard, &Report::Started, &latest)
-        .await
-        .unwrap();
+    let w = node::write(
+        &api,
+        &name,
+        &guard,
+        &Report::Started { step: None },
+        &latest,
+    )
+    .await
+    .unwrap();
     assert_eq!(w, Written::Yes);
     let w = node::write(&api, &name, &guard, &Report::Step("01-a".into()), &latest)
         .await
