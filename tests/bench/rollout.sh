@@ -8,7 +8,9 @@
 #   completed -> the node is verified and released, p50/p95) and batch handoff (a batch's
 #   last node completed -> the next batch's first node assigned); where a node's time goes
 #   (cordon -> assigned, the agent's overhead beyond its steps); the controller's rounds
-#   (from its /metrics), CPU and peak RSS.
+#   (from its /metrics), CPU and peak RSS; over the run, the machine's busy and idle share,
+#   each process's CPU (API server, etcd, kwok, controller manager, controller, agents) and
+#   the API server's requests by verb and resource (where the time between batches goes).
 #
 # Usage: tests/bench/rollout.sh [--nodes N] [--concurrency C] [--step-seconds S]
 #        tests/bench/rollout.sh --report DIR     (the figures of a finished run again)
@@ -107,6 +109,18 @@ if os.path.exists(wf):
       print(f"seen by a watch:      (the watch was started again {restarts} times; events in those gaps are missed)")
       print(f"  completed -> released    {pctl(ctl, 0.5):.0f} ms / {pctl(ctl, 0.95):.0f} ms  p50 / p95 ({len(ctl)} nodes)")
       print(f"  completed -> next batch  {pctl(hand, 0.5):.0f} ms / {pctl(hand, 0.95):.0f} ms  p50 / p95 (a batch's last node completed -> the next batch's first assignment; {len(hand)} batches)")
+# Per batch (means over the batches): where its time beyond the steps goes.
+spans = []
+for b in batches:
+    if all(n in began and n in done and "completedAt" in ns.get(n, {}) for n in b):
+        cordon = min(ts(ns[n]["startedAt"]) for n in b)
+        spans.append((max(ts(ns[n]["completedAt"]) for n in b) - cordon,
+                      max(began[n] for n in b) - min(began[n] for n in b),
+                      max(done[n] - began[n] for n in b) - work,
+                      max(ts(ns[n]["completedAt"]) for n in b) - max(done[n] for n in b)))
+if spans:
+    m = [sum(x[i] for x in spans) / len(spans) * 1000 for i in range(4)]
+    print(f"per batch (mean)      {m[0]:.0f} ms first cordon -> last release; its agents start over {m[1]:.0f} ms, the slowest runs {m[2]:.0f} ms beyond its steps, the last completion is released {m[3]:.0f} ms later ({len(spans)} batches)")
 print(f"handoff p50 / p95     {pctl(handoffs, 0.5):.0f} ms / {pctl(handoffs, 0.95):.0f} ms  (a batch's last node completed -> the next batch's first node assigned, seen by its agent; {len(handoffs)} batches)")
 mf = os.path.join(d, "metrics.txt")
 if os.path.exists(mf):
