@@ -137,19 +137,20 @@ print(f"controller CPU        {cpu:.1f} s")
 lb, la = os.path.join(d, "load.before"), os.path.join(d, "load.after")
 if os.path.exists(lb) and os.path.exists(la):
     def rd(f):
-        cpu_, req = {}, {}
+        cpu_, req, lat = {}, {}, {}
         for line in open(f):
             p = line.split()
             if p[0] == "cpu":
                 cpu_["machine"] = [float(x) for x in p[1:]]
-            elif p[0] == "req" and len(p) == 3:
+            elif p[0] in ("req", "lat") and len(p) == 3:
                 lab = dict(re.findall(r'(\w+)="([^"]*)"', p[1]))
                 k = (lab.get("verb", ""), lab.get("resource", "") + ("/" + lab["subresource"] if lab.get("subresource") else ""))
-                req[k] = req.get(k, 0) + float(p[2])
+                d_ = req if p[0] == "req" else lat
+                d_[k] = d_.get(k, 0) + float(p[2])
             elif len(p) == 2:
                 cpu_[p[0]] = float(p[1]) / os.sysconf("SC_CLK_TCK")
-        return cpu_, req
-    (cb, rb), (ca, ra) = rd(lb), rd(la)
+        return cpu_, req, lat
+    (cb, rb, tb), (ca, ra, ta) = rd(lb), rd(la)
     if "machine" in ca and "machine" in cb:
         # /proc/stat: user nice system idle iowait irq softirq steal ...
         dm = [x - y for x, y in zip(ca.pop("machine"), cb.pop("machine"))]
@@ -158,6 +159,12 @@ if os.path.exists(lb) and os.path.exists(la):
     print("CPU during the run    " + ", ".join(f"{k} {ca[k] - cb.get(k, 0):.1f} s" for k in sorted(ca, key=lambda k: cb.get(k, 0) - ca[k])))
     dr = sorted(((ra[k] - rb.get(k, 0), k) for k in ra), reverse=True)
     print("API requests          " + ", ".join(f"{v} {r} {n:.0f}" for n, (v, r) in dr[:12] if n > 0))
+    # The API server's own time per request (apiserver_request_duration_seconds: from
+    # receiving it to answering, excluding the network), mean over the run.
+    if ta:
+        print("  mean server time    " + ", ".join(
+            f"{v} {r} {1000 * (ta.get((v, r), 0) - tb.get((v, r), 0)) / n:.0f} ms"
+            for n, (v, r) in dr[:8] if n > 0 and v != "WATCH"))
 print(f"controller peak RSS   {peak_kib / 1024:.1f} MiB")
 PY
 }
@@ -217,7 +224,9 @@ load() {
   done
   printf 'controller %s\n' "$(awk '{print $14 + $15}' "/proc/$ctl/stat" 2>/dev/null || echo 0)"
   printf 'agents %s\n' "$(awk '{print $14 + $15}' "/proc/${pids[1]}/stat" 2>/dev/null || echo 0)"
-  kubectl get --raw /metrics 2>/dev/null | awk '/^apiserver_request_total\{/ {print "req", $1, $2}'
+  kubectl get --raw /metrics 2>/dev/null | awk '
+    /^apiserver_request_total\{/ {print "req", $1, $2}
+    /^apiserver_request_duration_seconds_sum\{/ {print "lat", $1, $2}'
   head -1 /proc/stat
 }
 load >"$state/load.before"
