@@ -14,9 +14,11 @@
 //! Kubernetes 1.35) than one the worker itself read or wrote, or the versions cannot be
 //! compared: then it reads the node first. So it never acts on a copy from before its
 //! own last report (say, the `pending` its `in-progress` replaced), and a node's start
-//! costs no read. Every write is conditional on the copy's resourceVersion anyway. One worker per node runs one
-//! operation at a time, so a node never has two; wake-ups during a run are
-//! coalesced into one re-check after it. Different nodes run concurrently.
+//! costs no read. Every write is conditional on the copy's resourceVersion anyway.
+//!
+//! One worker per node runs one operation at a time, so a node never has two;
+//! wake-ups during a run are coalesced into one re-check after it. Different nodes
+//! run concurrently.
 //!
 //! Only metadata is watched (`PartialObjectMeta<Node>`): node status
 //! heartbeats make full Node objects large and frequent.
@@ -124,15 +126,14 @@ pub async fn run<E: Executor>(
             || backup_stage::wanted(obj.annotations()).is_some()
             || preflight::wanted(obj.annotations()).is_some();
         let name = obj.name_any();
-        // Every event of a node with a worker is its newest copy, news or not.
         if let Some(w) = workers.get(&name) {
-            w.saw(&obj);
-        }
-        if !wanted {
+            w.saw(&obj); // its newest copy, news or not
+            if wanted {
+                w.wake.notify_one(); // coalesced with any wake-up it has not seen yet
+            }
             continue;
         }
-        if let Some(w) = workers.get(&name) {
-            w.wake.notify_one(); // coalesced with any wake-up it has not seen yet
+        if !wanted {
             continue;
         }
         let root = match &scope {

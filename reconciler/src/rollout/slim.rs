@@ -98,15 +98,16 @@ fn kept_conditions(cs: impl Iterator<Item = (String, String)>) -> Vec<(String, S
     cs.filter(|(t, s)| t == "Ready" || s == "True").collect()
 }
 
-/// `kube::Resource` for a type that stands for a Node, with its metadata in `$meta`.
-macro_rules! node_resource {
-    ($t:ty, $meta:ident) => {
+/// `kube::Resource` for a core/v1 type the caches keep in place of a whole object
+/// (`$kind`, `$plural`, `$scope`), with its metadata in `$meta`.
+macro_rules! core_resource {
+    ($t:ty, $meta:ident, $kind:literal, $plural:literal, $scope:ty) => {
         impl kube::Resource for $t {
             type DynamicType = ();
-            type Scope = k8s_openapi::ClusterResourceScope;
+            type Scope = $scope;
 
             fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-                "Node".into()
+                $kind.into()
             }
             fn group(_: &()) -> std::borrow::Cow<'_, str> {
                 "".into()
@@ -115,19 +116,28 @@ macro_rules! node_resource {
                 "v1".into()
             }
             fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-                "nodes".into()
+                $plural.into()
             }
-            fn meta(&self) -> &ObjectMeta {
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 &self.$meta
             }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 &mut self.$meta
             }
         }
     };
 }
+pub(crate) use core_resource;
 
-node_resource!(CachedNode, metadata);
+core_resource!(
+    CachedNode,
+    metadata,
+    "Node",
+    "nodes",
+    k8s_openapi::ClusterResourceScope
+);
 
 /// Without managed fields and annotations (the decision reads spec and status).
 pub fn pdb(p: &mut PodDisruptionBudget) {
@@ -308,4 +318,10 @@ impl WatchedNode {
 
 // What the watcher reads: the name and resourceVersion (the store keeps
 // [`WatchedNode::into_cached`]).
-node_resource!(WatchedNode, meta);
+core_resource!(
+    WatchedNode,
+    meta,
+    "Node",
+    "nodes",
+    k8s_openapi::ClusterResourceScope
+);
